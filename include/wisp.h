@@ -1,0 +1,11 @@
+/* wisp — umbrella header: include this and nothing else. */
+#ifndef WISP_H
+#define WISP_H
+
+#include "wisp/common.h"
+#include "wisp/log.h"
+#include "wisp/loop.h"
+#include "wisp/http.h"
+#include "wisp/server.h"
+
+#endif

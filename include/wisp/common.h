@@ -1,0 +1,62 @@
+/* wisp — common definitions: export macro, error codes, version.
+ *
+ * Every wisp function that can fail returns 0 (or a non-negative count) on
+ * success and a negative error code on failure: either a negated errno
+ * value (-ENOMEM, -EINVAL, ...) or one of the WISP_E* codes below, which sit
+ * in a range errno never reaches. wisp_strerror() names every code. */
+#ifndef WISP_COMMON_H
+#define WISP_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WISP_BUILDING) && defined(__GNUC__)
+#define WISP_API __attribute__((visibility("default")))
+#else
+#define WISP_API
+#endif
+
+#if defined(__GNUC__)
+#define WISP_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define WISP_PRINTF(f, a)
+#endif
+
+#define WISP_VERSION_MAJOR 0
+#define WISP_VERSION_MINOR 1
+#define WISP_VERSION_PATCH 0
+
+/* wisp's own error conditions. They are negative and below -4000, where no
+ * errno value lives. */
+enum {
+    WISP_EBASE = -4000,
+    WISP_EPARSE = -4001,          /* malformed HTTP message (400) */
+    WISP_ETOOLONG_LINE = -4002,   /* request line over its limit (414) */
+    WISP_ETOOLONG_HEAD = -4003,   /* header section over its limit (431) */
+    WISP_ETOOMANY_HEADERS = -4004,/* more header fields than allowed (431) */
+    WISP_EMETHOD = -4005,         /* method not implemented (501) */
+    WISP_EVERSION = -4006,        /* HTTP version not supported (505) */
+    WISP_EBODY_TOO_LARGE = -4007, /* body over the route's limit (413) */
+    WISP_ECLOSED = -4008,         /* the connection is closed or closing */
+    WISP_ESTATE = -4009,          /* call not valid in the object's state */
+    WISP_EEXPECT = -4010,         /* unsupported Expect (417) */
+};
+
+/* Name of an error code returned by any wisp function: a static string,
+ * never NULL, for every negative errno value and every WISP_E* code.
+ * Thread: any. */
+WISP_API const char *wisp_strerror(int err);
+
+/* The library's version as "MAJOR.MINOR.PATCH": a static string. */
+WISP_API const char *wisp_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,239 @@
+/* wisp — HTTP/1.1 requests and responses.
+ *
+ * A handler receives a request and a response for it. It may answer at
+ * once, or return and answer later (from a timer, a posted task or a
+ * future's continuation) on the same loop: the response stays open until
+ * a terminal call (wisp_res_send*, wisp_res_end, wisp_res_sendfile,
+ * wisp_res_upgrade) and later pipelined requests wait their turn, so
+ * responses always leave in request order.
+ *
+ * Lifetimes: `req` and `res` belong to wisp. They stay valid from the
+ * handler call until the response is finished, or until the abort
+ * callback (wisp_res_on_abort) has returned when the client goes away
+ * first. If no abort callback is set and the client goes away, the
+ * response stays valid (and every call on it returns WISP_ECLOSED) until
+ * the application finishes it. Pointers returned by request getters
+ * (wisp_str_t) point into wisp's buffers and share the request's
+ * lifetime: copy what you keep.
+ *
+ * Thread: every function here runs on the loop that called the handler
+ * (asserted in debug builds). To answer from another thread, post a task
+ * to wisp_res_loop(res). */
+#ifndef WISP_HTTP_H
+#define WISP_HTTP_H
+
+#include "common.h"
+#include "loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wisp_req wisp_req_t;
+typedef struct wisp_res wisp_res_t;
+typedef struct wisp_conn wisp_conn_t;
+
+/* A byte string that is not NUL-terminated. `ptr` is NULL when absent. */
+typedef struct wisp_str {
+    const char *ptr;
+    size_t len;
+} wisp_str_t;
+
+typedef enum wisp_method {
+    WISP_METHOD_GET = 0,
+    WISP_METHOD_HEAD,
+    WISP_METHOD_POST,
+    WISP_METHOD_PUT,
+    WISP_METHOD_DELETE,
+    WISP_METHOD_CONNECT,
+    WISP_METHOD_OPTIONS,
+    WISP_METHOD_TRACE,
+    WISP_METHOD_PATCH,
+    WISP_METHOD_COUNT,
+    WISP_METHOD_ANY = 0xff /* route: every method */
+} wisp_method_t;
+
+/* "GET", "HEAD", ... ; "ANY" for WISP_METHOD_ANY; NULL when out of range. */
+WISP_API const char *wisp_method_name(wisp_method_t m);
+
+typedef void (*wisp_handler)(wisp_req_t *req, wisp_res_t *res, void *arg);
+
+/* ---------------------------------------------------------------- request */
+
+WISP_API wisp_method_t wisp_req_method(const wisp_req_t *req);
+/* 0 for HTTP/1.0, 1 for HTTP/1.1. */
+WISP_API int wisp_req_version_minor(const wisp_req_t *req);
+/* The request target as received (origin-form path and query; for
+ * absolute-form the part from the path on; "*" for OPTIONS *). */
+WISP_API wisp_str_t wisp_req_target(const wisp_req_t *req);
+/* The path, percent-decoded. A path whose decoding yields NUL or an
+ * invalid escape is refused with 400 before any handler runs. */
+WISP_API wisp_str_t wisp_req_path(const wisp_req_t *req);
+/* The raw query string after '?', without the '?'; ptr NULL when the
+ * target has no '?'. */
+WISP_API wisp_str_t wisp_req_query(const wisp_req_t *req);
+
+/* Look up `key` in the query string and percent-decode its value ('+'
+ * becomes a space) into `out` (NUL-terminated when it fits). Returns the
+ * decoded length (which may exceed `cap`-1: then the output is truncated),
+ * or -ENOENT when absent, or WISP_EPARSE on a bad escape. */
+WISP_API ssize_t wisp_req_query_get(const wisp_req_t *req, const char *key,
+                                    char *out, size_t cap);
+
+/* The value of the route parameter `name` (":name" or "*name" in the
+ * pattern); ptr NULL when the route has no such parameter. */
+WISP_API wisp_str_t wisp_req_param(const wisp_req_t *req, const char *name);
+
+/* Case-insensitive header lookup: the first field named `name`, with
+ * surrounding whitespace removed; ptr NULL when absent. */
+WISP_API wisp_str_t wisp_req_header(const wisp_req_t *req, const char *name);
+/* Number of header fields, and the i-th one (0-based, in arrival order).
+ * wisp_req_header_at returns -ERANGE when i is out of range. */
+WISP_API size_t wisp_req_header_count(const wisp_req_t *req);
+WISP_API int wisp_req_header_at(const wisp_req_t *req, size_t i,
+                                wisp_str_t *name, wisp_str_t *value);
+
+/* The whole body (Content-Length or de-chunked), for routes that buffer
+ * bodies (the default). Empty (len 0) when the request has none. For a
+ * streaming route, ptr is NULL: use wisp_req_on_body. */
+WISP_API wisp_str_t wisp_req_body(const wisp_req_t *req);
+/* The declared Content-Length, or -1 when chunked or absent. */
+WISP_API int64_t wisp_req_content_length(const wisp_req_t *req);
+
+/* Streaming bodies (routes with `stream_body` set): `on_data` runs for
+ * each piece of body as it arrives (the bytes are valid only during the
+ * call), then `on_end` runs once with 0 when the body is complete, or
+ * with a negative code (WISP_EBODY_TOO_LARGE, WISP_EPARSE, -ECANCELED,
+ * -ETIMEDOUT) if it cannot complete. The handler must call this before it
+ * returns; with no call the body is discarded. Returns 0, or WISP_ESTATE
+ * when the route does not stream or the call comes too late. */
+typedef void (*wisp_body_data_cb)(wisp_req_t *req, const void *data,
+                                  size_t len, void *arg);
+typedef void (*wisp_body_end_cb)(wisp_req_t *req, int status, void *arg);
+WISP_API int wisp_req_on_body(wisp_req_t *req, wisp_body_data_cb on_data,
+                              wisp_body_end_cb on_end, void *arg);
+
+/* The peer's address as text ("127.0.0.1", "::1", "unix"). */
+WISP_API const char *wisp_req_peer(const wisp_req_t *req);
+/* Nonzero when the connection will be kept open after this response. */
+WISP_API int wisp_req_keep_alive(const wisp_req_t *req);
+WISP_API wisp_loop_t *wisp_req_loop(const wisp_req_t *req);
+
+/* --------------------------------------------------------------- response */
+
+/* Set the status (100..999 except 101 which is wisp_res_upgrade's).
+ * Default 200. Returns 0, -EINVAL, or WISP_ESTATE once the head is sent. */
+WISP_API int wisp_res_status(wisp_res_t *res, int status);
+
+/* Add a header field. Name and value are copied. wisp writes Date,
+ * Content-Length or Transfer-Encoding, and Connection itself; adding
+ * them here is refused with -EINVAL, as are names that are not tokens and
+ * values with CR, LF or NUL. The header section is bounded (8 KiB of
+ * added fields): past it, -ENOSPC. Returns 0, -EINVAL, -ENOSPC, or
+ * WISP_ESTATE once the head is sent. */
+WISP_API int wisp_res_header(wisp_res_t *res, const char *name,
+                             const char *value);
+WISP_API int wisp_res_header_n(wisp_res_t *res, const char *name,
+                               size_t name_len, const char *value,
+                               size_t value_len);
+
+/* Send a complete response: status, optional Content-Type (NULL: none),
+ * and `len` bytes of body, copied. For HEAD requests the body is left out
+ * and Content-Length kept. Finishes the response.
+ * Returns 0, WISP_ESTATE when the response was already started or
+ * finished, or WISP_ECLOSED when the client has gone. */
+WISP_API int wisp_res_send(wisp_res_t *res, int status,
+                           const char *content_type, const void *body,
+                           size_t len);
+
+/* As wisp_res_send but without copying the body: wisp references `body`
+ * until it is written and then calls `done(arg)` (if not NULL) exactly
+ * once on this loop, also when the connection closes first or the call
+ * fails. */
+typedef void (*wisp_free_cb)(void *arg);
+WISP_API int wisp_res_send_ref(wisp_res_t *res, int status,
+                               const char *content_type, const void *body,
+                               size_t len, wisp_free_cb done, void *arg);
+
+/* Streaming: declare the body length first with wisp_res_content_length
+ * (then exactly that many bytes must follow) or leave it undeclared (then
+ * HTTP/1.1 uses chunked encoding and HTTP/1.0 closes to delimit).
+ * wisp_res_write copies `len` bytes and sends the head first if needed;
+ * wisp_res_end finishes the response. Returns 0, or WISP_ECLOSED,
+ * WISP_ESTATE, -EINVAL (more bytes than declared), -ENOMEM. A write of 0
+ * bytes only sends the head. */
+WISP_API int wisp_res_content_length(wisp_res_t *res, uint64_t len);
+WISP_API int wisp_res_write(wisp_res_t *res, const void *data, size_t len);
+WISP_API int wisp_res_end(wisp_res_t *res);
+
+/* Bytes accepted by the response but not yet written to the socket. */
+WISP_API size_t wisp_res_buffered(const wisp_res_t *res);
+/* Run `cb(res, arg)` once, when the connection's write queue falls below
+ * its low-water mark (half the high-water mark). Use it to produce a
+ * large streamed body without unbounded buffering. Replaces a previous
+ * callback; NULL clears it. */
+typedef void (*wisp_res_cb)(wisp_res_t *res, void *arg);
+WISP_API void wisp_res_on_drain(wisp_res_t *res, wisp_res_cb cb, void *arg);
+
+/* Run `cb(res, arg)` if the client goes away (or the server force-closes
+ * the connection) before the response is finished. After `cb` returns,
+ * `req` and `res` are invalid. */
+WISP_API void wisp_res_on_abort(wisp_res_t *res, wisp_res_cb cb, void *arg);
+
+/* Serve `len` bytes of the open file `fd` from `offset` with sendfile(2).
+ * wisp takes ownership of `fd` and closes it, on success or failure. */
+WISP_API int wisp_res_sendfile(wisp_res_t *res, int status,
+                               const char *content_type, int fd,
+                               uint64_t offset, uint64_t len);
+
+WISP_API wisp_loop_t *wisp_res_loop(const wisp_res_t *res);
+WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
+
+/* ------------------------------------------------- connection take-over */
+
+/* Callbacks of a connection taken over from HTTP (wisp_res_upgrade). */
+typedef struct wisp_conn_handlers {
+    /* Bytes arrived. Return how many were consumed (0..len); the rest is
+     * kept and presented again, ahead of new bytes. Bytes are valid only
+     * during the call. Required. */
+    size_t (*on_data)(wisp_conn_t *c, const char *data, size_t len,
+                      void *arg);
+    /* The write queue fell below the low-water mark. Optional. */
+    void (*on_drain)(wisp_conn_t *c, void *arg);
+    /* The connection is closed (0: closed by us, -ECONNRESET, -ETIMEDOUT,
+     * WISP_ECLOSED at server stop...). Runs once; `c` is invalid after.
+     * Required. */
+    void (*on_close)(wisp_conn_t *c, int reason, void *arg);
+} wisp_conn_handlers_t;
+
+/* Send the head with status 101 (and the headers added so far), then hand
+ * the connection to `h`. Bytes that followed the request are delivered to
+ * h->on_data first. Returns 0, or WISP_ESTATE / WISP_ECLOSED; then the
+ * response is unchanged. The request and response are invalid after
+ * success. */
+WISP_API int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
+                              void *arg);
+
+/* Queue bytes on a taken-over connection. wisp_conn_write copies;
+ * wisp_conn_write_ref references `data` until written, then calls
+ * `done(arg)` once. Returns 0 or WISP_ECLOSED (then `done` has run). */
+WISP_API int wisp_conn_write(wisp_conn_t *c, const void *data, size_t len);
+WISP_API int wisp_conn_write_ref(wisp_conn_t *c, const void *data,
+                                 size_t len, wisp_free_cb done, void *arg);
+/* Bytes queued and not yet written. */
+WISP_API size_t wisp_conn_buffered(const wisp_conn_t *c);
+/* Stop / resume delivering bytes (on_data). */
+WISP_API void wisp_conn_pause(wisp_conn_t *c);
+WISP_API void wisp_conn_resume(wisp_conn_t *c);
+/* Close after the queued bytes are written (graceful) or at once
+ * (abort). on_close runs once either way. */
+WISP_API void wisp_conn_close(wisp_conn_t *c);
+WISP_API void wisp_conn_abort(wisp_conn_t *c);
+/* Close the connection if no bytes arrive for `ms` (0: never). */
+WISP_API void wisp_conn_set_idle_timeout(wisp_conn_t *c, uint32_t ms);
+WISP_API wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,112 @@
+/* wisp — the event loop of one thread: timers, deferred tasks and the
+ * thread-safe inbox.
+ *
+ * A loop belongs to the thread that runs it. Everything bound to a loop
+ * (timers, connections, tasks) is touched only on that thread; other
+ * threads reach it through wisp_loop_post(). Debug builds assert this on
+ * every loop-affine entry point. */
+#ifndef WISP_LOOP_H
+#define WISP_LOOP_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wisp_loop wisp_loop_t;
+typedef struct wisp_timer wisp_timer_t;
+
+typedef void (*wisp_timer_cb)(wisp_timer_t *t, void *arg);
+typedef void (*wisp_task_cb)(void *arg);
+
+/* A timer. The layout is public so a timer can be embedded in the user's
+ * own struct without an allocation; the fields are private to wisp. */
+struct wisp_timer {
+    uint64_t due_ms;      /* private */
+    uint32_t heap_index;  /* private: 0 when not armed */
+    uint32_t reserved;    /* private */
+    wisp_loop_t *loop;    /* private */
+    wisp_timer_cb cb;     /* private */
+    void *arg;            /* private */
+};
+
+/* Create a loop that is not yet running. The loop belongs to the thread
+ * that later calls wisp_loop_run() on it.
+ * Returns the loop, or NULL with errno set (ENOMEM, EMFILE, ...). */
+WISP_API wisp_loop_t *wisp_loop_create(void);
+
+/* Free a loop that is not running. Tasks still queued are dropped without
+ * being run; posted tasks too. Timers still armed are disarmed: their
+ * memory belongs to their owners. NULL is a no-op. */
+WISP_API void wisp_loop_destroy(wisp_loop_t *loop);
+
+/* Run the loop on the calling thread until wisp_loop_break() is called.
+ * The calling thread becomes the loop's owner.
+ * Returns 0, or a negative errno when the kernel backend fails. */
+WISP_API int wisp_loop_run(wisp_loop_t *loop);
+
+/* Ask the loop to return from wisp_loop_run() after its current
+ * iteration. Thread: any (wakes the loop if it sleeps). */
+WISP_API void wisp_loop_break(wisp_loop_t *loop);
+
+/* The loop's cached monotonic time in milliseconds, refreshed once per
+ * iteration before timers run. Thread: the loop's own. */
+WISP_API uint64_t wisp_loop_now(const wisp_loop_t *loop);
+
+/* The loop whose wisp_loop_run() the calling thread is inside, or NULL.
+ * Thread: any. */
+WISP_API wisp_loop_t *wisp_loop_current(void);
+
+/* Bind `t` to `loop`; required once before wisp_timer_start(). The timer
+ * is not armed. Thread: any, before the timer is first started. */
+WISP_API void wisp_timer_init(wisp_loop_t *loop, wisp_timer_t *t);
+
+/* Arm `t` so that `cb(t, arg)` runs once, `ms` milliseconds after the
+ * loop's cached time. Starting a timer that is already armed moves it
+ * (O(log n)). Timers due at the same millisecond run in the order they
+ * were started.
+ *
+ * Ownership: `t` is the caller's and must stay valid until `cb` has run or
+ * wisp_timer_stop(t) has returned; wisp keeps no other reference.
+ * Thread: the thread running t's loop (asserted in debug builds).
+ * Returns 0, or -EINVAL when `cb` is NULL or `t` was never initialised.
+ * After an error `cb` never runs; after success it runs once unless
+ * stopped. */
+WISP_API int wisp_timer_start(wisp_timer_t *t, uint64_t ms, wisp_timer_cb cb,
+                              void *arg);
+
+/* Disarm `t` (O(log n)). Stopping a timer that is not armed is a no-op.
+ * Thread: the thread running t's loop. */
+WISP_API void wisp_timer_stop(wisp_timer_t *t);
+
+/* Nonzero when `t` is armed. Thread: the loop's own. */
+WISP_API int wisp_timer_active(const wisp_timer_t *t);
+
+/* Run `cb(arg)` on `loop` after the current iteration's I/O, in FIFO
+ * order with other deferred tasks. A task deferred from a deferred task
+ * runs in the next iteration, so deferral never starves I/O.
+ * Thread: the loop's own. Returns 0 or -ENOMEM. After an error `cb` never
+ * runs; after success it runs exactly once, or never if the loop is
+ * destroyed first. */
+WISP_API int wisp_loop_defer(wisp_loop_t *loop, wisp_task_cb cb, void *arg);
+
+/* Run `cb(arg)` on `loop`'s thread. Posts go into a lock-free MPSC inbox;
+ * the loop is woken (one eventfd write when the inbox goes from empty to
+ * non-empty) and drains the whole inbox in one pass, in FIFO order per
+ * producer thread.
+ *
+ * The inbox is bounded (wisp_loop_set_inbox_limit); when it is full the
+ * post fails with -EAGAIN and nothing is queued.
+ * Thread: any, including the loop's own.
+ * Returns 0, -EAGAIN (inbox full), -ENOMEM, or -ECANCELED when the loop
+ * is being destroyed. After an error `cb` never runs. */
+WISP_API int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg);
+
+/* Cap on tasks waiting in the inbox. Default 65536. Thread: any. */
+WISP_API void wisp_loop_set_inbox_limit(wisp_loop_t *loop, uint32_t limit);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,175 @@
+/* wisp — the server: configuration, routes, lifecycle.
+ *
+ * Lifecycle: wisp_server_create (configure) → wisp_server_route* → 
+ * wisp_server_listen (init: bind sockets, create loops) → wisp_server_start
+ * (start the loop threads) → wisp_server_wait (run the main loop: signals,
+ * lifecycle) → wisp_server_stop (graceful) → wisp_server_destroy (deinit).
+ * wisp_server_run() does listen + start + wait.
+ *
+ * Threads: one I/O loop per thread (`threads`, default one per core), each
+ * with its own SO_REUSEPORT listener; the thread that calls
+ * wisp_server_wait() runs the main loop, which handles SIGINT/SIGTERM and
+ * the stop deadline. */
+#ifndef WISP_SERVER_H
+#define WISP_SERVER_H
+
+#include "common.h"
+#include "http.h"
+#include "loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wisp_server wisp_server_t;
+
+typedef enum wisp_access_log_format {
+    WISP_ACCESS_LOG_NONE = 0,
+    WISP_ACCESS_LOG_COMMON,   /* NCSA common log format */
+    WISP_ACCESS_LOG_COMBINED, /* common + referer and user agent */
+} wisp_access_log_format_t;
+
+/* One access-log line (no trailing newline), valid during the call. Runs
+ * on the loop that served the request: it must be thread-safe when the
+ * server has more than one loop, and must not block. */
+typedef void (*wisp_access_log_hook)(const char *line, size_t len, void *arg);
+
+typedef struct wisp_server_config {
+    /* Address to bind: an IPv4 or IPv6 literal or "localhost". NULL or ""
+     * binds "::" (dual stack, falling back to 0.0.0.0). */
+    const char *host;
+    /* TCP port; 0 picks a free one (read it with wisp_server_port). */
+    uint16_t port;
+    /* Also (or only, with `no_tcp`) listen on this Unix socket path. */
+    const char *unix_path;
+    int no_tcp;
+    /* I/O loops; 0 means one per online CPU. */
+    unsigned threads;
+    int backlog;                      /* default 1024 */
+    uint32_t max_connections;         /* per loop; default 100000 */
+
+    /* Request limits. */
+    uint32_t max_request_line_bytes;  /* default 8192; over → 414 */
+    uint32_t max_header_bytes;        /* default 65536; over → 431 */
+    uint32_t max_headers;             /* default 100; over → 431 */
+    uint64_t max_body_bytes;          /* default for routes: 1 MiB; → 413 */
+
+    /* Timeouts in milliseconds; 0 disables one. A timed-out request head
+     * or body gets 408 and a close; an idle keep-alive connection is
+     * closed quietly; a write that makes no progress closes. */
+    uint32_t header_timeout_ms;       /* default 10000 */
+    uint32_t body_timeout_ms;         /* no body progress; default 30000 */
+    uint32_t idle_timeout_ms;         /* keep-alive; default 60000 */
+    uint32_t write_timeout_ms;        /* no write progress; default 30000 */
+    uint32_t shutdown_timeout_ms;     /* graceful stop; default 3000 */
+
+    /* Per-connection write queue: above the high-water mark the
+     * connection stops being read (and pipelined requests wait) until
+     * the queue drains below half of it. Default 256 KiB. */
+    size_t write_high_water;
+
+    /* Install SIGINT/SIGTERM handling (graceful stop) in
+     * wisp_server_wait. Default 1. SIGPIPE is always ignored. */
+    int handle_signals;
+
+    /* Access log: to a file (appended, opened at listen time) and/or to a
+     * hook. */
+    wisp_access_log_format_t access_log_format;
+    const char *access_log_path;
+    wisp_access_log_hook access_log_hook;
+    void *access_log_arg;
+
+    /* Value of the Server header; NULL: "wisp"; "" leaves it out. */
+    const char *server_name;
+} wisp_server_config_t;
+
+/* Fill `cfg` with the defaults documented above. */
+WISP_API void wisp_server_config_init(wisp_server_config_t *cfg);
+
+/* Create a server. `cfg` is copied (strings too); NULL uses the defaults.
+ * Returns NULL with errno EINVAL (bad values) or ENOMEM. */
+WISP_API wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg);
+
+typedef struct wisp_route_opts {
+    /* Largest accepted body; 0 takes the server's max_body_bytes. A body
+     * declared larger gets 413 before it is read (and before any
+     * 100 Continue); a chunked body that grows past it gets 413 and a
+     * close. */
+    uint64_t max_body_bytes;
+    /* Call the handler as soon as the head is parsed and deliver the body
+     * through wisp_req_on_body instead of buffering it. */
+    int stream_body;
+} wisp_route_opts_t;
+
+/* Add a route. `pattern` starts with '/'; segments ":name" match one
+ * non-empty segment, a final "*name" matches the rest of the path (maybe
+ * empty). Static segments win over parameters, parameters over
+ * wildcards. WISP_METHOD_ANY matches every method that has no route of
+ * its own; a GET route also answers HEAD. Unmatched paths get 404;
+ * matched paths with no route for the method get 405 with Allow.
+ * `opts` may be NULL. `pattern` is copied.
+ * Thread: the configuring thread, before wisp_server_listen.
+ * Returns 0, -EINVAL (bad pattern, conflicting parameter names),
+ * -EEXIST (same method and pattern twice), -ENOMEM, WISP_ESTATE (after
+ * listen). */
+WISP_API int wisp_server_route(wisp_server_t *srv, wisp_method_t method,
+                               const char *pattern, wisp_handler handler,
+                               void *arg, const wisp_route_opts_t *opts);
+
+typedef struct wisp_static_opts {
+    const char *index;     /* file served for a directory; default
+                              "index.html"; "" disables */
+    uint32_t max_age_s;    /* Cache-Control max-age; 0: no header */
+} wisp_static_opts_t;
+
+/* Serve the files under directory `root` at `prefix` (e.g. "/static"):
+ * GET and HEAD, Content-Type from the extension, Last-Modified with
+ * If-Modified-Since (304), a single byte Range (206/416), and paths that
+ * would leave `root` refused with 403. `root` and `opts` are copied.
+ * Returns as wisp_server_route, or -ENOENT when `root` is not a
+ * directory. */
+WISP_API int wisp_server_static(wisp_server_t *srv, const char *prefix,
+                                const char *root,
+                                const wisp_static_opts_t *opts);
+
+/* Bind the listeners and create the loops. Returns 0, or a negative errno
+ * from socket/bind/listen (e.g. -EADDRINUSE), or WISP_ESTATE when called
+ * twice. */
+WISP_API int wisp_server_listen(wisp_server_t *srv);
+
+/* The bound TCP port (after listen), or 0. */
+WISP_API uint16_t wisp_server_port(const wisp_server_t *srv);
+/* The number of I/O loops (after listen). */
+WISP_API unsigned wisp_server_threads(const wisp_server_t *srv);
+
+/* Start the I/O loop threads. Connections are accepted once this returns.
+ * Returns 0, -EAGAIN (no thread could be created), WISP_ESTATE. */
+WISP_API int wisp_server_start(wisp_server_t *srv);
+
+/* Run the main loop on the calling thread until the server has stopped
+ * (wisp_server_stop, or SIGINT/SIGTERM when handle_signals is set) and
+ * every I/O thread has been joined. Returns 0 or WISP_ESTATE. */
+WISP_API int wisp_server_wait(wisp_server_t *srv);
+
+/* listen + start + wait. */
+WISP_API int wisp_server_run(wisp_server_t *srv);
+
+/* Begin a graceful stop: every loop accepts what is already queued on its
+ * listener, then closes it; idle connections are closed; requests in
+ * flight finish (their responses carry Connection: close); after
+ * shutdown_timeout_ms whatever remains is closed. Returns at once.
+ * Thread: any (not async-signal-safe: let handle_signals deal with
+ * SIGINT/SIGTERM). Calling it twice is harmless. */
+WISP_API void wisp_server_stop(wisp_server_t *srv);
+
+/* Free a server that is stopped (or never started). NULL is a no-op. */
+WISP_API void wisp_server_destroy(wisp_server_t *srv);
+
+/* The I/O loop with index `i` (0..threads-1), e.g. to post work to it;
+ * NULL when out of range or before listen. */
+WISP_API wisp_loop_t *wisp_server_loop(wisp_server_t *srv, unsigned i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,870 @@
+/* The HTTP/1.1 connection state machine.
+ *
+ *            bytes                head complete,           handler ended
+ *   IDLE ───────────▶ HEAD ──────▶ body complete ──▶ handler ─────────────▶ IDLE
+ *    ▲   (partial)      │           │   (partial body: BODY)   │ returned without
+ *    │                  │ error     │                          │ ending: PENDING
+ *    │                  ▼           ▼                          ▼
+ *    │               error response + LINGER ─▶ CLOSED      PENDING ──end──▶ IDLE
+ *    │                                                          │ (resume pipelined)
+ *    └──────────── keep-alive ◀──────────────────────────────────┘
+ *                                    wisp_res_upgrade: ─▶ UPGRADED
+ *
+ * Requests are parsed in place. While the handler runs, the request's
+ * bytes live where they arrived (the loop's receive buffer, or the
+ * connection's own buffer); only when a request must outlive the read
+ * that carried it (a body still arriving, a handler answering later) are
+ * its bytes moved into the connection's buffer ("pinned": the prefix
+ * c->in[0..in_keep)), and every pointer into them is rebased. An idle
+ * connection keeps no buffer at all.
+ *
+ * Responses leave strictly in order: while one is pending, later
+ * pipelined requests stay unparsed in the buffer and reading stops. */
+#include <string.h>
+#include <sys/socket.h>
+
+#include "http/http_int.h"
+
+static void dispatch(wisp_conn_t *c, wisp__exchange *ex);
+static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
+                     size_t len, size_t *used);
+
+/* ------------------------------------------------------------ exchanges */
+
+static wisp__exchange *ex_get(wisp__worker *w)
+{
+    wisp__exchange *ex = w->ex_free;
+    if (ex) {
+        w->ex_free = (wisp__exchange *)ex->conn;
+        w->ex_free_len--;
+    } else {
+        ex = malloc(sizeof *ex +
+                    w->srv->limits.max_headers * sizeof(wisp__header));
+        if (!ex)
+            return NULL;
+    }
+    ex->w = w;
+    ex->route = NULL;
+    ex->state = WISP__X_ACTIVE;
+    ex->in_handler = 0;
+    ex->body_state = WISP__B_NONE;
+    ex->own = NULL;
+    ex->req.rh.headers = ex->headers;
+    ex->req.rh.max_headers = w->srv->limits.max_headers;
+    ex->req.match.nparams = 0;
+    ex->req.body = NULL;
+    ex->req.body_len = 0;
+    ex->req.on_data = NULL;
+    ex->req.on_end = NULL;
+    ex->req.body_seen = 0;
+    ex->res.status = 200;
+    ex->res.flags = 0;
+    ex->res.body_bytes = 0;
+    ex->res.hdrs = ex->res.hdrs_inline;
+    ex->res.hdrs_len = 0;
+    ex->res.hdrs_cap = sizeof ex->res.hdrs_inline;
+    ex->res.on_abort = NULL;
+    ex->res.on_drain = NULL;
+    return ex;
+}
+
+void wisp__ex_free(wisp__worker *w, wisp__exchange *ex)
+{
+    if (ex->res.hdrs != ex->res.hdrs_inline)
+        free(ex->res.hdrs);
+    free(ex->own);
+    ex->own = NULL;
+    if (w->ex_free_len < 256) {
+        ex->conn = (wisp_conn_t *)w->ex_free;
+        w->ex_free = ex;
+        w->ex_free_len++;
+    } else {
+        free(ex);
+    }
+}
+
+#define REBASE(p)                                                           \
+    do {                                                                    \
+        if ((p) && (const char *)(p) >= old &&                              \
+            (const char *)(p) < old + old_cap)                              \
+            (p) = (void *)(nb + ((const char *)(p) - old));                 \
+    } while (0)
+
+void wisp__ex_rebase(wisp__exchange *ex, const char *old, size_t old_cap,
+                     char *nb)
+{
+    wisp__req_head *rh = &ex->req.rh;
+    REBASE(rh->target);
+    REBASE(rh->path);
+    REBASE(rh->query);
+    REBASE(rh->host);
+    for (uint32_t i = 0; i < rh->num_headers; i++) {
+        REBASE(rh->headers[i].name);
+        REBASE(rh->headers[i].value);
+    }
+    for (uint32_t i = 0; i < ex->req.match.nparams; i++)
+        REBASE(ex->req.match.params[i].value);
+    REBASE(ex->req.body);
+}
+
+/* ------------------------------------------------------------ buffers */
+
+/* Leave the connection's buffer holding the pinned request bytes
+ * [pin, pin + pin_len) followed by the unprocessed bytes [rest, end),
+ * whether `buf` is the loop's receive buffer or c->in itself. */
+static int settle(wisp_conn_t *c, char *buf, char *pin, size_t pin_len,
+                  char *rest, char *end)
+{
+    size_t rest_len = (size_t)(end - rest);
+    if (buf == c->in && c->in) {
+        /* In place: pin and rest are inside c->in, pin first. */
+        if (pin_len && pin != c->in) {
+            memmove(c->in, pin, pin_len);
+            if (c->ex)
+                wisp__ex_rebase(c->ex, pin, pin_len, c->in);
+        }
+        if (rest_len && rest != c->in + pin_len)
+            memmove(c->in + pin_len, rest, rest_len);
+        c->in_keep = (uint32_t)pin_len;
+        c->in_len = (uint32_t)(pin_len + rest_len);
+        if (c->in_len == 0)
+            wisp__in_release(c);
+        return 0;
+    }
+    /* From the loop's buffer: c->in holds nothing unprocessed. */
+    size_t need = pin_len + rest_len;
+    if (!need)
+        return 0;
+    c->in_len = 0;
+    if (wisp__in_reserve(c, need) < 0)
+        return -ENOMEM;
+    if (pin_len) {
+        memcpy(c->in, pin, pin_len);
+        if (c->ex)
+            wisp__ex_rebase(c->ex, pin, pin_len, c->in);
+    }
+    if (rest_len)
+        memcpy(c->in + pin_len, rest, rest_len);
+    c->in_keep = (uint32_t)pin_len;
+    c->in_len = (uint32_t)need;
+    return 0;
+}
+
+/* The pinned request is over: keep only the unprocessed bytes. */
+static void drop_pinned(wisp_conn_t *c)
+{
+    uint32_t keep = c->in_keep;
+    c->in_keep = 0;
+    if (!c->in)
+        return;
+    if (keep) {
+        memmove(c->in, c->in + keep, c->in_len - keep);
+        c->in_len -= keep;
+    }
+    if (!c->in_len)
+        wisp__in_release(c);
+}
+
+/* ------------------------------------------------------------ responses */
+
+static const char *const err_body[] = {
+    [0] = "Bad Request\n",
+};
+
+void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open)
+{
+    wisp__worker *w = c->w;
+    const char *reason = wisp__reason(status);
+    char buf[512];
+    wisp__date_refresh(w);
+    (void)err_body;
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\n%.*s%.*sContent-Type: text/plain\r\n"
+                     "Content-Length: %zu\r\n%s\r\n%s\n",
+                     status, reason, (int)w->srv->server_hdr_len,
+                     w->srv->server_hdr, (int)w->date_len, w->date_hdr,
+                     strlen(reason) + 1,
+                     keep_open ? "" : "Connection: close\r\n", reason);
+    if (n > 0 && (size_t)n < sizeof buf)
+        wisp__out(c, buf, (size_t)n);
+    if (!keep_open)
+        wisp__conn_close_graceful(c);
+}
+
+static void idle_deadline(wisp_conn_t *c)
+{
+    wisp__conn_deadline(c, c->w->srv->cfg.idle_timeout_ms, WISP__T_IDLE);
+}
+
+/* The response of `ex` is complete and the request is over. Returns 0 to
+ * go on with pipelined requests, -1 when the connection closes. */
+static int complete(wisp_conn_t *c, wisp__exchange *ex)
+{
+    wisp__worker *w = c->w;
+    int keep = ex->keep_alive && !(ex->res.flags & WISP__RS_UNTIL_CLOSE) &&
+               ex->body_state != WISP__B_CL &&
+               ex->body_state != WISP__B_CHUNKED && !w->stopping;
+    if (w->srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE)
+        wisp__alog_request(ex);
+    c->ex = NULL;
+    wisp__ex_free(w, ex);
+    c->flags |= WISP__CF_SERVED;
+    c->state = WISP__C_IDLE;
+    if (!keep) {
+        wisp__conn_close_graceful(c);
+        return -1;
+    }
+    return 0;
+}
+
+void wisp__http_response_done(wisp__exchange *ex)
+{
+    ex->state = WISP__X_DONE;
+    if (ex->in_handler)
+        return; /* the processing loop completes it */
+    wisp_conn_t *c = ex->conn;
+    if (!c) {
+        wisp__ex_free(ex->w, ex); /* orphan finished by the app */
+        return;
+    }
+    /* An asynchronous response has ended: drop the pinned request, then
+     * continue with pipelined requests at the end of this iteration. */
+    int streaming = c->state == WISP__C_BODY;
+    if (complete(c, ex) < 0)
+        return;
+    (void)streaming; /* complete() closes while a body is still arriving */
+    drop_pinned(c);
+    idle_deadline(c);
+    if (!(c->flags & WISP__CF_RESUME)) {
+        c->flags |= WISP__CF_RESUME;
+        c->later = c->w->resume_list;
+        c->w->resume_list = c;
+    }
+}
+
+/* ------------------------------------------------------------ requests */
+
+static int error_status(int err)
+{
+    return wisp__status_code_for(err);
+}
+
+static void not_found(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    wisp_res_send(res, 404, "text/plain", "Not Found\n", 10);
+}
+
+static void not_allowed(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    char allow[128];
+    size_t n = 0;
+    uint32_t mask = req->match.allow_mask;
+    for (int m = 0; m < WISP_METHOD_COUNT; m++) {
+        if (!(mask & (1u << m)))
+            continue;
+        const char *name = wisp_method_name((wisp_method_t)m);
+        size_t l = strlen(name);
+        if (n)
+            allow[n++] = ',', allow[n++] = ' ';
+        memcpy(allow + n, name, l);
+        n += l;
+    }
+    allow[n] = 0;
+    wisp_res_header(res, "Allow", allow);
+    wisp_res_send(res, 405, "text/plain", "Method Not Allowed\n", 19);
+}
+
+static void options_star(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    wisp_res_header(res, "Allow",
+                    "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+    wisp_res_send(res, 204, NULL, NULL, 0);
+}
+
+static const wisp__route route_404 = {.handler = not_found};
+static const wisp__route route_405 = {.handler = not_allowed};
+static const wisp__route route_opts = {.handler = options_star};
+
+static const wisp__route *route_for(wisp__worker *w, wisp__exchange *ex)
+{
+    wisp__req_head *rh = &ex->req.rh;
+    if (rh->flags & WISP__RH_ASTERISK)
+        return &route_opts;
+    int r = wisp__router_match(w->srv->router, rh->method, rh->path,
+                               rh->path_len, &ex->req.match);
+    if (r == 0)
+        return ex->req.match.route;
+    ex->req.match.nparams = 0;
+    return r == -EPERM ? &route_405 : &route_404;
+}
+
+static void send_continue(wisp_conn_t *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    wisp__out(c, cont, sizeof cont - 1);
+}
+
+static void body_deadline(wisp_conn_t *c)
+{
+    wisp__conn_deadline(c, c->w->srv->cfg.body_timeout_ms, WISP__T_BODY);
+}
+
+/* Handle the head just parsed into ex. `after`..`end` are the bytes that
+ * follow it. Sets *used to the body bytes consumed. Returns 1 when the
+ * request is ready for its handler (body complete), 0 when more body must
+ * arrive (state BODY), -1 when an error response was sent. */
+static int begin(wisp_conn_t *c, wisp__exchange *ex, char *after,
+                 size_t avail, size_t *used)
+{
+    wisp__worker *w = c->w;
+    wisp__req_head *rh = &ex->req.rh;
+    *used = 0;
+
+    if (rh->path_len && !(rh->flags & WISP__RH_ASTERISK) &&
+        memchr(rh->path, '%', rh->path_len)) {
+        ssize_t n = wisp__pct_decode_path((char *)rh->path, rh->path_len);
+        if (n < 0) {
+            wisp__http_send_error(c, 400, 0);
+            return -1;
+        }
+        rh->path_len = (uint32_t)n;
+    }
+    ex->keep_alive = (uint8_t)(rh->minor
+                                   ? !(rh->flags & WISP__RH_CLOSE)
+                                   : !!(rh->flags & WISP__RH_KEEPALIVE)) &&
+                     !w->stopping;
+    const wisp__route *rt = route_for(w, ex);
+    ex->route = rt;
+    uint64_t limit = rt->max_body ? rt->max_body : w->srv->cfg.max_body_bytes;
+
+    if (rh->flags & WISP__RH_CHUNKED) {
+        ex->body_state = WISP__B_CHUNKED;
+        wisp__chunked_init(&ex->ch, w->srv->limits.max_head);
+    } else if (rh->content_length > 0) {
+        if ((uint64_t)rh->content_length > limit) {
+            /* Refuse before reading (and before any 100 Continue). */
+            wisp__http_send_error(c, 413, 0);
+            return -1;
+        }
+        ex->body_state = WISP__B_CL;
+        ex->body_left = (uint64_t)rh->content_length;
+    } else {
+        ex->body_state = WISP__B_DONE;
+        ex->req.body = after;
+        return 1;
+    }
+    if ((rh->flags & WISP__RH_CONTINUE) && rh->minor && avail == 0)
+        send_continue(c);
+    if (rt->stream_body) {
+        ex->req.body = NULL;
+        return 1; /* the handler runs first, the body streams after */
+    }
+    ex->req.body = after;
+    int r = body_feed(c, ex, after, avail, used);
+    if (r < 0) {
+        wisp__http_send_error(c, r == WISP_EBODY_TOO_LARGE ? 413 : 400, 0);
+        return -1;
+    }
+    if (r == 0) {
+        body_deadline(c);
+        return 0;
+    }
+    return 1;
+}
+
+/* Take body bytes from buf[0..len). Buffered mode: the body stays in
+ * place right after the head (chunked data is compacted in place).
+ * Streaming mode: the bytes go to the handler's callback. Returns 1 when
+ * the body is complete, 0 when more is needed, or an error code. *used
+ * is the number of input bytes consumed; for buffered chunked bodies the
+ * decoded bytes are at ex->req.body + body_len. */
+static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
+                     size_t len, size_t *used)
+{
+    const wisp__route *rt = ex->route;
+    uint64_t limit = rt->max_body ? rt->max_body
+                                  : c->w->srv->cfg.max_body_bytes;
+    int stream = rt->stream_body;
+    *used = 0;
+    if (ex->body_state == WISP__B_CL) {
+        size_t take = len < ex->body_left ? len : (size_t)ex->body_left;
+        ex->body_left -= take;
+        *used = take;
+        if (stream) {
+            if (take && ex->req.on_data)
+                ex->req.on_data(&ex->req, buf, take, ex->req.body_arg);
+            ex->req.body_seen += take;
+        } else {
+            ex->req.body_len += take;
+        }
+        if (ex->body_left)
+            return 0;
+        ex->body_state = WISP__B_DONE;
+        return 1;
+    }
+    if (ex->body_state != WISP__B_CHUNKED)
+        return 1;
+    size_t dlen = len;
+    ssize_t r = wisp__chunked_decode(&ex->ch, buf, &dlen);
+    if (r == WISP_EPARSE)
+        return WISP_EPARSE;
+    if (stream) {
+        if (ex->req.body_seen + dlen > limit)
+            return WISP_EBODY_TOO_LARGE;
+        if (dlen && ex->req.on_data)
+            ex->req.on_data(&ex->req, buf, dlen, ex->req.body_arg);
+        ex->req.body_seen += dlen;
+    } else {
+        if (ex->req.body_len + dlen > limit)
+            return WISP_EBODY_TOO_LARGE;
+        /* The decoded bytes sit at buf; the body must be contiguous, and
+         * buf is exactly where the previous decoded bytes end. */
+        ex->req.body_len += dlen;
+    }
+    if (r == -EAGAIN) {
+        *used = len;  /* all consumed into the decoder */
+        return 0;
+    }
+    /* Complete: r bytes of the next request sit at buf + dlen. */
+    ex->body_state = WISP__B_DONE;
+    *used = len - (size_t)r;
+    if (r && dlen + (size_t)r <= len && dlen != len - (size_t)r) {
+        /* Move the leftover so it directly follows what was consumed. */
+        memmove(buf + (len - (size_t)r), buf + dlen, (size_t)r);
+    }
+    return 1;
+}
+
+static void finish_orphan(wisp__worker *w, wisp__exchange *ex);
+static void upgraded_rest(wisp_conn_t *c, char *buf, char *p, char *end);
+
+/* Call the route's handler. Returns 0 when the connection is still in
+ * HTTP hands, -1 when it closed or was taken over during the call (then
+ * the exchange has been dealt with). */
+static int run_handler(wisp_conn_t *c, wisp__exchange *ex)
+{
+    ex->in_handler = 1;
+    ex->route->handler(&ex->req, &ex->res, ex->route->arg);
+    ex->in_handler = 0;
+    if (c->state == WISP__C_CLOSED) {
+        finish_orphan(c->w, ex);
+        return -1;
+    }
+    if (c->state == WISP__C_UPGRADED) {
+        wisp__ex_free(c->w, ex);
+        return -1;
+    }
+    return 0;
+}
+
+/* Hand the bytes that followed an upgrade request to the new owner. */
+static void upgraded_rest(wisp_conn_t *c, char *buf, char *p, char *end)
+{
+    size_t n = (size_t)(end - p);
+    if (buf == c->in && c->in) {
+        char *tmp = c->in;
+        uint32_t cap = c->in_cap;
+        c->in = NULL;
+        c->in_len = c->in_cap = c->in_keep = 0;
+        if (n)
+            wisp__conn_upgraded_input(c, p, n);
+        wisp__inbuf_put(c->w, tmp, cap);
+    } else if (n) {
+        wisp__conn_upgraded_input(c, p, n);
+    }
+}
+
+/* After the handler returned (sync case): end the streaming body if it is
+ * already complete. */
+static void stream_body_end(wisp__exchange *ex, int status)
+{
+    if (ex->req.on_end) {
+        wisp_body_end_cb cb = ex->req.on_end;
+        ex->req.on_end = NULL;
+        ex->req.on_data = NULL;
+        cb(&ex->req, status, ex->req.body_arg);
+    }
+}
+
+/* Process requests in buf[0..len), which is either the loop's receive
+ * buffer or c->in (with nothing pinned). Leaves c->in holding whatever
+ * must be kept. */
+static void process(wisp_conn_t *c, char *buf, size_t len)
+{
+    wisp__worker *w = c->w;
+    char *p = buf, *end = buf + len;
+    while (p < end) {
+        if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+            return;
+        if (c->flags & WISP__CF_PAUSED)
+            break;
+        wisp__exchange *ex = ex_get(w);
+        if (!ex) {
+            wisp__conn_abort(c, -ENOMEM);
+            return;
+        }
+        size_t scan = c->scan;
+        ssize_t r = wisp__parse_request(p, (size_t)(end - p), &scan,
+                                        &ex->req.rh, &w->srv->limits);
+        if (r == -EAGAIN) {
+            wisp__ex_free(w, ex);
+            c->scan = (uint32_t)scan;
+            if (c->state == WISP__C_IDLE) {
+                c->state = WISP__C_HEAD;
+                wisp__conn_deadline(c, w->srv->cfg.header_timeout_ms,
+                                    WISP__T_HEAD);
+            }
+            break;
+        }
+        c->scan = 0;
+        if (r < 0) {
+            wisp__ex_free(w, ex);
+            wisp__http_send_error(c, error_status((int)r), 0);
+            return;
+        }
+        ex->conn = c;
+        c->ex = ex;
+        char *head = p;
+        p += r;
+        size_t used;
+        int b = begin(c, ex, p, (size_t)(end - p), &used);
+        if (b < 0) {
+            c->ex = NULL;
+            wisp__ex_free(w, ex);
+            return;
+        }
+        if (b == 0) {
+            /* Body still arriving: pin head + body so far. */
+            c->state = WISP__C_BODY;
+            size_t pin = (size_t)(p - head) + (size_t)ex->req.body_len;
+            if (settle(c, buf, head, pin, end, end) < 0)
+                wisp__conn_abort(c, -ENOMEM);
+            return;
+        }
+        p += used;
+        c->state = WISP__C_PENDING;
+        if (run_handler(c, ex) < 0) {
+            if (c->state == WISP__C_UPGRADED)
+                upgraded_rest(c, buf, p, end);
+            return;
+        }
+        if (ex->route->stream_body && ex->body_state != WISP__B_DONE) {
+            /* Stream the body that already arrived, pin the head. */
+            int br = body_feed(c, ex, p, (size_t)(end - p), &used);
+            if (c->state == WISP__C_CLOSED)
+                return;
+            if (br < 0) {
+                stream_body_end(ex, br);
+                if (c->state != WISP__C_CLOSED)
+                    wisp__http_send_error(c, br == WISP_EBODY_TOO_LARGE
+                                                 ? 413 : 400, 0);
+                return;
+            }
+            p += used;
+            if (br == 0) {
+                if (ex->state == WISP__X_DONE) {
+                    /* Answered before the body ended: close after. */
+                    c->ex = NULL;
+                    ex->body_state = WISP__B_CL;
+                    complete(c, ex);
+                    return;
+                }
+                c->state = WISP__C_BODY;
+                body_deadline(c);
+                if (settle(c, buf, head, (size_t)r, end, end) < 0)
+                    wisp__conn_abort(c, -ENOMEM);
+                return;
+            }
+            stream_body_end(ex, 0);
+            if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+                return;
+        } else if (ex->route->stream_body) {
+            stream_body_end(ex, 0);
+        }
+        if (ex->state != WISP__X_DONE) {
+            /* Answered later: pin this request, stop reading. */
+            if (settle(c, buf, head, (size_t)(p - head), p, end) < 0) {
+                wisp__conn_abort(c, -ENOMEM);
+                return;
+            }
+            wisp__conn_deadline(c, 0, WISP__T_NONE);
+            wisp__conn_update_read(c);
+            return;
+        }
+        if (complete(c, ex) < 0)
+            return;
+        if (wisp__pending_out(c) > w->srv->cfg.write_high_water) {
+            c->flags |= WISP__CF_PAUSED;
+            wisp__conn_update_read(c);
+            break;
+        }
+    }
+    if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+        return;
+    if (c->state == WISP__C_IDLE && p == end)
+        idle_deadline(c);
+    if (settle(c, buf, NULL, 0, p, end) < 0)
+        wisp__conn_abort(c, -ENOMEM);
+}
+
+/* More bytes for a request whose body is arriving (state BODY); the new
+ * bytes are already appended to c->in after the pinned prefix. */
+static void body_continue(wisp_conn_t *c)
+{
+    wisp__exchange *ex = c->ex;
+    char *raw = c->in + c->in_keep;
+    size_t raw_len = c->in_len - c->in_keep;
+    size_t used;
+    int stream = ex->route->stream_body;
+    uint64_t before = ex->req.body_len;
+    int r = body_feed(c, ex, raw, raw_len, &used);
+    if (c->state == WISP__C_CLOSED)
+        return;
+    if (r < 0) {
+        if (stream)
+            stream_body_end(ex, r);
+        if (c->state != WISP__C_CLOSED && c->state != WISP__C_LINGER)
+            wisp__http_send_error(c, r == WISP_EBODY_TOO_LARGE ? 413 : 400,
+                                  0);
+        return;
+    }
+    if (stream) {
+        /* Delivered: drop the raw bytes, keep the pinned head. */
+        wisp__in_consume(c, used);
+    } else {
+        /* Buffered: decoded body bytes join the pinned prefix. */
+        uint32_t grew = (uint32_t)(ex->req.body_len - before);
+        uint32_t rest = (uint32_t)(raw_len - used);
+        if (ex->body_state == WISP__B_CHUNKED || r == 1) {
+            /* chunked: decoded bytes at raw, leftover moved to raw+used */
+            if (rest && grew != used)
+                memmove(raw + grew, raw + used, rest);
+        }
+        c->in_keep += grew;
+        c->in_len = c->in_keep + rest;
+    }
+    if (r == 0) {
+        body_deadline(c);
+        return;
+    }
+    /* The body is complete. */
+    if (stream) {
+        stream_body_end(ex, 0);
+        if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+            return;
+        if (ex->state == WISP__X_DONE) {
+            if (complete(c, ex) < 0)
+                return;
+            drop_pinned(c);
+            wisp__http_resume(c);
+            return;
+        }
+        c->state = WISP__C_PENDING;
+        wisp__conn_deadline(c, 0, WISP__T_NONE);
+        wisp__conn_update_read(c);
+        return;
+    }
+    c->state = WISP__C_PENDING;
+    wisp__conn_deadline(c, 0, WISP__T_NONE);
+    ex->req.body = c->in + (c->in_keep - ex->req.body_len);
+    dispatch(c, ex);
+}
+
+/* Run the handler of a request whose body was buffered across reads. */
+static void dispatch(wisp_conn_t *c, wisp__exchange *ex)
+{
+    if (run_handler(c, ex) < 0) {
+        if (c->state == WISP__C_UPGRADED) {
+            char *buf = c->in;
+            upgraded_rest(c, buf, buf ? buf + c->in_keep : NULL,
+                          buf ? buf + c->in_len : NULL);
+        }
+        return;
+    }
+    if (ex->state != WISP__X_DONE) {
+        wisp__conn_update_read(c);
+        return;
+    }
+    if (complete(c, ex) < 0)
+        return;
+    drop_pinned(c);
+    wisp__http_resume(c);
+}
+
+void wisp__http_on_recv(wisp_conn_t *c, const char *data, size_t len)
+{
+    if (c->state == WISP__C_BODY || c->in_len > c->in_keep ||
+        c->state == WISP__C_HEAD) {
+        /* Append to what is buffered. */
+        if (c->state != WISP__C_BODY) {
+            uint64_t max = (uint64_t)c->w->srv->limits.max_head + 1;
+            if ((uint64_t)c->in_len + len > max + WISP__RBUF_SIZE) {
+                /* The parser has already seen max_head bytes. */
+            }
+        }
+        if (wisp__in_reserve(c, len) < 0) {
+            wisp__conn_abort(c, -ENOMEM);
+            return;
+        }
+        memcpy(c->in + c->in_len, data, len);
+        c->in_len += (uint32_t)len;
+        if (c->state == WISP__C_BODY) {
+            body_continue(c);
+            return;
+        }
+        if (c->state == WISP__C_PENDING || (c->flags & WISP__CF_PAUSED))
+            return;
+        process(c, c->in, c->in_len);
+        return;
+    }
+    process(c, (char *)data, len);
+}
+
+void wisp__http_resume(wisp_conn_t *c)
+{
+    if (c->state != WISP__C_IDLE)
+        return;
+    if (c->in && c->in_len)
+        process(c, c->in, c->in_len);
+    if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+        return;
+    if (c->state == WISP__C_IDLE && !c->in)
+        idle_deadline(c);
+    wisp__conn_update_read(c);
+}
+
+void wisp__http_drained(wisp_conn_t *c)
+{
+    wisp__exchange *ex = c->ex;
+    if (ex && ex->res.on_drain) {
+        wisp_res_cb cb = ex->res.on_drain;
+        ex->res.on_drain = NULL;
+        cb(&ex->res, ex->res.drain_arg);
+        if (c->state == WISP__C_CLOSED)
+            return;
+    }
+    if (c->flags & WISP__CF_PAUSED) {
+        c->flags &= (uint8_t)~WISP__CF_PAUSED;
+        if (c->state == WISP__C_IDLE) {
+            wisp__http_resume(c);
+            return;
+        }
+        wisp__conn_update_read(c);
+    }
+    if (c->state == WISP__C_IDLE && c->timeout_kind == WISP__T_NONE)
+        idle_deadline(c);
+    else if (c->state == WISP__C_BODY)
+        body_deadline(c);
+}
+
+void wisp__http_timeout(wisp_conn_t *c, uint8_t kind)
+{
+    switch (kind) {
+    case WISP__T_HEAD:
+        if (c->in_len || c->state == WISP__C_HEAD)
+            wisp__http_send_error(c, 408, 0);
+        else
+            wisp__conn_abort(c, -ETIMEDOUT);
+        break;
+    case WISP__T_BODY:
+        if (c->ex && c->ex->route && c->ex->route->stream_body)
+            stream_body_end(c->ex, -ETIMEDOUT);
+        if (c->state != WISP__C_CLOSED && c->state != WISP__C_LINGER)
+            wisp__http_send_error(c, 408, 0);
+        break;
+    case WISP__T_IDLE:
+    default:
+        wisp__conn_abort(c, 0);
+        break;
+    }
+}
+
+/* The peer closed or failed while HTTP was active. */
+void wisp__http_conn_closed(wisp_conn_t *c, int reason)
+{
+    wisp__conn_abort(c, reason);
+}
+
+static void finish_orphan(wisp__worker *w, wisp__exchange *ex)
+{
+    if (ex->state == WISP__X_DONE) {
+        wisp__ex_free(w, ex);
+        return;
+    }
+    ex->state = WISP__X_ORPHAN;
+    if (ex->res.on_abort) {
+        wisp_res_cb cb = ex->res.on_abort;
+        ex->res.on_abort = NULL;
+        cb(&ex->res, ex->res.abort_arg);
+        wisp__ex_free(w, ex);
+    }
+    /* Without an abort callback the application still owns the response
+     * and frees it by finishing it (every call returns WISP_ECLOSED). */
+}
+
+/* Copy the bytes a request points into, so it survives its buffers. */
+static void own_request(wisp__exchange *ex)
+{
+    wisp__req_head *rh = &ex->req.rh;
+    const char *lo = rh->target, *hi = rh->target + rh->target_len;
+    if (!lo)
+        return;
+    for (uint32_t i = 0; i < rh->num_headers; i++) {
+        const char *e = rh->headers[i].value + rh->headers[i].value_len;
+        if (e > hi)
+            hi = e;
+    }
+    if (ex->req.body && ex->req.body + ex->req.body_len > hi &&
+        ex->req.body >= lo)
+        hi = ex->req.body + ex->req.body_len;
+    size_t span = (size_t)(hi - lo);
+    ex->own = malloc(span ? span : 1);
+    if (!ex->own)
+        return;
+    memcpy(ex->own, lo, span);
+    wisp__ex_rebase(ex, lo, span, ex->own);
+}
+
+/* The connection is closing with a request in flight (called from the
+ * net layer's close, before its buffers go): detach the exchange and
+ * tell the application. */
+void wisp__http_orphan(wisp_conn_t *c, int reason)
+{
+    wisp__exchange *ex = c->ex;
+    c->ex = NULL;
+    (void)reason;
+    ex->conn = NULL;
+    ex->res.flags |= WISP__RS_ABORTED;
+    if (ex->state != WISP__X_DONE)
+        own_request(ex);
+    if (ex->route && ex->route->stream_body &&
+        ex->body_state != WISP__B_DONE && !ex->in_handler)
+        stream_body_end(ex, -ECANCELED);
+    if (!ex->in_handler)
+        finish_orphan(c->w, ex);
+}
+
+/* wisp_res_upgrade succeeded: the exchange is over. */
+void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex)
+{
+    int async = !ex->in_handler;
+    c->ex = NULL;
+    ex->state = WISP__X_DONE;
+    if (c->w->srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE)
+        wisp__alog_request(ex);
+    if (!ex->in_handler)
+        wisp__ex_free(c->w, ex);
+    else
+        ex->conn = NULL; /* freed by finish_orphan after the handler */
+    if (async) {
+        /* Bytes that followed the request go to the new owner. */
+        drop_pinned(c);
+        if (c->in)
+            upgraded_rest(c, c->in, c->in, c->in + c->in_len);
+    }
+}

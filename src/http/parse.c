@@ -1,0 +1,546 @@
+/* The HTTP/1.1 request-head parser (RFC 9112 §2-§5, RFC 9110 §5, §7.2,
+ * §7.6.1, §8.6, §10.1.1) and the percent-decoders of paths and queries.
+ *
+ * Parsing runs in two passes. The first (find_end) only looks for the
+ * empty line that ends the head, with memchr over LF; it is resumable
+ * through `*scan`, enforces the size limits while the head is still
+ * incomplete, and rejects a bare LF as soon as it arrives. The second
+ * (parse_head) runs once over a complete head and validates it byte by
+ * byte with one lookup table. Every loop of the second pass stops at CR
+ * or LF, and the head ends with CRLF CRLF, so that pass needs no bounds
+ * checks beyond the few spelled out below. */
+#include "http/parse.h"
+
+#include <string.h>
+
+#include "wisp/http.h"
+
+/* Byte classes of cls[]. */
+#define C_TCHAR 1  /* token character (RFC 9110 §5.6.2) */
+#define C_VALUE 2  /* field-value byte: HTAB, SP, VCHAR, obs-text (§5.5) */
+#define C_TARGET 4 /* request-target byte: visible ASCII, 0x21-0x7e */
+#define C_HEX 8    /* HEXDIG */
+
+static const uint8_t cls[256] = {
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0, /* 00 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, /* 10 */
+     2,  7,  6,  7,  7,  7,  7,  7,  6,  6,  7,  7,  6,  7,  7,  6, /* 20 */
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  6,  6,  6,  6,  6,  6, /* 30 */
+     6, 15, 15, 15, 15, 15, 15,  7,  7,  7,  7,  7,  7,  7,  7,  7, /* 40 */
+     7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  6,  6,  6,  7,  7, /* 50 */
+     7, 15, 15, 15, 15, 15, 15,  7,  7,  7,  7,  7,  7,  7,  7,  7, /* 60 */
+     7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  6,  7,  6,  7,  0, /* 70 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* 80 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* 90 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* a0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* b0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* c0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* d0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* e0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* f0 */
+};
+
+/* `*scan` packs the resumable state of find_end into two halves of a
+ * size_t (32 bits each on LP64, 16 on 32-bit targets):
+ *   low half:  pos, the offset below which every LF has been examined;
+ *   high half: the offset where the request line starts while its end
+ *              has not been seen (0 initially, then moved past each
+ *              skipped empty line), or HALF_MAX once it has.
+ * Both offsets stay below max_head, which is clamped to HALF_MAX - 1 so
+ * that they fit (64 KiB on 32-bit targets, no real limit on LP64). */
+#define HALF_BITS (sizeof(size_t) * 4)
+#define HALF_MAX (((size_t)1 << HALF_BITS) - 1)
+#define RL_DONE HALF_MAX
+
+/* True when p[0..n) equals the lowercase literal `lit` ignoring ASCII
+ * case. Folding with `| 0x20` is exact for the bytes we compare: it maps
+ * a letter to its lowercase form, leaves digits, '-', ':' and '/' alone,
+ * and the only other bytes it could map onto them are CTLs, which no
+ * caller lets through (names are tokens, values and targets exclude
+ * CTLs). */
+static inline int ci_eq(const char *p, const char *lit, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
+static inline unsigned hexval(unsigned char c)
+{
+    return c <= '9' ? c - (unsigned)'0' : (c | 0x20u) - 'a' + 10;
+}
+
+/* Look for the end of the head in buf[0..len), resuming at `*scan`.
+ * Returns the head length, -EAGAIN, or an error. Cost is O(new bytes) per
+ * call: memchr resumes at pos and every LF is visited once. */
+static ssize_t find_end(const char *buf, size_t len, size_t *scan,
+                        size_t max_line, size_t max_head)
+{
+    size_t pos = *scan & HALF_MAX;
+    size_t rl = *scan >> HALF_BITS;
+    size_t end;
+
+    for (;;) {
+        end = len < max_head ? len : max_head;
+        /* The request line's LF, if within the limit, sits at or below
+         * rl + max_line + 1: there is no need to look further. */
+        if (rl != RL_DONE && end > rl + max_line + 2)
+            end = rl + max_line + 2;
+        const char *nl = pos < end ? memchr(buf + pos, '\n', end - pos)
+                                   : NULL;
+        if (!nl)
+            break;
+        size_t i = (size_t)(nl - buf);
+        /* RFC 9112 §2.2: a bare LF is not a line terminator here. Saying
+         * so at once lets a client that sends LF-only lines get its 400
+         * without waiting for a timeout. */
+        if (i == 0 || buf[i - 1] != '\r')
+            return WISP_EPARSE;
+        pos = i + 1;
+        if (rl != RL_DONE) {
+            /* An empty line before the request line is skipped (§2.2);
+             * any other line is the request line, within max_line by
+             * the choice of `end` above. */
+            rl = i - 1 == rl ? pos : RL_DONE;
+        } else if (buf[i - 2] == '\n') {
+            /* i >= 3 here: a non-empty request line and its CRLF come
+             * first. LF CR LF is the empty line that ends the head. */
+            *scan = pos | (RL_DONE << HALF_BITS);
+            return (ssize_t)pos;
+        }
+    }
+
+    /* No LF below `end`. The request line's CR must sit at or below
+     * rl + max_line: if that byte has arrived and is not CR, or the byte
+     * after it has arrived and is not LF, the line is too long. */
+    if (rl != RL_DONE && end > rl + max_line &&
+        (end > rl + max_line + 1 || buf[rl + max_line] != '\r'))
+        return WISP_ETOOLONG_LINE;
+    /* The head's last LF must sit below max_head. */
+    if (len >= max_head)
+        return WISP_ETOOLONG_HEAD;
+    if (end > pos)
+        pos = end;
+    *scan = pos | (rl << HALF_BITS);
+    return -EAGAIN;
+}
+
+int wisp__method_lookup(const char *p, size_t len)
+{
+    switch (len) {
+    case 3:
+        if (memcmp(p, "GET", 3) == 0)
+            return WISP_METHOD_GET;
+        if (memcmp(p, "PUT", 3) == 0)
+            return WISP_METHOD_PUT;
+        break;
+    case 4:
+        if (memcmp(p, "POST", 4) == 0)
+            return WISP_METHOD_POST;
+        if (memcmp(p, "HEAD", 4) == 0)
+            return WISP_METHOD_HEAD;
+        break;
+    case 5:
+        if (memcmp(p, "PATCH", 5) == 0)
+            return WISP_METHOD_PATCH;
+        if (memcmp(p, "TRACE", 5) == 0)
+            return WISP_METHOD_TRACE;
+        break;
+    case 6:
+        if (memcmp(p, "DELETE", 6) == 0)
+            return WISP_METHOD_DELETE;
+        break;
+    case 7:
+        if (memcmp(p, "OPTIONS", 7) == 0)
+            return WISP_METHOD_OPTIONS;
+        if (memcmp(p, "CONNECT", 7) == 0)
+            return WISP_METHOD_CONNECT;
+        break;
+    }
+    return -1;
+}
+
+/* Split p[0..n) at its first '?' into path and query. */
+static void split_query(wisp__req_head *rh, const char *p, size_t n)
+{
+    const char *q = memchr(p, '?', n);
+    rh->path = p;
+    if (!q) {
+        rh->path_len = (uint32_t)n;
+        return;
+    }
+    rh->path_len = (uint32_t)(q - p);
+    rh->query = q + 1;
+    rh->query_len = (uint32_t)(n - rh->path_len - 1);
+}
+
+/* absolute-form = "http" / "https" "://" authority [path-abempty]
+ * ["?" query] (RFC 9112 §3.2.2, RFC 9110 §4.2). The authority ends at the
+ * first '/' or '?'. An empty host is invalid (RFC 9110 §4.2.1), and so is
+ * userinfo, which we treat as an error as §4.2.4 recommends. */
+static int parse_absolute(wisp__req_head *rh, const char *t, size_t n)
+{
+    size_t s;
+    if (n >= 7 && ci_eq(t, "http://", 7))
+        s = 7;
+    else if (n >= 8 && ci_eq(t, "https://", 8))
+        s = 8;
+    else
+        return WISP_EPARSE;
+
+    const char *a = t + s, *e = t + n, *q = a;
+    while (q < e && *q != '/' && *q != '?')
+        q++;
+    if (q == a || memchr(a, '@', (size_t)(q - a)))
+        return WISP_EPARSE;
+    rh->host = a;
+    rh->host_len = (uint32_t)(q - a);
+    rh->flags |= WISP__RH_HOST | WISP__RH_ABSOLUTE;
+    if (q < e && *q == '/') {
+        split_query(rh, q, (size_t)(e - q));
+        return 0;
+    }
+    /* No path: the path is "/" (RFC 9110 §4.2.3), which is not in the
+     * buffer; a literal will do since the path is only read. */
+    rh->path = "/";
+    rh->path_len = 1;
+    if (q < e) {
+        rh->query = q + 1;
+        rh->query_len = (uint32_t)(e - q - 1);
+    }
+    return 0;
+}
+
+/* request-target (RFC 9112 §3.2): origin-form, absolute-form, or "*"
+ * with OPTIONS; authority-form belongs to CONNECT, rejected earlier. */
+static int parse_target(wisp__req_head *rh, const char *t, size_t n)
+{
+    rh->target = t;
+    rh->target_len = (uint32_t)n;
+    if (t[0] == '/') {
+        split_query(rh, t, n);
+        return 0;
+    }
+    if (n == 1 && t[0] == '*') {
+        if (rh->method != WISP_METHOD_OPTIONS)
+            return WISP_EPARSE;
+        rh->path = t;
+        rh->path_len = 1;
+        rh->flags |= WISP__RH_ASTERISK;
+        return 0;
+    }
+    return parse_absolute(rh, t, n);
+}
+
+/* request-line = method SP request-target SP HTTP-version CRLF
+ * (RFC 9112 §3), with exactly one SP at each place. The whole line's
+ * syntax is checked before its meaning: a malformed line is a 400 even
+ * when its method or version is also unsupported. On success *pp points
+ * past the CRLF. */
+static int parse_request_line(wisp__req_head *rh, const char **pp,
+                              const char *end)
+{
+    const char *p = *pp, *m = p;
+    while (cls[(unsigned char)*p] & C_TCHAR)
+        p++;
+    if (p == m || *p != ' ')
+        return WISP_EPARSE;
+    size_t mlen = (size_t)(p - m);
+
+    const char *t = ++p;
+    while (cls[(unsigned char)*p] & C_TARGET)
+        p++;
+    if (p == t || *p != ' ')
+        return WISP_EPARSE;
+    size_t tlen = (size_t)(p - t);
+    p++;
+
+    /* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (§2.3),
+     * then CRLF. The head ends with CRLF CRLF after this line, so a
+     * well-formed line leaves at least 10 bytes here. */
+    if (end - p < 10 || memcmp(p, "HTTP/", 5) != 0 ||
+        (unsigned char)(p[5] - '0') > 9 || p[6] != '.' ||
+        (unsigned char)(p[7] - '0') > 9 || p[8] != '\r' || p[9] != '\n')
+        return WISP_EPARSE;
+    if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+        return WISP_EVERSION;
+    rh->minor = p[7] - '0';
+    *pp = p + 10;
+
+    /* We do not proxy, so CONNECT is not implemented (RFC 9110 §9.3.6). */
+    rh->method = wisp__method_lookup(m, mlen);
+    if (rh->method < 0 || rh->method == WISP_METHOD_CONNECT)
+        return WISP_EMETHOD;
+    return parse_target(rh, t, tlen);
+}
+
+/* Content-Length = 1*DIGIT (RFC 9110 §8.6), at most INT64_MAX. */
+static int parse_content_length(const char *v, size_t n, int64_t *out)
+{
+    uint64_t x = 0;
+    if (n == 0)
+        return WISP_EPARSE;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = (unsigned char)v[i] - (unsigned)'0';
+        if (d > 9 || x > ((uint64_t)INT64_MAX - d) / 10)
+            return WISP_EPARSE;
+        x = x * 10 + d;
+    }
+    *out = (int64_t)x;
+    return 0;
+}
+
+/* Connection = #connection-option (RFC 9110 §7.6.1): the options we act
+ * on, case-insensitively; others and empty list elements are ignored. */
+static uint32_t connection_flags(const char *v, size_t n)
+{
+    uint32_t f = 0;
+    const char *e = v + n;
+    for (;;) {
+        const char *c = memchr(v, ',', (size_t)(e - v));
+        const char *s = v, *t = c ? c : e;
+        while (s < t && (*s == ' ' || *s == '\t'))
+            s++;
+        while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        switch (t - s) {
+        case 5:
+            if (ci_eq(s, "close", 5))
+                f |= WISP__RH_CLOSE;
+            break;
+        case 7:
+            if (ci_eq(s, "upgrade", 7))
+                f |= WISP__RH_UPGRADE;
+            break;
+        case 10:
+            if (ci_eq(s, "keep-alive", 10))
+                f |= WISP__RH_KEEPALIVE;
+            break;
+        }
+        if (!c)
+            return f;
+        v = c + 1;
+    }
+}
+
+/* Facts gathered over the fields that are only judged at the end. */
+typedef struct fields {
+    int host;       /* Host fields seen */
+    int cl;         /* Content-Length fields seen */
+    int te;         /* Transfer-Encoding fields seen */
+    int bad_expect; /* an Expect other than 100-continue */
+} fields;
+
+/* Act on one field whose name and value are syntactically valid. The
+ * switch on the name's length keeps the common case (a field we do not
+ * interpret) to one jump. */
+static int apply_field(wisp__req_head *rh, fields *f, const wisp__header *h)
+{
+    const char *v = h->value;
+    size_t vn = h->value_len;
+    switch (h->name_len) {
+    case 4:
+        if (!ci_eq(h->name, "host", 4))
+            break;
+        /* RFC 9112 §3.2: more than one Host is a 400. With absolute-form
+         * the target's authority wins (§3.2.2). */
+        if (f->host++)
+            return WISP_EPARSE;
+        if (!(rh->flags & WISP__RH_ABSOLUTE)) {
+            rh->host = v;
+            rh->host_len = (uint32_t)vn;
+            rh->flags |= WISP__RH_HOST;
+        }
+        break;
+    case 6:
+        if (!ci_eq(h->name, "expect", 6))
+            break;
+        /* RFC 9110 §10.1.1: 100-continue is the only expectation; any
+         * other is a 417, reported once the rest of the head is valid. */
+        if (vn == 12 && ci_eq(v, "100-continue", 12))
+            rh->flags |= WISP__RH_CONTINUE;
+        else
+            f->bad_expect = 1;
+        break;
+    case 10:
+        if (ci_eq(h->name, "connection", 10))
+            rh->flags |= connection_flags(v, vn);
+        break;
+    case 14:
+        if (!ci_eq(h->name, "content-length", 14))
+            break;
+        /* RFC 9112 §6.3 allows merging equal repeated values; we reject
+         * every repetition and list, the safe reading against request
+         * smuggling. */
+        if (f->cl++)
+            return WISP_EPARSE;
+        return parse_content_length(v, vn, &rh->content_length);
+    case 17:
+        if (!ci_eq(h->name, "transfer-encoding", 17))
+            break;
+        /* We implement chunked only, and only alone: any other coding is
+         * a 501 by RFC 9112 §6.1, but a 400 is the safer answer to a
+         * framing we cannot follow; HTTP/1.0 has no Transfer-Encoding
+         * (§6.1, last paragraphs), so one there is a 400 too. */
+        if (f->te++ || rh->minor == 0 || vn != 7 ||
+            !ci_eq(v, "chunked", 7))
+            return WISP_EPARSE;
+        rh->flags |= WISP__RH_CHUNKED;
+        break;
+    }
+    return 0;
+}
+
+/* field-line = field-name ":" OWS field-value OWS CRLF (RFC 9112 §5).
+ * No whitespace between name and colon (§5.1), no obs-fold (§5.2: a
+ * line starting with SP or HTAB has an empty name here), no CTL but
+ * HTAB in the value (RFC 9110 §5.5). On success *pp points past the
+ * CRLF. */
+static int parse_field(wisp__header *h, const char **pp)
+{
+    const char *p = *pp, *name = p;
+    while (cls[(unsigned char)*p] & C_TCHAR)
+        p++;
+    if (p == name || *p != ':')
+        return WISP_EPARSE;
+    h->name = name;
+    h->name_len = (uint32_t)(p - name);
+    p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    const char *v = p;
+    while (cls[(unsigned char)*p] & C_VALUE)
+        p++;
+    /* The value stops at a CR (always followed by a byte, as the head
+     * ends with LF) or at a byte it may not contain. */
+    if (p[0] != '\r' || p[1] != '\n')
+        return WISP_EPARSE;
+    const char *e = p;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    h->value = v;
+    h->value_len = (uint32_t)(e - v);
+    *pp = p + 2;
+    return 0;
+}
+
+/* Validate the complete head buf[0..len) and fill `rh`. */
+static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
+                          const wisp__parse_limits *lim)
+{
+    const char *p = buf, *end = buf + len;
+    uint32_t cap = lim->max_headers < rh->max_headers ? lim->max_headers
+                                                      : rh->max_headers;
+    fields f = {0, 0, 0, 0};
+    int err;
+
+    rh->flags = 0;
+    rh->query = NULL;
+    rh->query_len = 0;
+    rh->host = NULL;
+    rh->host_len = 0;
+    rh->content_length = -1;
+    rh->num_headers = 0;
+
+    while (p[0] == '\r' && p[1] == '\n')
+        p += 2;
+    if ((err = parse_request_line(rh, &p, end)) != 0)
+        return err;
+
+    /* Each line starts right after an LF; the first one that is empty
+     * is the one find_end stopped at, so it ends the head. */
+    while (p[0] != '\r' || p[1] != '\n') {
+        wisp__header *h;
+        if (rh->num_headers == cap)
+            return WISP_ETOOMANY_HEADERS;
+        h = &rh->headers[rh->num_headers++];
+        if ((err = parse_field(h, &p)) != 0)
+            return err;
+        if ((err = apply_field(rh, &f, h)) != 0)
+            return err;
+    }
+
+    /* RFC 9112 §6.1: a request with both is a smuggling attempt or
+     * broken; we do not try to pick one. */
+    if (f.cl && f.te)
+        return WISP_EPARSE;
+    /* RFC 9112 §3.2: HTTP/1.1 requires Host; the authority of an
+     * absolute-form target stands in for it. */
+    if (rh->minor == 1 && !(rh->flags & WISP__RH_HOST))
+        return WISP_EPARSE;
+    if (f.bad_expect)
+        return WISP_EEXPECT;
+    return (ssize_t)len;
+}
+
+ssize_t wisp__parse_request(const char *buf, size_t len, size_t *scan,
+                            wisp__req_head *rh,
+                            const wisp__parse_limits *lim)
+{
+    size_t max_head = lim->max_head < HALF_MAX - 1 ? lim->max_head
+                                                   : HALF_MAX - 1;
+    size_t max_line = lim->max_request_line < max_head
+                          ? lim->max_request_line : max_head;
+    ssize_t n = find_end(buf, len, scan, max_line, max_head);
+    if (n < 0)
+        return n;
+    return parse_head(buf, (size_t)n, rh, lim);
+}
+
+/* Decode %XX at p[0..3) when p[0] == '%' and three bytes are left;
+ * returns the byte or -1 for a bad escape or one that gives NUL. */
+static inline int pct_byte(const char *p, size_t left)
+{
+    unsigned char a, b;
+    if (left < 3)
+        return -1;
+    a = (unsigned char)p[1];
+    b = (unsigned char)p[2];
+    if (!(cls[a] & cls[b] & C_HEX))
+        return -1;
+    unsigned c = hexval(a) << 4 | hexval(b);
+    return c ? (int)c : -1;
+}
+
+ssize_t wisp__pct_decode_path(char *p, size_t len)
+{
+    char *pct = len ? memchr(p, '%', len) : NULL;
+    if (!pct)
+        return (ssize_t)len;
+    /* Copy each run between escapes with one memmove. */
+    char *w = pct;
+    const char *r = pct, *e = p + len;
+    while (r < e) {
+        int c = pct_byte(r, (size_t)(e - r));
+        if (c < 0)
+            return WISP_EPARSE;
+        *w++ = (char)c;
+        r += 3;
+        const char *next = memchr(r, '%', (size_t)(e - r));
+        size_t run = (size_t)((next ? next : e) - r);
+        memmove(w, r, run);
+        w += run;
+        r += run;
+    }
+    return w - p;
+}
+
+ssize_t wisp__pct_decode_query(char *dst, const char *src, size_t len)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < len; w++) {
+        char c = src[r];
+        if (c == '%') {
+            int d = pct_byte(src + r, len - r);
+            if (d < 0)
+                return WISP_EPARSE;
+            dst[w] = (char)d;
+            r += 3;
+        } else {
+            dst[w] = c == '+' ? ' ' : c;
+            r++;
+        }
+    }
+    return (ssize_t)w;
+}

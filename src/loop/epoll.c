@@ -1,0 +1,146 @@
+/* The epoll backend: level-triggered readiness turned into the socket
+ * operations of loop_int.h. Interest changes reach the kernel only when
+ * the wanted set really changes (wisp__io_want), so a keep-alive request
+ * costs epoll_wait + recv + send and nothing else. */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop/loop_int.h"
+
+#define MAX_EVENTS 256
+
+static uint32_t to_epoll(unsigned want)
+{
+    uint32_t ev = 0;
+    if (want & WISP__IO_RECV)
+        ev |= EPOLLIN | EPOLLRDHUP;
+    if (want & WISP__IO_SEND)
+        ev |= EPOLLOUT;
+    if (want & WISP__IO_HUP)
+        ev |= EPOLLRDHUP;
+    return ev;
+}
+
+int wisp__be_init(wisp_loop_t *loop)
+{
+    loop->backend_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->backend_fd < 0)
+        return -errno;
+    loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->wake_fd < 0)
+        return -errno;
+    loop->events = calloc(MAX_EVENTS, sizeof(struct epoll_event));
+    if (!loop->events)
+        return -ENOMEM;
+    loop->max_events = MAX_EVENTS;
+    return 0;
+}
+
+void wisp__be_fini(wisp_loop_t *loop)
+{
+    if (loop->backend_fd >= 0)
+        close(loop->backend_fd);
+    if (loop->wake_fd >= 0)
+        close(loop->wake_fd);
+    loop->backend_fd = loop->wake_fd = -1;
+    free(loop->events);
+    loop->events = NULL;
+}
+
+int wisp__be_add(wisp_loop_t *loop, wisp__io *io)
+{
+    struct epoll_event ev = {.events = to_epoll(io->want), .data.ptr = io};
+    if (epoll_ctl(loop->backend_fd, EPOLL_CTL_ADD, io->fd, &ev) < 0)
+        return -errno;
+    io->armed = io->want;
+    io->added = 1;
+    return 0;
+}
+
+int wisp__be_update(wisp_loop_t *loop, wisp__io *io)
+{
+    if (!io->added || io->armed == io->want)
+        return 0;
+    struct epoll_event ev = {.events = to_epoll(io->want), .data.ptr = io};
+    if (epoll_ctl(loop->backend_fd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+        return -errno;
+    io->armed = io->want;
+    return 0;
+}
+
+void wisp__be_del(wisp_loop_t *loop, wisp__io *io)
+{
+    if (!io->added)
+        return;
+    /* Closing the fd removes it from epoll too, but an explicit DEL keeps
+     * a dup'ed fd (sendfile, fork) from still reporting events. */
+    epoll_ctl(loop->backend_fd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->added = 0;
+    io->armed = 0;
+}
+
+int wisp__be_wait(wisp_loop_t *loop, int timeout_ms)
+{
+    struct epoll_event *evs = loop->events;
+    int n = epoll_wait(loop->backend_fd, evs, loop->max_events, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    for (int i = 0; i < n; i++) {
+        wisp__io *io = evs[i].data.ptr;
+        if (!io)
+            continue; /* cleared by an earlier callback in this batch */
+        uint32_t e = evs[i].events;
+        unsigned out = 0;
+        if (e & EPOLLIN)
+            out |= WISP__EV_RECV;
+        if (e & EPOLLRDHUP)
+            out |= (io->want & WISP__IO_RECV) ? WISP__EV_RECV : WISP__EV_HUP;
+        if (e & EPOLLOUT)
+            out |= WISP__EV_SEND;
+        if (e & (EPOLLERR | EPOLLHUP))
+            out |= WISP__EV_HUP | WISP__EV_RECV;
+        io->cb(io, out);
+    }
+    return 0;
+}
+
+void wisp__be_wake(wisp_loop_t *loop)
+{
+    uint64_t one = 1;
+    ssize_t r = write(loop->wake_fd, &one, sizeof one);
+    (void)r; /* EAGAIN means the counter is already non-zero: awake. */
+}
+
+void wisp__be_wake_ack(wisp_loop_t *loop)
+{
+    uint64_t v;
+    ssize_t r = read(loop->wake_fd, &v, sizeof v);
+    (void)r;
+}
+
+ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data)
+{
+    ssize_t n = recv(io->fd, loop->rbuf, loop->rbuf_cap, 0);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    *data = loop->rbuf;
+    return n;
+}
+
+ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
+                      const struct iovec *iov, int iovcnt)
+{
+    (void)loop;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = (struct iovec *)iov;
+    mh.msg_iovlen = (size_t)iovcnt;
+    ssize_t n = sendmsg(io->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
+}

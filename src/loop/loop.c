@@ -1,0 +1,195 @@
+/* The loop: one thread's reactor. Each iteration: wait for I/O (bounded
+ * by the next timer, zero when tasks are pending), refresh the cached
+ * clock, run due timers, run the deferred tasks queued before this
+ * iteration, then the end-of-iteration hook (the net layer's cork flush
+ * and deferred frees). */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "loop/loop_int.h"
+
+static __thread wisp_loop_t *tls_loop;
+
+uint64_t wisp__clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#ifdef WISP_OWNERSHIP_CHECKS
+void wisp__owner_fail(const char *fn, const wisp_loop_t *loop)
+{
+    fprintf(stderr,
+            "wisp: %s called on thread %#lx, but its loop %p is owned by "
+            "thread %#lx\n",
+            fn, (unsigned long)pthread_self(), (const void *)loop,
+            (unsigned long)loop->owner);
+    abort();
+}
+#endif
+
+static void on_wake(wisp__io *io, unsigned events)
+{
+    wisp_loop_t *loop = (wisp_loop_t *)((char *)io -
+                                        offsetof(wisp_loop_t, wake_io));
+    (void)events;
+    wisp__be_wake_ack(loop);
+    wisp__inbox_drain(loop);
+}
+
+wisp_loop_t *wisp_loop_create(void)
+{
+    wisp_loop_t *loop = calloc(1, sizeof *loop);
+    if (!loop) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    loop->backend_fd = -1;
+    loop->wake_fd = -1;
+    atomic_init(&loop->inbox, NULL);
+    atomic_init(&loop->inbox_len, 0);
+    atomic_init(&loop->inbox_limit, 65536);
+    atomic_init(&loop->stop, 0);
+    atomic_init(&loop->closing, 0);
+    loop->now_ms = wisp__clock_ms();
+    loop->rbuf_cap = WISP__RBUF_SIZE;
+    loop->rbuf = malloc(loop->rbuf_cap + 16);
+    int err = loop->rbuf ? wisp__be_init(loop) : -ENOMEM;
+    if (err < 0) {
+        wisp__be_fini(loop);
+        free(loop->rbuf);
+        free(loop);
+        errno = -err;
+        return NULL;
+    }
+    loop->wake_io.cb = on_wake;
+    return loop;
+}
+
+void wisp_loop_destroy(wisp_loop_t *loop)
+{
+    if (!loop)
+        return;
+    atomic_store(&loop->closing, 1);
+    wisp__inbox_discard(loop);
+    wisp__timers_clear(loop);
+    wisp__task *t = loop->defer_head;
+    while (t) {
+        wisp__task *n = t->next;
+        free(t);
+        t = n;
+    }
+    t = loop->task_free;
+    while (t) {
+        wisp__task *n = t->next;
+        free(t);
+        t = n;
+    }
+    wisp__be_fini(loop);
+    free(loop->rbuf);
+    free(loop);
+}
+
+void wisp__loop_set_hook(wisp_loop_t *loop, wisp__loop_hook hook, void *arg)
+{
+    loop->hook = hook;
+    loop->hook_arg = arg;
+}
+
+uint64_t wisp_loop_now(const wisp_loop_t *loop)
+{
+    return loop->now_ms;
+}
+
+wisp_loop_t *wisp_loop_current(void)
+{
+    return tls_loop;
+}
+
+void wisp_loop_break(wisp_loop_t *loop)
+{
+    atomic_store_explicit(&loop->stop, 1, memory_order_release);
+    if (tls_loop != loop)
+        wisp__be_wake(loop);
+}
+
+int wisp_loop_defer(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
+{
+    WISP__ASSERT_OWNER(loop);
+    if (!cb)
+        return -EINVAL;
+    wisp__task *t = loop->task_free;
+    if (t) {
+        loop->task_free = t->next;
+        loop->task_free_len--;
+    } else {
+        t = malloc(sizeof *t);
+        if (!t)
+            return -ENOMEM;
+    }
+    t->cb = cb;
+    t->arg = arg;
+    t->next = NULL;
+    if (loop->defer_tail)
+        loop->defer_tail->next = t;
+    else
+        loop->defer_head = t;
+    loop->defer_tail = t;
+    return 0;
+}
+
+static void run_deferred(wisp_loop_t *loop)
+{
+    /* Take the list: tasks deferred while running go to the next pass. */
+    wisp__task *t = loop->defer_head;
+    loop->defer_head = loop->defer_tail = NULL;
+    while (t) {
+        wisp__task *next = t->next;
+        wisp_task_cb cb = t->cb;
+        void *arg = t->arg;
+        if (loop->task_free_len < 1024) {
+            t->next = loop->task_free;
+            loop->task_free = t;
+            loop->task_free_len++;
+        } else {
+            free(t);
+        }
+        cb(arg);
+        t = next;
+    }
+}
+
+int wisp_loop_run(wisp_loop_t *loop)
+{
+    wisp_loop_t *prev = tls_loop;
+    tls_loop = loop;
+    loop->owner = pthread_self();
+    loop->has_owner = 1;
+    loop->running = 1;
+    int err = 0;
+    if (!loop->wake_io.added) {
+        loop->wake_io.fd = loop->wake_fd;
+        loop->wake_io.want = WISP__IO_RECV;
+        err = wisp__be_add(loop, &loop->wake_io);
+    }
+    loop->now_ms = wisp__clock_ms();
+    while (err == 0 &&
+           !atomic_load_explicit(&loop->stop, memory_order_acquire)) {
+        int timeout = loop->defer_head ? 0 : wisp__timers_timeout(loop);
+        err = wisp__be_wait(loop, timeout);
+        if (err < 0)
+            break;
+        loop->now_ms = wisp__clock_ms();
+        wisp__timers_run(loop);
+        run_deferred(loop);
+        if (loop->hook)
+            loop->hook(loop, loop->hook_arg);
+    }
+    atomic_store(&loop->stop, 0);
+    loop->running = 0;
+    loop->has_owner = 0;
+    tls_loop = prev;
+    return err;
+}

@@ -1,0 +1,164 @@
+/* Internal: the loop's layout and the kernel backend interface.
+ *
+ * Backend interface. The net layer speaks to the kernel only through the
+ * wisp__be_* functions below, phrased as socket operations with
+ * completion-style callbacks:
+ *   - wisp__be_add/update/del register an fd and the operations its owner
+ *     wants (WISP__IO_RECV: deliver incoming bytes or connections;
+ *     WISP__IO_SEND: tell me when a send can make progress);
+ *   - wisp__be_wait sleeps until something completes and calls io->cb;
+ *   - wisp__be_recv returns the bytes received for an io, in a buffer the
+ *     backend provides (the loop's shared receive buffer for epoll; a
+ *     provided-buffer-ring entry for io_uring), so the caller never needs
+ *     a buffer of its own while idle;
+ *   - wisp__be_send writes an iovec and reports how much left.
+ * The epoll backend (src/loop/epoll.c) emulates completion by doing the
+ * recv/send itself when the fd is ready; a completion backend submits the
+ * same operations (multishot recv/accept) and calls the same callbacks.
+ * No other file includes <sys/epoll.h>. */
+#ifndef WISP_LOOP_INT_H
+#define WISP_LOOP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+
+#include "wisp/loop.h"
+
+enum {
+    WISP__IO_RECV = 1u << 0,
+    WISP__IO_SEND = 1u << 1,
+    WISP__IO_HUP = 1u << 2,   /* only tell me when the peer closes */
+};
+
+/* Events reported to io->cb. */
+enum {
+    WISP__EV_RECV = 1u << 0,  /* readable / bytes or connections waiting */
+    WISP__EV_SEND = 1u << 1,  /* writable */
+    WISP__EV_HUP = 1u << 2,   /* peer closed or error */
+};
+
+typedef struct wisp__io wisp__io;
+typedef void (*wisp__io_cb)(wisp__io *io, unsigned events);
+
+struct wisp__io {
+    int fd;
+    uint8_t want;   /* WISP__IO_* the owner wants */
+    uint8_t armed;  /* what the kernel has (epoll) */
+    uint8_t added;  /* registered with the backend */
+    uint8_t pad;
+    wisp__io_cb cb;
+};
+
+typedef struct wisp__task {
+    struct wisp__task *next;
+    wisp_task_cb cb;
+    void *arg;
+} wisp__task;
+
+/* A hook run at the end of every loop iteration (after timers and tasks):
+ * the net layer flushes corked output and frees closed connections. */
+typedef void (*wisp__loop_hook)(wisp_loop_t *loop, void *arg);
+
+struct wisp_loop {
+    int backend_fd;
+    int wake_fd;
+    wisp__io wake_io;
+    _Atomic int stop;
+    int running;
+    uint64_t now_ms;
+
+    /* Timers: a binary min-heap of pointers, 1-based. */
+    wisp_timer_t **heap;
+    uint32_t heap_len;
+    uint32_t heap_cap;
+    uint32_t timer_seq;
+
+    /* Deferred tasks (FIFO) and a free list of task nodes. */
+    wisp__task *defer_head;
+    wisp__task *defer_tail;
+    wisp__task *task_free;
+    uint32_t task_free_len;
+
+    /* Inbox: a lock-free LIFO stack pushed by producers, taken whole and
+     * reversed by the loop. */
+    _Atomic(wisp__task *) inbox;
+    _Atomic uint32_t inbox_len;
+    _Atomic uint32_t inbox_limit;
+    _Atomic int closing;
+
+    /* End-of-iteration hook. */
+    wisp__loop_hook hook;
+    void *hook_arg;
+
+    /* Backend scratch. */
+    void *events;
+    int max_events;
+
+    /* Shared receive buffer (epoll backend). */
+    char *rbuf;
+    size_t rbuf_cap;
+
+    pthread_t owner;
+    int has_owner;
+};
+
+/* Thread-ownership check (rule 1). Debug builds abort with a message
+ * naming the function and both threads; release builds compile it out. */
+#ifdef WISP_OWNERSHIP_CHECKS
+void wisp__owner_fail(const char *fn, const wisp_loop_t *loop);
+#define WISP__ASSERT_OWNER(loop)                                            \
+    do {                                                                    \
+        const wisp_loop_t *wisp__l = (loop);                                \
+        if (wisp__l && wisp__l->has_owner &&                                \
+            !pthread_equal(wisp__l->owner, pthread_self()))                 \
+            wisp__owner_fail(__func__, wisp__l);                            \
+    } while (0)
+#else
+#define WISP__ASSERT_OWNER(loop) ((void)0)
+#endif
+
+#define WISP__RBUF_SIZE (64 * 1024)
+
+void wisp__loop_set_hook(wisp_loop_t *loop, wisp__loop_hook hook, void *arg);
+uint64_t wisp__clock_ms(void);
+/* Run expired timers; exposed for tests. */
+void wisp__timers_run(wisp_loop_t *loop);
+/* Milliseconds until the next timer (-1: none). */
+int wisp__timers_timeout(const wisp_loop_t *loop);
+void wisp__timers_clear(wisp_loop_t *loop);
+/* Drain the inbox whole; returns the number of tasks run. */
+unsigned wisp__inbox_drain(wisp_loop_t *loop);
+void wisp__inbox_discard(wisp_loop_t *loop);
+
+/* Backend. */
+int wisp__be_init(wisp_loop_t *loop);
+void wisp__be_fini(wisp_loop_t *loop);
+int wisp__be_add(wisp_loop_t *loop, wisp__io *io);
+int wisp__be_update(wisp_loop_t *loop, wisp__io *io);
+void wisp__be_del(wisp_loop_t *loop, wisp__io *io);
+int wisp__be_wait(wisp_loop_t *loop, int timeout_ms);
+void wisp__be_wake(wisp_loop_t *loop);
+void wisp__be_wake_ack(wisp_loop_t *loop);
+/* Receive into the backend's buffer. Returns > 0 bytes with *data set,
+ * 0 at end of stream, -EAGAIN when nothing is there, or a negative errno. */
+ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data);
+/* Send an iovec. Returns bytes written (maybe short), -EAGAIN, or a
+ * negative errno. Never raises SIGPIPE. */
+ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
+                      const struct iovec *iov, int iovcnt);
+
+/* Set the io's wanted operations, telling the backend only on change. */
+static inline int wisp__io_want(wisp_loop_t *loop, wisp__io *io,
+                                unsigned want)
+{
+    if (io->want == want)
+        return 0;
+    io->want = (uint8_t)want;
+    return wisp__be_update(loop, io);
+}
+
+#endif

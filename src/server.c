@@ -1,0 +1,479 @@
+/* The server: configuration, routes, loops and threads, signals, and the
+ * graceful stop.
+ *
+ * Stop: wisp_server_stop posts to the main loop, which posts "stop" to
+ * every I/O loop and arms the deadline. Each I/O loop accepts what is
+ * queued on its listener and closes it, closes idle keep-alive
+ * connections, lets requests in flight finish (their responses say
+ * Connection: close) and leaves its loop when its last connection is
+ * gone. At the deadline the main loop posts "force": whatever remains is
+ * closed. The main loop returns when every I/O thread has exited. */
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+#include "wisp/log.h"
+
+void wisp_server_config_init(wisp_server_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->backlog = 1024;
+    cfg->max_connections = 100000;
+    cfg->max_request_line_bytes = 8192;
+    cfg->max_header_bytes = 65536;
+    cfg->max_headers = 100;
+    cfg->max_body_bytes = 1024 * 1024;
+    cfg->header_timeout_ms = 10000;
+    cfg->body_timeout_ms = 30000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->write_timeout_ms = 30000;
+    cfg->shutdown_timeout_ms = 3000;
+    cfg->write_high_water = 256 * 1024;
+    cfg->handle_signals = 1;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg)
+{
+    wisp_server_config_t def;
+    if (!cfg) {
+        wisp_server_config_init(&def);
+        cfg = &def;
+    }
+    if (cfg->max_headers == 0 || cfg->max_header_bytes < 64 ||
+        cfg->max_request_line_bytes < 16 || cfg->backlog < 0 ||
+        cfg->write_high_water == 0 ||
+        cfg->max_header_bytes > 16u * 1024 * 1024) {
+        errno = EINVAL;
+        return NULL;
+    }
+    wisp_server_t *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    srv->cfg = *cfg;
+    srv->host = dup_or_null(cfg->host);
+    srv->unix_path = dup_or_null(cfg->unix_path);
+    srv->access_log_path = dup_or_null(cfg->access_log_path);
+    srv->server_name = dup_or_null(cfg->server_name ? cfg->server_name
+                                                    : "wisp");
+    srv->cfg.host = srv->host;
+    srv->cfg.unix_path = srv->unix_path;
+    srv->cfg.access_log_path = srv->access_log_path;
+    srv->cfg.server_name = srv->server_name;
+    srv->router = wisp__router_create();
+    srv->access_fd = -1;
+    srv->sig_fd = -1;
+    if (!srv->router || !srv->server_name) {
+        wisp_server_destroy(srv);
+        errno = ENOMEM;
+        return NULL;
+    }
+    srv->limits.max_request_line = cfg->max_request_line_bytes;
+    srv->limits.max_head = cfg->max_header_bytes;
+    srv->limits.max_headers = cfg->max_headers;
+    if (*srv->server_name) {
+        int n = snprintf(srv->server_hdr, sizeof srv->server_hdr,
+                         "Server: %.60s\r\n", srv->server_name);
+        srv->server_hdr_len = n > 0 ? (uint32_t)n : 0;
+    }
+    atomic_init(&srv->stop_requested, 0);
+    atomic_init(&srv->workers_running, 0);
+    return srv;
+}
+
+static int add_route(wisp_server_t *srv, wisp_method_t method,
+                     const char *pattern, wisp_handler handler, void *arg,
+                     const wisp_route_opts_t *opts, void *owned)
+{
+    if (srv->state != WISP__S_NEW)
+        return WISP_ESTATE;
+    if (!pattern || !handler ||
+        ((unsigned)method >= WISP_METHOD_COUNT && method != WISP_METHOD_ANY))
+        return -EINVAL;
+    wisp__route *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    rt->handler = handler;
+    rt->arg = arg;
+    if (opts) {
+        rt->max_body = opts->max_body_bytes;
+        rt->stream_body = opts->stream_body;
+    }
+    int r = wisp__router_add(srv->router, (int)method, pattern, rt);
+    if (r < 0) {
+        free(rt);
+        return r;
+    }
+    rt->owned = owned;
+    rt->next = srv->routes;
+    srv->routes = rt;
+    return 0;
+}
+
+int wisp_server_route(wisp_server_t *srv, wisp_method_t method,
+                      const char *pattern, wisp_handler handler, void *arg,
+                      const wisp_route_opts_t *opts)
+{
+    return add_route(srv, method, pattern, handler, arg, opts, NULL);
+}
+
+/* static.c */
+void *wisp__static_create(const char *root, const wisp_static_opts_t *opts,
+                          int *err);
+void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg);
+void wisp__static_destroy(void *ctx);
+
+int wisp_server_static(wisp_server_t *srv, const char *prefix,
+                       const char *root, const wisp_static_opts_t *opts)
+{
+    if (!prefix || prefix[0] != '/' || !root)
+        return -EINVAL;
+    int err = 0;
+    void *ctx = wisp__static_create(root, opts, &err);
+    if (!ctx)
+        return err;
+    size_t pl = strlen(prefix);
+    while (pl > 1 && prefix[pl - 1] == '/')
+        pl--;
+    char *pat = malloc(pl + 8);
+    if (!pat) {
+        wisp__static_destroy(ctx);
+        return -ENOMEM;
+    }
+    if (pl == 1) {
+        memcpy(pat, "/*path", 7);
+    } else {
+        memcpy(pat, prefix, pl);
+        memcpy(pat + pl, "/*path", 7);
+    }
+    int r = add_route(srv, WISP_METHOD_GET, pat, wisp__static_handler, ctx,
+                      NULL, ctx);
+    free(pat);
+    if (r < 0)
+        wisp__static_destroy(ctx);
+    return r;
+}
+
+/* ------------------------------------------------------------ listen */
+
+int wisp_server_listen(wisp_server_t *srv)
+{
+    if (srv->state != WISP__S_NEW)
+        return WISP_ESTATE;
+    unsigned n = srv->cfg.threads;
+    if (n == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (unsigned)cpus : 1;
+    }
+    if (n > 1024)
+        n = 1024;
+    srv->workers = calloc(n, sizeof *srv->workers);
+    if (!srv->workers)
+        return -ENOMEM;
+    srv->nworkers = n;
+    for (unsigned i = 0; i < n; i++) {
+        srv->workers[i].lsn_tcp.fd = -1;
+        srv->workers[i].lsn_unix.fd = -1;
+    }
+    int r = 0;
+    srv->main_loop = wisp_loop_create();
+    if (!srv->main_loop)
+        return -errno;
+    uint16_t port = srv->cfg.port;
+    for (unsigned i = 0; i < n && r == 0; i++) {
+        wisp__worker *w = &srv->workers[i];
+        w->srv = srv;
+        w->index = i;
+        w->loop = wisp_loop_create();
+        if (!w->loop) {
+            r = -errno;
+            break;
+        }
+        w->cork = malloc(WISP__CORK_SIZE);
+        if (!w->cork) {
+            r = -ENOMEM;
+            break;
+        }
+        wisp_timer_init(w->loop, &w->stop_timer);
+        wisp__loop_set_hook(w->loop, wisp__worker_end_iteration, w);
+        wisp__date_refresh(w);
+        if (!srv->cfg.no_tcp)
+            r = wisp__listen_tcp(srv, &w->lsn_tcp.fd, &port);
+        if (r == 0 && i == 0 && srv->unix_path)
+            r = wisp__listen_unix(srv, &w->lsn_unix.fd);
+    }
+    if (r == 0 && srv->cfg.no_tcp && !srv->unix_path)
+        r = -EINVAL;
+    if (r == 0 && srv->access_log_path &&
+        srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE) {
+        srv->access_fd = open(srv->access_log_path,
+                              O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (srv->access_fd < 0)
+            r = -errno;
+    }
+    srv->port = srv->cfg.no_tcp ? 0 : port;
+    srv->state = WISP__S_LISTENING;
+    return r;
+}
+
+uint16_t wisp_server_port(const wisp_server_t *srv)
+{
+    return srv->port;
+}
+
+unsigned wisp_server_threads(const wisp_server_t *srv)
+{
+    return srv->nworkers;
+}
+
+wisp_loop_t *wisp_server_loop(wisp_server_t *srv, unsigned i)
+{
+    if (!srv->workers || i >= srv->nworkers)
+        return NULL;
+    return srv->workers[i].loop;
+}
+
+/* ------------------------------------------------------------ threads */
+
+static void main_worker_exited(void *arg)
+{
+    wisp_server_t *srv = arg;
+    if (atomic_load(&srv->workers_running) == 0)
+        wisp_loop_break(srv->main_loop);
+}
+
+static void *worker_main(void *arg)
+{
+    wisp__worker *w = arg;
+    wisp_server_t *srv = w->srv;
+    wisp__worker_start_accepting(w);
+    wisp_loop_run(w->loop);
+    wisp__worker_free_conns(w);
+    wisp__alog_flush(w);
+    wisp_timer_stop(&w->stop_timer);
+    if (atomic_fetch_sub(&srv->workers_running, 1) == 1)
+        wisp_loop_post(srv->main_loop, main_worker_exited, srv);
+    return NULL;
+}
+
+int wisp_server_start(wisp_server_t *srv)
+{
+    if (srv->state != WISP__S_LISTENING)
+        return WISP_ESTATE;
+    /* Writes use MSG_NOSIGNAL, sendfile does not: ignore SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    if (srv->cfg.handle_signals) {
+        /* Block the stop signals before creating threads so they inherit
+         * the mask and the signals reach the main loop's signalfd. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set, &srv->old_mask);
+        srv->mask_set = 1;
+        srv->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    }
+    srv->state = WISP__S_RUNNING;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        wisp__worker *w = &srv->workers[i];
+        atomic_fetch_add(&srv->workers_running, 1);
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            atomic_fetch_sub(&srv->workers_running, 1);
+            wisp_server_stop(srv);
+            return i == 0 ? -EAGAIN : 0;
+        }
+        w->thread_started = 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ stop */
+
+static void worker_check_done(wisp__worker *w)
+{
+    if (w->stopping && w->nconns == 0)
+        wisp_loop_break(w->loop);
+}
+
+void wisp__worker_conn_gone(wisp__worker *w)
+{
+    if (w->stopping && w->nconns == 0)
+        wisp_loop_break(w->loop);
+}
+
+static void worker_stop(void *arg)
+{
+    wisp__worker *w = arg;
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    wisp_timer_stop(&w->stop_timer);
+    wisp__worker_drain_and_close_listeners(w);
+    wisp_conn_t *c = w->conns;
+    while (c) {
+        wisp_conn_t *next = c->next;
+        if (c->state == WISP__C_IDLE && !c->in_len && !c->wq_head &&
+            (c->flags & WISP__CF_SERVED))
+            wisp__conn_abort(c, 0); /* idle keep-alive: nothing to lose */
+        else if (c->state == WISP__C_UPGRADED)
+            wisp__conn_abort(c, WISP_ECLOSED);
+        c = next;
+    }
+    worker_check_done(w);
+}
+
+static void worker_force(void *arg)
+{
+    wisp__worker *w = arg;
+    w->stopping = 1;
+    while (w->conns)
+        wisp__conn_abort(w->conns, WISP_ECLOSED);
+    wisp_loop_break(w->loop);
+}
+
+static void main_deadline(wisp_timer_t *t, void *arg)
+{
+    wisp_server_t *srv = arg;
+    (void)t;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].thread_started)
+            wisp_loop_post(srv->workers[i].loop, worker_force,
+                           &srv->workers[i]);
+}
+
+static void main_stop(void *arg)
+{
+    wisp_server_t *srv = arg;
+    if (srv->state == WISP__S_STOPPING || srv->state == WISP__S_STOPPED)
+        return;
+    srv->state = WISP__S_STOPPING;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].thread_started)
+            wisp_loop_post(srv->workers[i].loop, worker_stop,
+                           &srv->workers[i]);
+    wisp_timer_init(srv->main_loop, &srv->deadline);
+    wisp_timer_start(&srv->deadline, srv->cfg.shutdown_timeout_ms,
+                     main_deadline, srv);
+    if (atomic_load(&srv->workers_running) == 0)
+        wisp_loop_break(srv->main_loop);
+}
+
+void wisp_server_stop(wisp_server_t *srv)
+{
+    if (atomic_exchange(&srv->stop_requested, 1))
+        return;
+    if (srv->main_loop)
+        wisp_loop_post(srv->main_loop, main_stop, srv);
+}
+
+static void on_signal(wisp__io *io, unsigned events)
+{
+    wisp_server_t *srv =
+        (wisp_server_t *)((char *)io - offsetof(wisp_server_t, sig_io));
+    (void)events;
+    struct signalfd_siginfo si;
+    while (read(srv->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        wisp_log(WISP_LOG_INFO, "signal %u: stopping", si.ssi_signo);
+        wisp_server_stop(srv);
+    }
+}
+
+int wisp_server_wait(wisp_server_t *srv)
+{
+    if (srv->state != WISP__S_RUNNING && srv->state != WISP__S_STOPPING)
+        return WISP_ESTATE;
+    if (srv->sig_fd >= 0 && !srv->sig_io.added) {
+        srv->sig_io.fd = srv->sig_fd;
+        srv->sig_io.cb = on_signal;
+        srv->sig_io.want = WISP__IO_RECV;
+        wisp__be_add(srv->main_loop, &srv->sig_io);
+    }
+    if (atomic_load(&srv->workers_running) > 0)
+        wisp_loop_run(srv->main_loop);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (srv->workers[i].thread_started) {
+            pthread_join(srv->workers[i].thread, NULL);
+            srv->workers[i].thread_started = 0;
+        }
+    }
+    wisp_timer_stop(&srv->deadline);
+    srv->state = WISP__S_STOPPED;
+    return 0;
+}
+
+int wisp_server_run(wisp_server_t *srv)
+{
+    int r = wisp_server_listen(srv);
+    if (r == 0)
+        r = wisp_server_start(srv);
+    if (r == 0)
+        r = wisp_server_wait(srv);
+    return r;
+}
+
+void wisp_server_destroy(wisp_server_t *srv)
+{
+    if (!srv)
+        return;
+    if (srv->state == WISP__S_RUNNING || srv->state == WISP__S_STOPPING) {
+        wisp_server_stop(srv);
+        wisp_server_wait(srv);
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        wisp__worker *w = &srv->workers[i];
+        if (w->loop)
+            wisp__worker_free_conns(w);
+        if (w->lsn_tcp.fd >= 0)
+            close(w->lsn_tcp.fd);
+        if (w->lsn_unix.fd >= 0)
+            close(w->lsn_unix.fd);
+        wisp_loop_destroy(w->loop);
+        free(w->cork);
+        free(w->alog);
+    }
+    free(srv->workers);
+    if (srv->unix_path && srv->state != WISP__S_NEW)
+        unlink(srv->unix_path);
+    wisp_loop_destroy(srv->main_loop);
+    wisp__router_destroy(srv->router);
+    while (srv->routes) {
+        wisp__route *rt = srv->routes;
+        srv->routes = rt->next;
+        if (rt->owned)
+            wisp__static_destroy(rt->owned);
+        free(rt);
+    }
+    if (srv->sig_fd >= 0)
+        close(srv->sig_fd);
+    if (srv->mask_set) {
+        /* Swallow stop signals still pending before unblocking them. */
+        sigset_t set, pend;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigpending(&pend);
+        struct timespec zero = {0, 0};
+        while (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM)) {
+            if (sigtimedwait(&set, NULL, &zero) < 0)
+                break;
+            sigpending(&pend);
+        }
+        pthread_sigmask(SIG_SETMASK, &srv->old_mask, NULL);
+    }
+    if (srv->access_fd >= 0)
+        close(srv->access_fd);
+    free(srv->host);
+    free(srv->unix_path);
+    free(srv->access_log_path);
+    free(srv->server_name);
+    free(srv);
+}

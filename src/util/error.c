@@ -1,0 +1,33 @@
+/* wisp_strerror: names of errno values and wisp's own WISP_E* codes. */
+#include <string.h>
+
+#include "wisp/common.h"
+
+const char *wisp_strerror(int err)
+{
+    switch (err) {
+    case 0: return "success";
+    case WISP_EPARSE: return "malformed HTTP message";
+    case WISP_ETOOLONG_LINE: return "request line too long";
+    case WISP_ETOOLONG_HEAD: return "header section too large";
+    case WISP_ETOOMANY_HEADERS: return "too many header fields";
+    case WISP_EMETHOD: return "method not implemented";
+    case WISP_EVERSION: return "HTTP version not supported";
+    case WISP_EBODY_TOO_LARGE: return "request body too large";
+    case WISP_ECLOSED: return "connection closed";
+    case WISP_ESTATE: return "operation not valid in this state";
+    case WISP_EEXPECT: return "expectation not supported";
+    default: break;
+    }
+    if (err < 0 && err > WISP_EBASE) {
+        /* strerror returns static strings for known codes in glibc and
+         * musl; unknown codes share a buffer, acceptable for a name. */
+        return strerror(-err);
+    }
+    return "unknown error";
+}
+
+const char *wisp_version(void)
+{
+    return "0.1.0";
+}
