@@ -79,14 +79,21 @@ static ssize_t find_end(const char *buf, size_t len, size_t *scan,
 {
     size_t pos = *scan & HALF_MAX;
     size_t rl = *scan >> HALF_BITS;
-    size_t end;
+    size_t end, cr = 0;
 
     for (;;) {
         end = len < max_head ? len : max_head;
-        /* The request line's LF, if within the limit, sits at or below
-         * rl + max_line + 1: there is no need to look further. */
-        if (rl != RL_DONE && end > rl + max_line + 2)
-            end = rl + max_line + 2;
+        /* A request line of max_line bytes has its CR at `cr` and its LF
+         * right after: there is no need to look further, nor past `cr`
+         * if that byte is not CR. This also makes the answer the same
+         * however the input is cut. */
+        if (rl != RL_DONE) {
+            cr = rl + max_line;
+            if (end > cr && buf[cr] != '\r')
+                end = cr + 1;
+            else if (end > cr + 2)
+                end = cr + 2;
+        }
         const char *nl = pos < end ? memchr(buf + pos, '\n', end - pos)
                                    : NULL;
         if (!nl)
@@ -112,10 +119,9 @@ static ssize_t find_end(const char *buf, size_t len, size_t *scan,
     }
 
     /* No LF below `end`. The request line's CR must sit at or below
-     * rl + max_line: if that byte has arrived and is not CR, or the byte
-     * after it has arrived and is not LF, the line is too long. */
-    if (rl != RL_DONE && end > rl + max_line &&
-        (end > rl + max_line + 1 || buf[rl + max_line] != '\r'))
+     * `cr`: if that byte has arrived and is not CR, or the byte after it
+     * has arrived and is not LF, the line is too long. */
+    if (rl != RL_DONE && end > cr && (buf[cr] != '\r' || end > cr + 1))
         return WISP_ETOOLONG_LINE;
     /* The head's last LF must sit below max_head. */
     if (len >= max_head)

@@ -2,6 +2,8 @@
  * bodies copied, referenced or sent from files, chunked streaming, and
  * the hand-over of a connection after a 101 head. */
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "http/http_int.h"
 

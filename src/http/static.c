@@ -8,7 +8,6 @@
  * next issue is where such work belongs). The bytes themselves go out
  * with sendfile from the write queue. */
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -60,9 +59,32 @@ void wisp__static_destroy(void *ctx)
     free(s);
 }
 
+#if defined(__has_include)
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#define HAVE_OPENAT2 1
+#endif
+#endif
+#ifndef HAVE_OPENAT2
+/* The kernel ABI of openat2(2) (Linux 5.6), for C libraries whose headers
+ * lack it (musl): the struct and flags are stable, and the syscall number
+ * is 437 on every architecture. */
+struct open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_BENEATH 0x08
+#define HAVE_OPENAT2 1
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
 static int open_beneath(int dirfd, const char *rel)
 {
-#ifdef SYS_openat2
+#if defined(HAVE_OPENAT2) && defined(SYS_openat2)
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;

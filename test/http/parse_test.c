@@ -609,6 +609,14 @@ static void run_generated(void)
                 "RFC 9112 §3", make_line(gen[0], 0, L + 1, ""),
                 WISP_ETOOLONG_LINE);
     run_row(&r);
+    r = gen_row(0, "over-long line ending in a bare LF is a 414",
+                "RFC 9112 §3", make_line(gen[0], 0, L + 1, "\n\n"),
+                WISP_ETOOLONG_LINE);
+    run_row(&r);
+    r = gen_row(0, "line at the limit whose CR lacks its LF is a 414",
+                "RFC 9112 §3", make_line(gen[0], 0, L, "\rX"),
+                WISP_ETOOLONG_LINE);
+    run_row(&r);
     r = gen_row(0, "incomplete line far over the limit is a 414",
                 "RFC 9112 §3", make_line(gen[0], 1, 3 * L, ""),
                 WISP_ETOOLONG_LINE);
