@@ -168,10 +168,11 @@ WISP_API int wisp_res_end(wisp_res_t *res);
 
 /* Bytes accepted by the response but not yet written to the socket. */
 WISP_API size_t wisp_res_buffered(const wisp_res_t *res);
-/* Run `cb(res, arg)` once, when the connection's write queue falls below
- * its low-water mark (half the high-water mark). Use it to produce a
- * large streamed body without unbounded buffering. Replaces a previous
- * callback; NULL clears it. */
+/* Run `cb(res, arg)` once, when everything queued on the connection has
+ * been written to the socket. Use it to produce a large streamed body
+ * without unbounded buffering: write a piece, and when
+ * wisp_res_buffered() is large, wait for this callback before the next.
+ * Replaces a previous callback; NULL clears it. */
 typedef void (*wisp_res_cb)(wisp_res_t *res, void *arg);
 WISP_API void wisp_res_on_drain(wisp_res_t *res, wisp_res_cb cb, void *arg);
 
@@ -198,7 +199,7 @@ typedef struct wisp_conn_handlers {
      * during the call. Required. */
     size_t (*on_data)(wisp_conn_t *c, const char *data, size_t len,
                       void *arg);
-    /* The write queue fell below the low-water mark. Optional. */
+    /* Everything queued has been written. Optional. */
     void (*on_drain)(wisp_conn_t *c, void *arg);
     /* The connection is closed (0: closed by us, -ECONNRESET, -ETIMEDOUT,
      * WISP_ECLOSED at server stop...). Runs once; `c` is invalid after.

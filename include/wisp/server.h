@@ -65,7 +65,7 @@ typedef struct wisp_server_config {
 
     /* Per-connection write queue: above the high-water mark the
      * connection stops being read (and pipelined requests wait) until
-     * the queue drains below half of it. Default 256 KiB. */
+     * the queue has drained. Default 256 KiB. */
     size_t write_high_water;
 
     /* Install SIGINT/SIGTERM handling (graceful stop) in
