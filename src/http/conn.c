@@ -26,6 +26,10 @@
 #include "http/http_int.h"
 
 static void dispatch(wisp_conn_t *c, wisp__exchange *ex);
+static void body_data(wisp__exchange *ex, const char *p, size_t n);
+static void stream_body_end(wisp__exchange *ex, int status);
+static void finish_orphan(wisp__worker *w, wisp__exchange *ex);
+static int closed_during(wisp_conn_t *c, wisp__exchange *ex);
 static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
                      size_t len, size_t *used);
 
@@ -396,8 +400,7 @@ static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
         ex->body_left -= take;
         *used = take;
         if (stream) {
-            if (take && ex->req.on_data)
-                ex->req.on_data(&ex->req, buf, take, ex->req.body_arg);
+            body_data(ex, buf, take);
             ex->req.body_seen += take;
         } else {
             ex->req.body_len += take;
@@ -416,8 +419,7 @@ static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
     if (stream) {
         if (ex->req.body_seen + dlen > limit)
             return WISP_EBODY_TOO_LARGE;
-        if (dlen && ex->req.on_data)
-            ex->req.on_data(&ex->req, buf, dlen, ex->req.body_arg);
+        body_data(ex, buf, dlen);
         ex->req.body_seen += dlen;
     } else {
         if (ex->req.body_len + dlen > limit)
@@ -440,7 +442,6 @@ static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
     return 1;
 }
 
-static void finish_orphan(wisp__worker *w, wisp__exchange *ex);
 static void upgraded_rest(wisp_conn_t *c, char *buf, char *p, char *end);
 
 /* Call the route's handler. Returns 0 when the connection is still in
@@ -479,16 +480,39 @@ static void upgraded_rest(wisp_conn_t *c, char *buf, char *p, char *end)
     }
 }
 
-/* After the handler returned (sync case): end the streaming body if it is
- * already complete. */
+/* Streaming bodies: the user's callbacks run with in_handler raised, so a
+ * response finished from inside them is completed by the caller (never
+ * freed under its feet). */
+static void body_data(wisp__exchange *ex, const char *p, size_t n)
+{
+    if (!n || !ex->req.on_data)
+        return;
+    ex->in_handler++;
+    ex->req.on_data(&ex->req, p, n, ex->req.body_arg);
+    ex->in_handler--;
+}
+
 static void stream_body_end(wisp__exchange *ex, int status)
 {
     if (ex->req.on_end) {
         wisp_body_end_cb cb = ex->req.on_end;
         ex->req.on_end = NULL;
         ex->req.on_data = NULL;
+        ex->in_handler++;
         cb(&ex->req, status, ex->req.body_arg);
+        ex->in_handler--;
     }
+}
+
+/* After a user callback: if the connection closed meanwhile, the exchange
+ * was orphaned but not released (the callback was running); do it now. */
+static int closed_during(wisp_conn_t *c, wisp__exchange *ex)
+{
+    if (c->state != WISP__C_CLOSED)
+        return 0;
+    if (!ex->conn)
+        finish_orphan(c->w, ex);
+    return 1;
 }
 
 /* Process requests in buf[0..len), which is either the loop's receive
@@ -513,7 +537,7 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
                                         &ex->req.rh, &w->srv->limits);
         if (r == -EAGAIN) {
             wisp__ex_free(w, ex);
-            c->scan = (uint32_t)scan;
+            c->scan = scan;
             if (c->state == WISP__C_IDLE) {
                 c->state = WISP__C_HEAD;
                 wisp__conn_deadline(c, w->srv->cfg.header_timeout_ms,
@@ -556,13 +580,17 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
         if (ex->route->stream_body && ex->body_state != WISP__B_DONE) {
             /* Stream the body that already arrived, pin the head. */
             int br = body_feed(c, ex, p, (size_t)(end - p), &used);
-            if (c->state == WISP__C_CLOSED)
+            if (closed_during(c, ex))
                 return;
             if (br < 0) {
                 stream_body_end(ex, br);
-                if (c->state != WISP__C_CLOSED)
-                    wisp__http_send_error(c, br == WISP_EBODY_TOO_LARGE
-                                                 ? 413 : 400, 0);
+                if (closed_during(c, ex))
+                    return;
+                c->ex = NULL;
+                ex->conn = NULL;
+                finish_orphan(w, ex);
+                wisp__http_send_error(c, br == WISP_EBODY_TOO_LARGE ? 413
+                                                                  : 400, 0);
                 return;
             }
             p += used;
@@ -581,10 +609,12 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
                 return;
             }
             stream_body_end(ex, 0);
-            if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+            if (closed_during(c, ex))
                 return;
         } else if (ex->route->stream_body) {
             stream_body_end(ex, 0);
+            if (closed_during(c, ex))
+                return;
         }
         if (ex->state != WISP__X_DONE) {
             /* Answered later: pin this request, stop reading. */
@@ -623,14 +653,20 @@ static void body_continue(wisp_conn_t *c)
     int stream = ex->route->stream_body;
     uint64_t before = ex->req.body_len;
     int r = body_feed(c, ex, raw, raw_len, &used);
-    if (c->state == WISP__C_CLOSED)
+    if (closed_during(c, ex))
         return;
     if (r < 0) {
-        if (stream)
+        if (stream) {
             stream_body_end(ex, r);
-        if (c->state != WISP__C_CLOSED && c->state != WISP__C_LINGER)
-            wisp__http_send_error(c, r == WISP_EBODY_TOO_LARGE ? 413 : 400,
-                                  0);
+            if (closed_during(c, ex))
+                return;
+        }
+        /* The request is over: detach it (its handler may still hold the
+         * response, which now answers WISP_ECLOSED) and answer. */
+        c->ex = NULL;
+        ex->conn = NULL;
+        finish_orphan(c->w, ex);
+        wisp__http_send_error(c, r == WISP_EBODY_TOO_LARGE ? 413 : 400, 0);
         return;
     }
     if (stream) {
@@ -655,7 +691,7 @@ static void body_continue(wisp_conn_t *c)
     /* The body is complete. */
     if (stream) {
         stream_body_end(ex, 0);
-        if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+        if (closed_during(c, ex))
             return;
         if (ex->state == WISP__X_DONE) {
             if (complete(c, ex) < 0)
@@ -772,10 +808,16 @@ void wisp__http_timeout(wisp_conn_t *c, uint8_t kind)
             wisp__conn_abort(c, -ETIMEDOUT);
         break;
     case WISP__T_BODY:
-        if (c->ex && c->ex->route && c->ex->route->stream_body)
-            stream_body_end(c->ex, -ETIMEDOUT);
-        if (c->state != WISP__C_CLOSED && c->state != WISP__C_LINGER)
-            wisp__http_send_error(c, 408, 0);
+        if (c->ex) {
+            wisp__exchange *ex = c->ex;
+            stream_body_end(ex, -ETIMEDOUT);
+            if (closed_during(c, ex))
+                break;
+            c->ex = NULL;
+            ex->conn = NULL;
+            finish_orphan(c->w, ex);
+        }
+        wisp__http_send_error(c, 408, 0);
         break;
     case WISP__T_IDLE:
     default:
@@ -792,6 +834,10 @@ void wisp__http_conn_closed(wisp_conn_t *c, int reason)
 
 static void finish_orphan(wisp__worker *w, wisp__exchange *ex)
 {
+    ex->res.flags |= WISP__RS_ABORTED;
+    if (ex->state != WISP__X_DONE)
+        ex->state = WISP__X_ORPHAN;
+    stream_body_end(ex, -ECANCELED); /* no-op unless a body was streaming */
     if (ex->state == WISP__X_DONE) {
         wisp__ex_free(w, ex);
         return;
@@ -842,9 +888,6 @@ void wisp__http_orphan(wisp_conn_t *c, int reason)
     ex->res.flags |= WISP__RS_ABORTED;
     if (ex->state != WISP__X_DONE)
         own_request(ex);
-    if (ex->route && ex->route->stream_body &&
-        ex->body_state != WISP__B_DONE && !ex->in_handler)
-        stream_body_end(ex, -ECANCELED);
     if (!ex->in_handler)
         finish_orphan(c->w, ex);
 }

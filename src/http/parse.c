@@ -1,14 +1,18 @@
 /* The HTTP/1.1 request-head parser (RFC 9112 §2-§5, RFC 9110 §5, §7.2,
  * §7.6.1, §8.6, §10.1.1) and the percent-decoders of paths and queries.
  *
- * Parsing runs in two passes. The first (find_end) only looks for the
- * empty line that ends the head, with memchr over LF; it is resumable
- * through `*scan`, enforces the size limits while the head is still
- * incomplete, and rejects a bare LF as soon as it arrives. The second
- * (parse_head) runs once over a complete head and validates it byte by
- * byte with one lookup table. Every loop of the second pass stops at CR
- * or LF, and the head ends with CRLF CRLF, so that pass needs no bounds
- * checks beyond the few spelled out below. */
+ * parse_head validates a head and fills the caller's struct in one pass
+ * over the bytes; every loop in it is bounded by the end of the buffer.
+ * When a whole head arrives in the first call, that pass is all the work
+ * (the common case, and the one to keep fast). Otherwise, and whenever
+ * parse_head fails, find_end decides: it looks for the empty line that
+ * ends the head, visiting each LF once across calls through `*scan`,
+ * enforces the size limits while the head is still incomplete and
+ * rejects a bare LF as soon as it arrives. Only once it has found the end
+ * does parse_head run again, on exactly the head. So the answer for a
+ * given input is the same however the input is cut into calls, and the
+ * fast path never has to get an error right: it only has to be sure of
+ * success. */
 #include "http/parse.h"
 
 #include <string.h>
@@ -45,25 +49,159 @@ static const uint8_t cls[256] = {
  *   low half:  pos, the offset below which every LF has been examined;
  *   high half: the offset where the request line starts while its end
  *              has not been seen (0 initially, then moved past each
- *              skipped empty line), or HALF_MAX once it has.
+ *              skipped empty line), or RL_DONE once it has.
  * Both offsets stay below max_head, which is clamped to HALF_MAX - 1 so
  * that they fit (64 KiB on 32-bit targets, no real limit on LP64). */
 #define HALF_BITS (sizeof(size_t) * 4)
 #define HALF_MAX (((size_t)1 << HALF_BITS) - 1)
 #define RL_DONE HALF_MAX
 
+static inline uint64_t load64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* True when p[0..n) equals the lowercase literal `lit` ignoring ASCII
  * case. Folding with `| 0x20` is exact for the bytes we compare: it maps
  * a letter to its lowercase form, leaves digits, '-', ':' and '/' alone,
  * and the only other bytes it could map onto them are CTLs, which no
  * caller lets through (names are tokens, values and targets exclude
- * CTLs). */
+ * CTLs). Compares 8 or 4 bytes at a time, the last load overlapping the
+ * previous one; with `lit` and `n` constant the literal's words fold to
+ * constants. */
 static inline int ci_eq(const char *p, const char *lit, size_t n)
 {
+    const uint64_t f8 = 0x2020202020202020u;
+    const uint32_t f4 = 0x20202020u;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if ((load64(p + i) | f8) != load64(lit + i))
+                return 0;
+        return (load64(p + n - 8) | f8) == load64(lit + n - 8);
+    }
+    if (n >= 4)
+        return (load32(p) | f4) == load32(lit) &&
+               (load32(p + n - 4) | f4) == load32(lit + n - 4);
     for (size_t i = 0; i < n; i++)
         if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i])
             return 0;
     return 1;
+}
+
+/* SWAR scanning, 8 bytes per step (little-endian GCC/Clang only; other
+ * targets, and builds with -DWISP_NO_SWAR, which the tests also run, use
+ * the byte loops that follow each fast path and keep its contract). For a word x, below(x, n) flags the bytes < n (n <= 128)
+ * in their high bit; borrows may also flag bytes above a true match, but
+ * never below one, so the lowest flag, found with ctz, is exact. */
+#if !defined(WISP_NO_SWAR) && defined(__GNUC__) && \
+    defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR 1
+#define ONES 0x0101010101010101u
+#define HIGHS 0x8080808080808080u
+
+static inline uint64_t below(uint64_t x, unsigned n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
+
+static inline uint64_t equal(uint64_t x, unsigned char c)
+{
+    return below(x ^ (ONES * c), 1);
+}
+
+static inline size_t first_flag(uint64_t m)
+{
+    return (size_t)__builtin_ctzll(m) >> 3;
+}
+#endif
+
+/* Skip token bytes; stops at the first other byte or at `end`. Names
+ * and methods are short and the token set has no word-wise test, so
+ * this is a table loop, unrolled to check the bound once per 4 bytes. */
+static inline const char *skip_token(const char *p, const char *end)
+{
+#define T(i) (cls[(unsigned char)p[i]] & C_TCHAR)
+    for (; end - p >= 4; p += 4) {
+        if (!T(0))
+            return p;
+        if (!T(1))
+            return p + 1;
+        if (!T(2))
+            return p + 2;
+        if (!T(3))
+            return p + 3;
+    }
+    while (p < end && T(0))
+        p++;
+    return p;
+#undef T
+}
+
+/* Skip field-value bytes (HTAB, SP, VCHAR, obs-text); stops at the first
+ * other byte (the line's CR in a valid line) or at `end`. */
+static inline const char *skip_value(const char *p, const char *end)
+{
+#ifdef SWAR
+    while (end - p >= 8) {
+        uint64_t x = load64(p);
+        uint64_t m = below(x, 0x20) | equal(x, 0x7f);
+        if (!m) {
+            p += 8;
+            continue;
+        }
+        p += first_flag(m);
+        if (*p != '\t')
+            return p;
+        p++;
+    }
+#endif
+    while (p < end && (cls[(unsigned char)*p] & C_VALUE))
+        p++;
+    return p;
+}
+
+/* Skip request-target bytes (0x21-0x7e); stops at the first other byte
+ * (the SP before the version in a valid line) or at `end`. */
+static inline const char *skip_target(const char *p, const char *end)
+{
+#ifdef SWAR
+    for (; end - p >= 8; p += 8) {
+        uint64_t x = load64(p);
+        uint64_t m = below(x, 0x21) | equal(x, 0x7f) | (x & HIGHS);
+        if (m)
+            return p + first_flag(m);
+    }
+#endif
+    while (p < end && (cls[(unsigned char)*p] & C_TARGET))
+        p++;
+    return p;
+}
+
+/* The first byte c in [p, end), or NULL: memchr for the short spans of
+ * one target or value, without the call. */
+static inline const char *find_byte(const char *p, const char *end,
+                                    unsigned char c)
+{
+#ifdef SWAR
+    for (; end - p >= 8; p += 8) {
+        uint64_t m = equal(load64(p), c);
+        if (m)
+            return p + first_flag(m);
+    }
+#endif
+    for (; p < end; p++)
+        if ((unsigned char)*p == c)
+            return p;
+    return NULL;
 }
 
 static inline unsigned hexval(unsigned char c)
@@ -73,7 +211,10 @@ static inline unsigned hexval(unsigned char c)
 
 /* Look for the end of the head in buf[0..len), resuming at `*scan`.
  * Returns the head length, -EAGAIN, or an error. Cost is O(new bytes) per
- * call: memchr resumes at pos and every LF is visited once. */
+ * call: the search resumes at pos and every LF is visited once. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static ssize_t find_end(const char *buf, size_t len, size_t *scan,
                         size_t max_line, size_t max_head)
 {
@@ -132,7 +273,7 @@ static ssize_t find_end(const char *buf, size_t len, size_t *scan,
     return -EAGAIN;
 }
 
-int wisp__method_lookup(const char *p, size_t len)
+static inline int method_lookup(const char *p, size_t len)
 {
     switch (len) {
     case 3:
@@ -167,10 +308,15 @@ int wisp__method_lookup(const char *p, size_t len)
     return -1;
 }
 
+int wisp__method_lookup(const char *p, size_t len)
+{
+    return method_lookup(p, len);
+}
+
 /* Split p[0..n) at its first '?' into path and query. */
 static void split_query(wisp__req_head *rh, const char *p, size_t n)
 {
-    const char *q = memchr(p, '?', n);
+    const char *q = find_byte(p, p + n, '?');
     rh->path = p;
     if (!q) {
         rh->path_len = (uint32_t)n;
@@ -248,34 +394,37 @@ static int parse_request_line(wisp__req_head *rh, const char **pp,
                               const char *end)
 {
     const char *p = *pp, *m = p;
-    while (cls[(unsigned char)*p] & C_TCHAR)
-        p++;
-    if (p == m || *p != ' ')
+    p = skip_token(p, end);
+    if (p == m || p == end || *p != ' ')
         return WISP_EPARSE;
     size_t mlen = (size_t)(p - m);
 
     const char *t = ++p;
-    while (cls[(unsigned char)*p] & C_TARGET)
-        p++;
-    if (p == t || *p != ' ')
+    p = skip_target(p, end);
+    if (p == t || p == end || *p != ' ')
         return WISP_EPARSE;
     size_t tlen = (size_t)(p - t);
     p++;
 
     /* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (§2.3),
-     * then CRLF. The head ends with CRLF CRLF after this line, so a
-     * well-formed line leaves at least 10 bytes here. */
-    if (end - p < 10 || memcmp(p, "HTTP/", 5) != 0 ||
-        (unsigned char)(p[5] - '0') > 9 || p[6] != '.' ||
-        (unsigned char)(p[7] - '0') > 9 || p[8] != '\r' || p[9] != '\n')
+     * then CRLF. One word compare settles the usual HTTP/1.1. */
+    if (end - p < 10 || p[8] != '\r' || p[9] != '\n')
         return WISP_EPARSE;
-    if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+    if (load64(p) == load64("HTTP/1.1")) {
+        rh->minor = 1;
+    } else if (load64(p) == load64("HTTP/1.0")) {
+        rh->minor = 0;
+    } else {
+        if (memcmp(p, "HTTP/", 5) != 0 ||
+            (unsigned char)(p[5] - '0') > 9 || p[6] != '.' ||
+            (unsigned char)(p[7] - '0') > 9)
+            return WISP_EPARSE;
         return WISP_EVERSION;
-    rh->minor = p[7] - '0';
+    }
     *pp = p + 10;
 
     /* We do not proxy, so CONNECT is not implemented (RFC 9110 §9.3.6). */
-    rh->method = wisp__method_lookup(m, mlen);
+    rh->method = method_lookup(m, mlen);
     if (rh->method < 0 || rh->method == WISP_METHOD_CONNECT)
         return WISP_EMETHOD;
     return parse_target(rh, t, tlen);
@@ -304,7 +453,7 @@ static uint32_t connection_flags(const char *v, size_t n)
     uint32_t f = 0;
     const char *e = v + n;
     for (;;) {
-        const char *c = memchr(v, ',', (size_t)(e - v));
+        const char *c = find_byte(v, e, ',');
         const char *s = v, *t = c ? c : e;
         while (s < t && (*s == ' ' || *s == '\t'))
             s++;
@@ -340,7 +489,7 @@ typedef struct fields {
 
 /* Act on one field whose name and value are syntactically valid. The
  * switch on the name's length keeps the common case (a field we do not
- * interpret) to one jump. */
+ * interpret) to one jump and at most one word compare. */
 static int apply_field(wisp__req_head *rh, fields *f, const wisp__header *h)
 {
     const char *v = h->value;
@@ -403,24 +552,20 @@ static int apply_field(wisp__req_head *rh, fields *f, const wisp__header *h)
  * line starting with SP or HTAB has an empty name here), no CTL but
  * HTAB in the value (RFC 9110 §5.5). On success *pp points past the
  * CRLF. */
-static int parse_field(wisp__header *h, const char **pp)
+static int parse_field(wisp__header *h, const char **pp, const char *end)
 {
     const char *p = *pp, *name = p;
-    while (cls[(unsigned char)*p] & C_TCHAR)
-        p++;
-    if (p == name || *p != ':')
+    p = skip_token(p, end);
+    if (p == name || p == end || *p != ':')
         return WISP_EPARSE;
     h->name = name;
     h->name_len = (uint32_t)(p - name);
     p++;
-    while (*p == ' ' || *p == '\t')
+    while (p < end && (*p == ' ' || *p == '\t'))
         p++;
     const char *v = p;
-    while (cls[(unsigned char)*p] & C_VALUE)
-        p++;
-    /* The value stops at a CR (always followed by a byte, as the head
-     * ends with LF) or at a byte it may not contain. */
-    if (p[0] != '\r' || p[1] != '\n')
+    p = skip_value(p, end);
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
         return WISP_EPARSE;
     const char *e = p;
     while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
@@ -431,11 +576,14 @@ static int parse_field(wisp__header *h, const char **pp)
     return 0;
 }
 
-/* Validate the complete head buf[0..len) and fill `rh`. */
+/* Parse the head at the start of buf[0..len) and fill `rh`. Returns its
+ * length or an error; on a complete head (as find_end found it) the
+ * error is the answer, otherwise any failure may only mean that bytes
+ * are missing. */
 static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
-                          const wisp__parse_limits *lim)
+                          const wisp__parse_limits *lim, size_t max_line)
 {
-    const char *p = buf, *end = buf + len;
+    const char *p = buf, *end = buf + len, *rl;
     uint32_t cap = lim->max_headers < rh->max_headers ? lim->max_headers
                                                       : rh->max_headers;
     fields f = {0, 0, 0, 0};
@@ -449,19 +597,23 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
     rh->content_length = -1;
     rh->num_headers = 0;
 
-    while (p[0] == '\r' && p[1] == '\n')
+    while (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
         p += 2;
+    rl = p;
     if ((err = parse_request_line(rh, &p, end)) != 0)
         return err;
+    if ((size_t)(p - rl) - 2 > max_line)
+        return WISP_ETOOLONG_LINE;
 
-    /* Each line starts right after an LF; the first one that is empty
-     * is the one find_end stopped at, so it ends the head. */
-    while (p[0] != '\r' || p[1] != '\n') {
-        wisp__header *h;
+    for (;;) {
+        if (end - p < 2)
+            return -EAGAIN;
+        if (p[0] == '\r' && p[1] == '\n')
+            break;
         if (rh->num_headers == cap)
             return WISP_ETOOMANY_HEADERS;
-        h = &rh->headers[rh->num_headers++];
-        if ((err = parse_field(h, &p)) != 0)
+        wisp__header *h = &rh->headers[rh->num_headers++];
+        if ((err = parse_field(h, &p, end)) != 0)
             return err;
         if ((err = apply_field(rh, &f, h)) != 0)
             return err;
@@ -477,7 +629,7 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
         return WISP_EPARSE;
     if (f.bad_expect)
         return WISP_EEXPECT;
-    return (ssize_t)len;
+    return p + 2 - buf;
 }
 
 ssize_t wisp__parse_request(const char *buf, size_t len, size_t *scan,
@@ -488,10 +640,24 @@ ssize_t wisp__parse_request(const char *buf, size_t len, size_t *scan,
                                                    : HALF_MAX - 1;
     size_t max_line = lim->max_request_line < max_head
                           ? lim->max_request_line : max_head;
-    ssize_t n = find_end(buf, len, scan, max_line, max_head);
+    ssize_t n;
+
+    /* Fast path: the first call holds a whole, valid head. Success here
+     * is what find_end and parse_head would answer too: every line ended
+     * in CRLF (so there was no bare LF), the request line fit max_line,
+     * and the head fit max_head since nothing past it was read. */
+    if (*scan == 0) {
+        n = parse_head(buf, len < max_head ? len : max_head, rh, lim,
+                       max_line);
+        if (n > 0) {
+            *scan = (size_t)n | (RL_DONE << HALF_BITS);
+            return n;
+        }
+    }
+    n = find_end(buf, len, scan, max_line, max_head);
     if (n < 0)
         return n;
-    return parse_head(buf, (size_t)n, rh, lim);
+    return parse_head(buf, (size_t)n, rh, lim, max_line);
 }
 
 /* Decode %XX at p[0..3) when p[0] == '%' and three bytes are left;

@@ -7,11 +7,23 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "loop/loop_int.h"
 
 #define MAX_EVENTS 256
+
+/* The hot-path calls go through syscall(2): the libc wrappers of recv,
+ * sendmsg and epoll_wait are pthread cancellation points, and entering and
+ * leaving the cancellation state costs ~90 instructions per request,
+ * while wisp threads are never cancelled. epoll_pwait exists on every
+ * architecture (epoll_wait does not on arm64). */
+static inline long sys_epoll_wait(int epfd, struct epoll_event *ev, int n,
+                                  int timeout)
+{
+    return syscall(SYS_epoll_pwait, epfd, ev, n, timeout, NULL, 8);
+}
 
 static uint32_t to_epoll(unsigned want)
 {
@@ -86,7 +98,8 @@ void wisp__be_del(wisp_loop_t *loop, wisp__io *io)
 int wisp__be_wait(wisp_loop_t *loop, int timeout_ms)
 {
     struct epoll_event *evs = loop->events;
-    int n = epoll_wait(loop->backend_fd, evs, loop->max_events, timeout_ms);
+    int n = (int)sys_epoll_wait(loop->backend_fd, evs, loop->max_events,
+                               timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
@@ -124,7 +137,8 @@ void wisp__be_wake_ack(wisp_loop_t *loop)
 
 ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data)
 {
-    ssize_t n = recv(io->fd, loop->rbuf, loop->rbuf_cap, 0);
+    ssize_t n = syscall(SYS_recvfrom, io->fd, loop->rbuf, loop->rbuf_cap, 0,
+                        NULL, NULL);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     *data = loop->rbuf;
@@ -139,7 +153,7 @@ ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = (struct iovec *)iov;
     mh.msg_iovlen = (size_t)iovcnt;
-    ssize_t n = sendmsg(io->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = syscall(SYS_sendmsg, io->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return n;

@@ -57,13 +57,13 @@ struct wisp_conn {
     uint8_t flags;               /* WISP__CF_* */
     uint8_t peer_family;
     uint8_t timeout_kind;        /* which deadline is armed */
-    uint32_t scan;               /* parser's resumable scan offset */
+    uint32_t in_len;
+    size_t scan;                 /* parser's resumable scan state */
     wisp__worker *w;
     struct wisp_conn *next;      /* worker's list of live connections */
     struct wisp_conn *prev;
     struct wisp_conn *later;     /* resume / free lists */
     char *in;                    /* retained input, or NULL when idle */
-    uint32_t in_len;
     uint32_t in_cap;
     uint32_t in_keep;            /* pinned prefix (a pending request) */
     uint32_t idle_ms;            /* takeover idle timeout */

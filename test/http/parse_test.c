@@ -184,6 +184,13 @@ static const row rows[] = {
      IN("GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n"), WISP_EPARSE},
     {"obs-text inside the target is malformed", "RFC 3986 §2",
      IN("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"), WISP_EPARSE},
+    {"head with NULs in its target is judged only once complete (fuzz)",
+     "RFC 9112 §3.2",
+     IN("GET http://h:80/a%2Fb\0\0 HTTP/1.1\r\nHost: x\r*\r\n"),
+     -EAGAIN},
+    {"NULs inside an absolute-form target are malformed", "RFC 9112 §3.2",
+     IN("GET http://h:80/a%2Fb\0\0 HTTP/1.1\r\nHost: x\r\n\r\n"),
+     WISP_EPARSE},
 
     /* Message framing (RFC 9112 §2.2). */
     {"leading empty lines are skipped and counted", "RFC 9112 §2.2",

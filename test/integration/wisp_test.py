@@ -12,8 +12,19 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 
 _procs = []
+
+# Bytes read past the end of a response, per socket (plain socket.socket
+# objects take no new attributes, so they cannot carry them themselves).
+_sock_bufs = weakref.WeakKeyDictionary()
+
+
+def leftover(sock):
+    """Bytes already received on `sock` beyond the last response read by
+    read_response (the start of the next pipelined response, say)."""
+    return _sock_bufs.get(sock, b"")
 
 
 def _cleanup():
@@ -80,7 +91,7 @@ def read_response(sock, head_request=False):
     headers as a dict of lower-case name -> value (last wins) and a list
     in `headers['__list__']`. Handles Content-Length, chunked and
     close-delimited bodies. Raises ConnectionError on EOF before a head."""
-    buf = sock._wisp_buf if hasattr(sock, "_wisp_buf") else b""
+    buf = _sock_bufs.get(sock, b"")
 
     def fill():
         nonlocal buf
@@ -130,7 +141,7 @@ def read_response(sock, head_request=False):
                 break
             buf += data
         body, buf = buf, b""
-    sock._wisp_buf = buf
+    _sock_bufs[sock] = buf
     return status, headers, body
 
 

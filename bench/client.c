@@ -1,0 +1,210 @@
+/* bench/client.c — a tiny, exact load client for the counting benchmarks.
+ *
+ * It opens ONE keep-alive connection and sends exactly N `GET /` requests,
+ * either sequentially (depth 1: send one, read the whole response, repeat)
+ * or pipelined in batches of D (D requests in one write, then read D
+ * responses).  Every response must be `HTTP/1.1 200` with a 13-byte body
+ * "Hello, World!"; anything else aborts with exit status 1.
+ *
+ * With -P the run is split into phases a script can synchronise on (used
+ * to zero/dump callgrind or attach/detach strace around exactly N
+ * requests):
+ *
+ *     connect, W warm-up requests      -> prints "warm"  and waits for a line on stdin
+ *     N measured requests              -> prints "done"  and waits for a line on stdin
+ *     close, exit 0
+ *
+ * Not part of the meson build; the bench scripts compile it with `cc -O2`.
+ *
+ *   usage: client -p PORT -n N [-d DEPTH] [-w WARMUP] [-h HOST] [-P] [-q]
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BODY "Hello, World!"
+#define BODY_LEN 13
+
+static char rbuf[1 << 17];
+static size_t rhave, roff;
+static unsigned long long nresp;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "client: %s (after %llu good responses)\n", what, nresp);
+    exit(1);
+}
+
+/* Parse one response at rbuf+roff, reading more as needed. */
+static void read_response(int fd)
+{
+    for (;;) {
+        char *p = rbuf + roff;
+        size_t len = rhave - roff;
+        char *e = len >= 4 ? memmem(p, len, "\r\n\r\n", 4) : NULL;
+        if (e) {
+            size_t hl = (size_t)(e + 4 - p);
+            if (hl < 12 || memcmp(p, "HTTP/1.1 200", 12) != 0) {
+                char *cr = memchr(p, '\r', hl);
+                fprintf(stderr, "client: bad status line: %.*s\n", (int)(cr - p), p);
+                die("non-200 response");
+            }
+            long cl = -1;
+            for (char *l = memchr(p, '\n', hl); l && l < e; l = memchr(l + 1, '\n', (size_t)(e - l))) {
+                l++;
+                if (strncasecmp(l, "content-length:", 15) == 0)
+                    cl = strtol(l + 15, NULL, 10);
+                else if (strncasecmp(l, "transfer-encoding:", 18) == 0)
+                    die("unexpected Transfer-Encoding");
+                else if (strncasecmp(l, "connection:", 11) == 0) {
+                    const char *v = l + 11;
+                    while (*v == ' ')
+                        v++;
+                    if (strncasecmp(v, "close", 5) == 0)
+                        die("server sent Connection: close");
+                }
+            }
+            if (cl != BODY_LEN)
+                die("Content-Length is not 13");
+            if (len >= hl + BODY_LEN) {
+                if (memcmp(p + hl, BODY, BODY_LEN) != 0)
+                    die("wrong body");
+                roff += hl + BODY_LEN;
+                if (roff == rhave)
+                    roff = rhave = 0;
+                nresp++;
+                return;
+            }
+        }
+        if (roff > 0) {
+            memmove(rbuf, rbuf + roff, rhave - roff);
+            rhave -= roff;
+            roff = 0;
+        }
+        if (rhave == sizeof rbuf)
+            die("response too large");
+        ssize_t r = recv(fd, rbuf + rhave, sizeof rbuf - rhave, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            die(strerror(errno));
+        if (r == 0)
+            die("connection closed by server");
+        rhave += (size_t)r;
+    }
+}
+
+static void send_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            die(strerror(errno));
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+static char *reqs;     /* depth copies of the request */
+static size_t req_len; /* length of one request */
+
+static void run(int fd, unsigned long long n, unsigned depth)
+{
+    while (n) {
+        unsigned d = n < depth ? (unsigned)n : depth;
+        send_all(fd, reqs, req_len * d);
+        for (unsigned i = 0; i < d; i++)
+            read_response(fd);
+        n -= d;
+    }
+    if (rhave != roff)
+        die("extra bytes after the last response");
+}
+
+static void sync_point(const char *msg)
+{
+    printf("%s\n", msg);
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        die("stdin closed while waiting");
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1";
+    int port = 0, pause_mode = 0, quiet = 0;
+    unsigned long long n = 0, warm = 0;
+    unsigned depth = 1;
+    int o;
+    while ((o = getopt(argc, argv, "p:n:d:w:h:Pq")) != -1) {
+        switch (o) {
+        case 'p': port = atoi(optarg); break;
+        case 'n': n = strtoull(optarg, NULL, 10); break;
+        case 'd': depth = (unsigned)atoi(optarg); break;
+        case 'w': warm = strtoull(optarg, NULL, 10); break;
+        case 'h': host = optarg; break;
+        case 'P': pause_mode = 1; break;
+        case 'q': quiet = 1; break;
+        default:
+            fprintf(stderr, "usage: client -p PORT -n N [-d DEPTH] [-w WARMUP] [-h HOST] [-P] [-q]\n");
+            return 2;
+        }
+    }
+    if (port <= 0 || depth < 1 || depth > 1024) {
+        fprintf(stderr, "client: need -p PORT, 1 <= DEPTH <= 1024\n");
+        return 2;
+    }
+
+    char one[128];
+    int l = snprintf(one, sizeof one, "GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n", host, port);
+    req_len = (size_t)l;
+    reqs = malloc(req_len * depth);
+    if (!reqs)
+        die("out of memory");
+    for (unsigned i = 0; i < depth; i++)
+        memcpy(reqs + i * req_len, one, req_len);
+
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        die("bad host (IPv4 literal expected)");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die(strerror(errno));
+    int one_i = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one_i, sizeof one_i);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        die(strerror(errno));
+
+    run(fd, warm, depth);
+    if (pause_mode)
+        sync_point("warm");
+    double t0 = now();
+    run(fd, n, depth);
+    double t = now() - t0;
+    if (pause_mode)
+        sync_point("done");
+    close(fd);
+    if (!quiet)
+        fprintf(stderr, "client: %llu requests (depth %u) all 200/13 bytes, %.3f s, %.0f req/s\n",
+                n, depth, t, t > 0 ? n / t : 0.0);
+    return 0;
+}
