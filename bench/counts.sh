@@ -81,8 +81,8 @@ callgrind_one() {  # callgrind_one SERVER
     for depth in 1 "$DEPTH"; do
         k=$((k + 1))
         drive "$depth" \
-            "callgrind_control -z $SPID >/dev/null || bench_die 'callgrind_control -z failed'" \
-            "callgrind_control -d $SPID >/dev/null || bench_die 'callgrind_control -d failed'"
+            "callgrind_control -z $SPID >/dev/null 2>&1 || bench_die 'callgrind_control -z failed'" \
+            "callgrind_control -d $SPID >/dev/null 2>&1 || bench_die 'callgrind_control -d failed'"
         for _ in $(seq 100); do [ -s "$out.$k" ] && break; sleep 0.1; done
         [ -s "$out.$k" ] || bench_die "no callgrind dump $out.$k"
         sleep 0.5

@@ -45,6 +45,14 @@ start_wisp -- --idle-timeout-ms 600000
 start_nginx
 bench_log "wisp pid $WISP_PID port $WISP_PORT; nginx pid $NGINX_PID port $NGINX_PORT"
 
+# Pre-flight: every response 200 with the 13-byte body, sequential and
+# pipelined (wrk only counts non-2xx; h2load only status classes).
+build_tool client
+for p in "$WISP_PORT" "$NGINX_PORT"; do
+    "$TMPD/client" -p "$p" -n 1000 -q && "$TMPD/client" -p "$p" -n 1600 -d 16 -q ||
+        bench_die "pre-flight check failed on port $p"
+done
+
 CRASHES=0
 
 server_pid() { if [ "$1" = wisp ]; then echo "$WISP_PID"; else echo "$NGINX_PID"; fi; }

@@ -103,10 +103,15 @@ WISP_API int64_t wisp_req_content_length(const wisp_req_t *req);
 /* Streaming bodies (routes with `stream_body` set): `on_data` runs for
  * each piece of body as it arrives (the bytes are valid only during the
  * call), then `on_end` runs once with 0 when the body is complete, or
- * with a negative code (WISP_EBODY_TOO_LARGE, WISP_EPARSE, -ECANCELED,
- * -ETIMEDOUT) if it cannot complete. The handler must call this before it
- * returns; with no call the body is discarded. Returns 0, or WISP_ESTATE
- * when the route does not stream or the call comes too late. */
+ * with a negative code if it cannot complete: WISP_EBODY_TOO_LARGE (wisp
+ * answers 413), WISP_EPARSE (400), -ETIMEDOUT (408), -ECANCELED (the
+ * client went away). After an error, wisp owns the exchange again: `req`
+ * and `res` are invalid once on_end returns, and the abort callback does
+ * not run. The response may be sent before or after the body ends (sent
+ * before, the connection closes after it). The handler must call this
+ * before it returns; with no call the body is discarded. Returns 0, or
+ * WISP_ESTATE when the route does not stream or the call comes too
+ * late. */
 typedef void (*wisp_body_data_cb)(wisp_req_t *req, const void *data,
                                   size_t len, void *arg);
 typedef void (*wisp_body_end_cb)(wisp_req_t *req, int status, void *arg);

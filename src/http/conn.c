@@ -27,7 +27,8 @@
 
 static void dispatch(wisp_conn_t *c, wisp__exchange *ex);
 static void body_data(wisp__exchange *ex, const char *p, size_t n);
-static void stream_body_end(wisp__exchange *ex, int status);
+static int stream_body_end(wisp__exchange *ex, int status);
+static void body_failed(wisp_conn_t *c, wisp__exchange *ex, int err);
 static void finish_orphan(wisp__worker *w, wisp__exchange *ex);
 static int closed_during(wisp_conn_t *c, wisp__exchange *ex);
 static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
@@ -51,6 +52,7 @@ static wisp__exchange *ex_get(wisp__worker *w)
     ex->route = NULL;
     ex->state = WISP__X_ACTIVE;
     ex->in_handler = 0;
+    ex->called = 0;
     ex->body_state = WISP__B_NONE;
     ex->own = NULL;
     ex->req.rh.headers = ex->headers;
@@ -90,7 +92,7 @@ void wisp__ex_free(wisp__worker *w, wisp__exchange *ex)
 #define REBASE(p)                                                           \
     do {                                                                    \
         if ((p) && (const char *)(p) >= old &&                              \
-            (const char *)(p) < old + old_cap)                              \
+            (const char *)(p) <= old + old_cap)                             \
             (p) = (void *)(nb + ((const char *)(p) - old));                 \
     } while (0)
 
@@ -359,7 +361,7 @@ static int begin(wisp_conn_t *c, wisp__exchange *ex, char *after,
         ex->body_left = (uint64_t)rh->content_length;
     } else {
         ex->body_state = WISP__B_DONE;
-        ex->req.body = after;
+        ex->req.body = NULL;
         return 1;
     }
     if ((rh->flags & WISP__RH_CONTINUE) && rh->minor && avail == 0)
@@ -450,6 +452,7 @@ static void upgraded_rest(wisp_conn_t *c, char *buf, char *p, char *end);
 static int run_handler(wisp_conn_t *c, wisp__exchange *ex)
 {
     ex->in_handler = 1;
+    ex->called = 1;
     ex->route->handler(&ex->req, &ex->res, ex->route->arg);
     ex->in_handler = 0;
     if (c->state == WISP__C_CLOSED) {
@@ -492,16 +495,36 @@ static void body_data(wisp__exchange *ex, const char *p, size_t n)
     ex->in_handler--;
 }
 
-static void stream_body_end(wisp__exchange *ex, int status)
+static int stream_body_end(wisp__exchange *ex, int status)
 {
-    if (ex->req.on_end) {
-        wisp_body_end_cb cb = ex->req.on_end;
-        ex->req.on_end = NULL;
-        ex->req.on_data = NULL;
-        ex->in_handler++;
-        cb(&ex->req, status, ex->req.body_arg);
-        ex->in_handler--;
-    }
+    if (!ex->req.on_end)
+        return 0;
+    wisp_body_end_cb cb = ex->req.on_end;
+    ex->req.on_end = NULL;
+    ex->req.on_data = NULL;
+    ex->in_handler++;
+    cb(&ex->req, status, ex->req.body_arg);
+    ex->in_handler--;
+    return 1;
+}
+
+/* A body could not be completed (too large, malformed, timed out): tell a
+ * streaming handler, then answer unless it already did. After an error
+ * from on_end the request belongs to wisp again. */
+static void body_failed(wisp_conn_t *c, wisp__exchange *ex, int err)
+{
+    stream_body_end(ex, err);
+    if (closed_during(c, ex))
+        return;
+    int answered = ex->state == WISP__X_DONE;
+    c->ex = NULL;
+    wisp__ex_free(c->w, ex);
+    if (answered)
+        wisp__conn_close_graceful(c); /* its answer, then close */
+    else
+        wisp__http_send_error(c, err == -ETIMEDOUT ? 408
+                                 : err == WISP_EBODY_TOO_LARGE ? 413 : 400,
+                              0);
 }
 
 /* After a user callback: if the connection closed meanwhile, the exchange
@@ -552,16 +575,15 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
             return;
         }
         ex->conn = c;
-        c->ex = ex;
         char *head = p;
         p += r;
         size_t used;
         int b = begin(c, ex, p, (size_t)(end - p), &used);
         if (b < 0) {
-            c->ex = NULL;
             wisp__ex_free(w, ex);
             return;
         }
+        c->ex = ex;
         if (b == 0) {
             /* Body still arriving: pin head + body so far. */
             c->state = WISP__C_BODY;
@@ -583,14 +605,7 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
             if (closed_during(c, ex))
                 return;
             if (br < 0) {
-                stream_body_end(ex, br);
-                if (closed_during(c, ex))
-                    return;
-                c->ex = NULL;
-                ex->conn = NULL;
-                finish_orphan(w, ex);
-                wisp__http_send_error(c, br == WISP_EBODY_TOO_LARGE ? 413
-                                                                  : 400, 0);
+                body_failed(c, ex, br);
                 return;
             }
             p += used;
@@ -656,17 +671,7 @@ static void body_continue(wisp_conn_t *c)
     if (closed_during(c, ex))
         return;
     if (r < 0) {
-        if (stream) {
-            stream_body_end(ex, r);
-            if (closed_during(c, ex))
-                return;
-        }
-        /* The request is over: detach it (its handler may still hold the
-         * response, which now answers WISP_ECLOSED) and answer. */
-        c->ex = NULL;
-        ex->conn = NULL;
-        finish_orphan(c->w, ex);
-        wisp__http_send_error(c, r == WISP_EBODY_TOO_LARGE ? 413 : 400, 0);
+        body_failed(c, ex, r);
         return;
     }
     if (stream) {
@@ -808,16 +813,10 @@ void wisp__http_timeout(wisp_conn_t *c, uint8_t kind)
             wisp__conn_abort(c, -ETIMEDOUT);
         break;
     case WISP__T_BODY:
-        if (c->ex) {
-            wisp__exchange *ex = c->ex;
-            stream_body_end(ex, -ETIMEDOUT);
-            if (closed_during(c, ex))
-                break;
-            c->ex = NULL;
-            ex->conn = NULL;
-            finish_orphan(c->w, ex);
-        }
-        wisp__http_send_error(c, 408, 0);
+        if (c->ex)
+            body_failed(c, c->ex, -ETIMEDOUT);
+        else
+            wisp__http_send_error(c, 408, 0);
         break;
     case WISP__T_IDLE:
     default:
@@ -837,8 +836,11 @@ static void finish_orphan(wisp__worker *w, wisp__exchange *ex)
     ex->res.flags |= WISP__RS_ABORTED;
     if (ex->state != WISP__X_DONE)
         ex->state = WISP__X_ORPHAN;
-    stream_body_end(ex, -ECANCELED); /* no-op unless a body was streaming */
-    if (ex->state == WISP__X_DONE) {
+    /* A streaming handler learns of the end through on_end; after an
+     * error there the request is wisp's again (no abort callback). */
+    int ended = stream_body_end(ex, -ECANCELED);
+    if (ex->state == WISP__X_DONE || !ex->called || ended) {
+        /* Finished, never shown to the application, or given back. */
         wisp__ex_free(w, ex);
         return;
     }

@@ -56,7 +56,8 @@ struct wisp__exchange {
     uint8_t keep_alive;
     uint8_t state;            /* WISP__X_* */
     uint8_t in_handler;
-    uint8_t body_state;       /* streaming body: WISP__B_* */
+    uint8_t body_state;       /* WISP__B_* */
+    uint8_t called;           /* the handler has been called */
     wisp__chunked ch;
     uint64_t body_left;       /* CL body bytes still to come */
     char *own;                /* request bytes copied for an orphan */
