@@ -98,10 +98,11 @@ static inline int ci_eq(const char *p, const char *lit, size_t n)
 }
 
 /* SWAR scanning, 8 bytes per step (little-endian GCC/Clang only; other
- * targets, and builds with -DWISP_NO_SWAR, which the tests also run, use
- * the byte loops that follow each fast path and keep its contract). For a word x, below(x, n) flags the bytes < n (n <= 128)
- * in their high bit; borrows may also flag bytes above a true match, but
- * never below one, so the lowest flag, found with ctz, is exact. */
+ * targets, and builds with -DWISP_NO_SWAR, use the byte loops that
+ * follow each fast path and keep its contract). For a word x,
+ * below(x, n) flags the bytes < n (n <= 128) in their high bit; borrows
+ * may also flag bytes above a true match, but never below one, so the
+ * lowest flag, found with ctz, is exact. */
 #if !defined(WISP_NO_SWAR) && defined(__GNUC__) && \
     defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define SWAR 1

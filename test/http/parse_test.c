@@ -206,7 +206,8 @@ static const row rows[] = {
      IN("GET / HTTP/1.1\r\nHost: a\r\n\r"), -EAGAIN},
     {"pipelined request: the head ends at the first empty line",
      "RFC 9112 §9.3.2",
-     IN("GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"),
+     IN("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n"),
      HEAD_END, .method = M(GET), .flags = F(HOST), .path = "/1",
      .host = "a", .nh = 1},
     {"bare LF ending the lines is malformed", "RFC 9112 §2.2",

@@ -25,14 +25,15 @@ from email.utils import parsedate_to_datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wisp_test  # noqa: E402
-from wisp_test import Checks, Server, expect_closed, read_response  # noqa: E402
+from wisp_test import (Checks, Server, expect_closed,  # noqa: E402
+                       read_response)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PUBLIC = os.path.normpath(os.path.join(HERE, "..", "..", "examples",
                                        "hello", "public"))
 HELLO = b"Hello, World!"
 MIB = 1024 * 1024
-BUDGET = 45.0  # seconds; sections after it are reported as not run
+BUDGET = 40.0  # seconds; sections after it are reported as not run
 
 c = Checks("http_basic")
 srv = None
@@ -87,7 +88,7 @@ IMF_RE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} "
 
 
 def curl(*args, data=None, timeout=20):
-    p = subprocess.run([CURL, "-sS", "--max-time", "15"] + list(args),
+    p = subprocess.run([CURL, "-sS", "--max-time", "8"] + list(args),
                        input=data, capture_output=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr.decode("latin-1")
 
@@ -187,7 +188,8 @@ def test_http10():
     c.eq((hdr(h, "connection") or "").lower(), "keep-alive",
          "HTTP/1.0 keep-alive: response has Connection: keep-alive")
     c.check(still_open(s), "HTTP/1.0 keep-alive: connection stays open")
-    s.sendall(b"GET /params/one/two HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    s.sendall(b"GET /params/one/two HTTP/1.0\r\n"
+              b"Connection: keep-alive\r\n\r\n")
     st, h, body = read_response(s)
     c.eq((st, body), (200, b"a=one rest=two\n"),
          "HTTP/1.0 keep-alive: second request on the same connection")
@@ -234,7 +236,7 @@ def pipeline_batch(n, seed):
     return reqs
 
 
-def check_pipeline(reqs, what, timeout=10.0):
+def check_pipeline(reqs, what, timeout=5.0):
     s = srv.connect(timeout)
     s.sendall(b"".join(r for r, _, _ in reqs))
     got_ok = 0
@@ -315,6 +317,8 @@ def test_byte_at_a_time():
         s.close()
         if (st, body) != (200, b"split"):
             bad.append((cut, raw[:cut][-8:], st, body[:40]))
+            if len(bad) >= 5:
+                break  # enough to show the problem (keeps the run short)
     c.check(not bad, "request split in two segments at every offset of %r "
             "answered; failing cuts (offset, bytes before cut, status, body):"
             " %r" % (raw, bad))
