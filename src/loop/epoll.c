@@ -102,6 +102,9 @@ int wisp__be_wait(wisp_loop_t *loop, int timeout_ms)
                                timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
+    /* Events are handled with the time they arrived at, not the time the
+     * loop went to sleep: deadlines set now must not start in the past. */
+    loop->now_ms = wisp__clock_ms();
     for (int i = 0; i < n; i++) {
         wisp__io *io = evs[i].data.ptr;
         if (!io)

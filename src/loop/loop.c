@@ -178,10 +178,9 @@ int wisp_loop_run(wisp_loop_t *loop)
     while (err == 0 &&
            !atomic_load_explicit(&loop->stop, memory_order_acquire)) {
         int timeout = loop->defer_head ? 0 : wisp__timers_timeout(loop);
-        err = wisp__be_wait(loop, timeout);
+        err = wisp__be_wait(loop, timeout); /* refreshes now_ms */
         if (err < 0)
             break;
-        loop->now_ms = wisp__clock_ms();
         wisp__timers_run(loop);
         run_deferred(loop);
         if (loop->hook)

@@ -323,7 +323,7 @@ static void after_write(wisp_conn_t *c, uint64_t before)
 /* Send the cork (if `c` owns it) ahead of `extra` (optional). Returns 0
  * or a negative errno (the connection is aborted). */
 static int send_with_cork(wisp_conn_t *c, const struct iovec *extra,
-                          int nextra, wisp_free_cb done, void *arg)
+                          int nextra, int ref, wisp_free_cb done, void *arg)
 {
     wisp__worker *w = c->w;
     struct iovec iov[2];
@@ -370,7 +370,7 @@ static int send_with_cork(wisp_conn_t *c, const struct iovec *extra,
         size_t left = l - skip;
         skip = 0;
         wisp__wseg *s;
-        if (!(cork && i == 0) && done) {
+        if (!(cork && i == 0) && ref) {
             /* The caller's bytes, referenced until written. */
             s = malloc(sizeof *s);
             if (s) {
@@ -404,7 +404,7 @@ void wisp__flush(wisp_conn_t *c)
 {
     if (c->w->cork_owner != c || c->state == WISP__C_CLOSED)
         return;
-    send_with_cork(c, NULL, 0, NULL, NULL);
+    send_with_cork(c, NULL, 0, 0, NULL, NULL);
 }
 
 static void take_cork(wisp_conn_t *c)
@@ -422,7 +422,7 @@ char *wisp__out_reserve(wisp_conn_t *c, size_t len)
         return NULL;
     take_cork(c);
     if (w->cork_len + len > WISP__CORK_SIZE) {
-        send_with_cork(c, NULL, 0, NULL, NULL);
+        send_with_cork(c, NULL, 0, 0, NULL, NULL);
         if (c->state == WISP__C_CLOSED)
             return NULL;
         w->cork_owner = c;
@@ -453,7 +453,7 @@ int wisp__out(wisp_conn_t *c, const void *data, size_t len)
      * the rest. */
     take_cork(c);
     struct iovec iov = {(void *)data, len};
-    return send_with_cork(c, &iov, 1, NULL, NULL) < 0 ? WISP_ECLOSED
+    return send_with_cork(c, &iov, 1, 0, NULL, NULL) < 0 ? WISP_ECLOSED
                                                             : 0;
 }
 
@@ -474,7 +474,7 @@ int wisp__out_ref(wisp_conn_t *c, const void *data, size_t len,
     }
     take_cork(c);
     struct iovec iov = {(void *)data, len};
-    return send_with_cork(c, &iov, 1, done, arg) < 0 ? WISP_ECLOSED
+    return send_with_cork(c, &iov, 1, 1, done, arg) < 0 ? WISP_ECLOSED
                                                            : 0;
 }
 
