@@ -57,8 +57,11 @@ struct wisp__worker {
 
     /* Cached Date header and access-log time, refreshed once a second. */
     time_t date_sec;
+    uint64_t date_mono_s; /* loop second of the last check */
     char date_hdr[48];   /* "Date: ...\r\n" */
     uint32_t date_len;
+    uint32_t head200_len;
+    char head200[160];   /* "HTTP/1.1 200 OK\r\n" Server Date, prebuilt */
     char log_time[40];   /* "[24/Nov/2026:08:16:43 +0000]" */
 
     /* Access-log lines waiting for one write per iteration. */

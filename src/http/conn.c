@@ -78,8 +78,10 @@ void wisp__ex_free(wisp__worker *w, wisp__exchange *ex)
 {
     if (ex->res.hdrs != ex->res.hdrs_inline)
         free(ex->res.hdrs);
-    free(ex->own);
-    ex->own = NULL;
+    if (ex->own) {
+        free(ex->own);
+        ex->own = NULL;
+    }
     if (w->ex_free_len < 256) {
         ex->conn = (wisp_conn_t *)w->ex_free;
         w->ex_free = ex;
@@ -651,8 +653,13 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
     }
     if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
         return;
-    if (c->state == WISP__C_IDLE && p == end)
-        idle_deadline(c);
+    if (p == end) {
+        if (c->state == WISP__C_IDLE)
+            idle_deadline(c);
+        if (buf == c->in)
+            wisp__in_release(c);
+        return;
+    }
     if (settle(c, buf, NULL, 0, p, end) < 0)
         wisp__conn_abort(c, -ENOMEM);
 }

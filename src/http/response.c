@@ -94,6 +94,15 @@ static char *put(char *p, const char *s, size_t n)
 
 static char *put_u64(char *p, uint64_t v)
 {
+    if (v < 10) {
+        *p++ = (char)('0' + v);
+        return p;
+    }
+    if (v < 100) {
+        *p++ = (char)('0' + v / 10);
+        *p++ = (char)('0' + v % 10);
+        return p;
+    }
     char tmp[24];
     int n = 0;
     do {
@@ -144,9 +153,13 @@ static char *write_head(wisp__exchange *ex, char *p, int64_t cl,
     wisp_server_t *srv = w->srv;
     struct wisp_res *res = &ex->res;
     int status = res->status;
-    p = put_status(p, status);
-    p = put(p, srv->server_hdr, srv->server_hdr_len);
-    p = put(p, w->date_hdr, w->date_len);
+    if (status == 200) {
+        p = put(p, w->head200, w->head200_len);
+    } else {
+        p = put_status(p, status);
+        p = put(p, srv->server_hdr, srv->server_hdr_len);
+        p = put(p, w->date_hdr, w->date_len);
+    }
     if (ctype) {
         p = PUTLIT(p, "Content-Type: ");
         p = put(p, ctype, ctype_len);

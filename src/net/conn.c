@@ -642,7 +642,7 @@ void wisp__conn_deadline(wisp_conn_t *c, uint32_t ms, uint8_t kind)
     c->deadline_ms = due;
     /* Lazy re-arm: a later deadline is picked up when the armed timer
      * fires, so the common keep-alive path does no heap work at all. */
-    if (!wisp_timer_active(&c->timer) || c->timer.due_ms > due)
+    if (!c->timer.heap_index || c->timer.due_ms > due)
         wisp_timer_start(&c->timer, ms, conn_timer_cb, c);
 }
 
