@@ -67,7 +67,23 @@ o = {x['name']: x['value'] for x in json.load(open(sys.argv[1] + '/meson-info/in
 print("buildtype=%s b_ndebug=%s ownership_checks=%s" % (o.get('buildtype'), o.get('b_ndebug'), o.get('ownership_checks')))
 PY
 )
-    WISP_BUILD_INFO="$src ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)${info:+, $info})"
+    # The commit of the tree the build came from ("-dirty": src/, include/,
+    # examples/ or meson.build had uncommitted edits when this ran, so the
+    # binary may contain them).  Outside git: $WISP_COMMIT.
+    local srcdir commit
+    srcdir=$(python3 - "$bdir" <<'PY' 2>/dev/null
+import json, os, sys
+files = json.load(open(sys.argv[1] + '/meson-info/intro-buildsystem_files.json'))
+print(min((os.path.dirname(f) for f in files if f.endswith('meson.build')), key=len))
+PY
+)
+    if commit=$(git -C "${srcdir:-$ROOT}" rev-parse --short=7 HEAD 2>/dev/null); then
+        [ -n "$(git -C "${srcdir:-$ROOT}" status --porcelain -- src include examples meson.build 2>/dev/null)" ] &&
+            commit="$commit-dirty"
+    else
+        commit=${WISP_COMMIT:-unknown commit}
+    fi
+    WISP_BUILD_INFO="$src ($commit${info:+, $info})"
 }
 
 build_tool() {    # build_tool NAME -> $TMPD/NAME from bench/NAME.c
