@@ -203,7 +203,7 @@ int wisp_server_listen(wisp_server_t *srv)
             r = -ENOMEM;
             break;
         }
-        wisp_timer_init(w->loop, &w->stop_timer);
+        wisp_timer_init(w->loop, &w->accept_timer);
         wisp__loop_set_hook(w->loop, wisp__worker_end_iteration, w);
         wisp__date_refresh(w);
         if (!srv->cfg.no_tcp)
@@ -259,7 +259,7 @@ static void *worker_main(void *arg)
     wisp_loop_run(w->loop);
     wisp__worker_free_conns(w);
     wisp__alog_flush(w);
-    wisp_timer_stop(&w->stop_timer);
+    wisp_timer_stop(&w->accept_timer);
     if (atomic_fetch_sub(&srv->workers_running, 1) == 1)
         wisp_loop_post(srv->main_loop, main_worker_exited, srv);
     return NULL;
@@ -316,7 +316,7 @@ static void worker_stop(void *arg)
     if (w->stopping)
         return;
     w->stopping = 1;
-    wisp_timer_stop(&w->stop_timer);
+    wisp_timer_stop(&w->accept_timer);
     wisp__worker_drain_and_close_listeners(w);
     wisp_conn_t *c = w->conns;
     while (c) {

@@ -68,7 +68,7 @@ struct wisp__worker {
     char *alog;
     size_t alog_len;
 
-    wisp_timer_t stop_timer;
+    wisp_timer_t accept_timer;
 };
 
 enum { WISP__S_NEW = 0, WISP__S_LISTENING, WISP__S_RUNNING,

@@ -175,17 +175,12 @@ static void drop_pinned(wisp_conn_t *c)
 
 /* ------------------------------------------------------------ responses */
 
-static const char *const err_body[] = {
-    [0] = "Bad Request\n",
-};
-
 void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open)
 {
     wisp__worker *w = c->w;
     const char *reason = wisp__reason(status);
     char buf[512];
     wisp__date_refresh(w);
-    (void)err_body;
     int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 %d %s\r\n%.*s%.*sContent-Type: text/plain\r\n"
                      "Content-Length: %zu\r\n%s\r\n%s\n",
@@ -748,13 +743,9 @@ void wisp__http_on_recv(wisp_conn_t *c, const char *data, size_t len)
 {
     if (c->state == WISP__C_BODY || c->in_len > c->in_keep ||
         c->state == WISP__C_HEAD) {
-        /* Append to what is buffered. */
-        if (c->state != WISP__C_BODY) {
-            uint64_t max = (uint64_t)c->w->srv->limits.max_head + 1;
-            if ((uint64_t)c->in_len + len > max + WISP__RBUF_SIZE) {
-                /* The parser has already seen max_head bytes. */
-            }
-        }
+        /* Append to what is buffered. It stays bounded: the parser fails a
+         * head past max_head, a body past its limit fails in body_feed, and
+         * while a response is pending nothing is read. */
         if (wisp__in_reserve(c, len) < 0) {
             wisp__conn_abort(c, -ENOMEM);
             return;

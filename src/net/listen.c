@@ -168,7 +168,7 @@ static int accept_some(wisp__worker *w, wisp__io *lsn, int max)
                 wisp__io_want(w->loop, &w->lsn_tcp, 0);
                 if (w->lsn_unix.fd >= 0)
                     wisp__io_want(w->loop, &w->lsn_unix, 0);
-                wisp_timer_start(&w->stop_timer, 100, accept_resume, w);
+                wisp_timer_start(&w->accept_timer, 100, accept_resume, w);
             }
             break;
         }
