@@ -60,6 +60,8 @@ typedef void (*wisp_handler)(wisp_req_t *req, wisp_res_t *res, void *arg);
 
 /* ---------------------------------------------------------------- request */
 
+/* The request's method (a HEAD request routed to a GET route still says
+ * WISP_METHOD_HEAD). */
 WISP_API wisp_method_t wisp_req_method(const wisp_req_t *req);
 /* 0 for HTTP/1.0, 1 for HTTP/1.1. */
 WISP_API int wisp_req_version_minor(const wisp_req_t *req);
@@ -118,10 +120,13 @@ typedef void (*wisp_body_end_cb)(wisp_req_t *req, int status, void *arg);
 WISP_API int wisp_req_on_body(wisp_req_t *req, wisp_body_data_cb on_data,
                               wisp_body_end_cb on_end, void *arg);
 
-/* The peer's address as text ("127.0.0.1", "::1", "unix"). */
+/* The peer's address as text ("127.0.0.1", "::1", "unix"; "-" once the
+ * client has gone), in a per-thread buffer valid until the next call on
+ * the same thread. */
 WISP_API const char *wisp_req_peer(const wisp_req_t *req);
 /* Nonzero when the connection will be kept open after this response. */
 WISP_API int wisp_req_keep_alive(const wisp_req_t *req);
+/* The loop that owns the request (the one running the handler). */
 WISP_API wisp_loop_t *wisp_req_loop(const wisp_req_t *req);
 
 /* --------------------------------------------------------------- response */
@@ -192,7 +197,10 @@ WISP_API int wisp_res_sendfile(wisp_res_t *res, int status,
                                const char *content_type, int fd,
                                uint64_t offset, uint64_t len);
 
+/* The loop that owns the response: finish it there (post a task to it
+ * from other threads). Valid while the response is. */
 WISP_API wisp_loop_t *wisp_res_loop(const wisp_res_t *res);
+/* The request this response answers; same lifetime as `res`. */
 WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
 
 /* ------------------------------------------------- connection take-over */
@@ -237,6 +245,7 @@ WISP_API void wisp_conn_close(wisp_conn_t *c);
 WISP_API void wisp_conn_abort(wisp_conn_t *c);
 /* Close the connection if no bytes arrive for `ms` (0: never). */
 WISP_API void wisp_conn_set_idle_timeout(wisp_conn_t *c, uint32_t ms);
+/* The loop that owns the connection. */
 WISP_API wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c);
 
 #ifdef __cplusplus
