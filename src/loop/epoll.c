@@ -22,7 +22,10 @@
 static inline long sys_epoll_wait(int epfd, struct epoll_event *ev, int n,
                                   int timeout)
 {
-    return syscall(SYS_epoll_pwait, epfd, ev, n, timeout, NULL, 8);
+    /* syscall() is variadic: pass every integer as a long, or the upper
+     * half of its register is whatever was there. */
+    return syscall(SYS_epoll_pwait, (long)epfd, ev, (long)n, (long)timeout,
+                   NULL, (long)8);
 }
 
 static uint32_t to_epoll(unsigned want)
@@ -140,8 +143,8 @@ void wisp__be_wake_ack(wisp_loop_t *loop)
 
 ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data)
 {
-    ssize_t n = syscall(SYS_recvfrom, io->fd, loop->rbuf, loop->rbuf_cap, 0,
-                        NULL, NULL);
+    ssize_t n = syscall(SYS_recvfrom, (long)io->fd, loop->rbuf,
+                        (long)loop->rbuf_cap, 0L, NULL, NULL);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     *data = loop->rbuf;
@@ -156,7 +159,8 @@ ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = (struct iovec *)iov;
     mh.msg_iovlen = (size_t)iovcnt;
-    ssize_t n = syscall(SYS_sendmsg, io->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = syscall(SYS_sendmsg, (long)io->fd, &mh,
+                        (long)(MSG_NOSIGNAL | MSG_DONTWAIT));
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return n;
