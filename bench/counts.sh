@@ -67,7 +67,7 @@ drive() {
     eval "$before"
     echo go >&"$in"
     read -r -u "$out" line || { wait "$cpid"; bench_die "client failed during the measured requests"; }
-    [ "$line" = done ] || bench_die "client said '$line'"
+    [ "$line" = "done" ] || bench_die "client said '$line'"
     eval "$after"
     echo go >&"$in"
     wait "$cpid" || bench_die "client exited with an error"

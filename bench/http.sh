@@ -77,7 +77,13 @@ run_one() {      # run_one ROUND SCENARIO SERVER
     loader_cmd "$sc" "http://127.0.0.1:$port/"
     raw=$OUTD/$sc.$srv.r$rnd.txt
     t0=$(cpu_ticks "$pid")
-    taskset -c "$LOADER_CPU" "${CMD[@]}" >"$raw" 2>&1
+    # In the background + wait, so that a signal stops the script (and,
+    # through the trap, the loader) at once.
+    taskset -c "$LOADER_CPU" "${CMD[@]}" >"$raw" 2>&1 &
+    local lpid=$!
+    BENCH_PIDS+=("$lpid")
+    wait "$lpid"
+    bench_forget "$lpid"
     t1=$(cpu_ticks "$pid")
     parsed=$(python3 "$BENCH_DIR/report.py" parse "$TOOL" "$raw")
     local note=
