@@ -49,7 +49,7 @@ struct wisp__io {
     uint8_t want;   /* WISP__IO_* the owner wants */
     uint8_t armed;  /* what the kernel has (epoll) */
     uint8_t added;  /* registered with the backend */
-    uint8_t pad;
+    uint8_t edge;   /* edge-triggered: the owner reads until a short read */
     wisp__io_cb cb;
 };
 

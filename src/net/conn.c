@@ -71,6 +71,7 @@ wisp_conn_t *wisp__conn_new(wisp__worker *w, int fd)
 void wisp__conn_accepted(wisp_conn_t *c)
 {
     c->io.want = WISP__IO_RECV;
+    c->io.edge = 1;
     if (wisp__be_add(c->w->loop, &c->io) < 0) {
         wisp__conn_abort(c, -errno);
         return;
@@ -559,10 +560,44 @@ void wisp__conn_upgraded_input(wisp_conn_t *c, const char *data, size_t n)
     }
 }
 
+/* Edge-triggered: a read that filled the whole buffer may have left more
+ * in the kernel, and no new edge will say so. Read again, a few times in a
+ * row at most; past that the connection goes on the worker's list and
+ * continues at the end of the iteration, so one fast sender cannot
+ * starve the others. */
+#define READS_PER_EVENT 4
+
+static void on_readable_once(wisp_conn_t *c, int *full);
+
 static void on_readable(wisp_conn_t *c)
+{
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        int full = 0;
+        on_readable_once(c, &full);
+        if (!full || c->state == WISP__C_CLOSED ||
+            !(c->io.want & WISP__IO_RECV))
+            return; /* drained, closed, or paused (resuming re-polls) */
+    }
+    c->flags |= WISP__CF_MORE_INPUT;
+    if (!(c->flags & WISP__CF_RESUME)) {
+        c->flags |= WISP__CF_RESUME;
+        c->later = c->w->resume_list;
+        c->w->resume_list = c;
+    }
+}
+
+void wisp__conn_read_more(wisp_conn_t *c)
+{
+    c->flags &= (uint8_t)~WISP__CF_MORE_INPUT;
+    if (c->state != WISP__C_CLOSED && (c->io.want & WISP__IO_RECV))
+        on_readable(c);
+}
+
+static void on_readable_once(wisp_conn_t *c, int *full)
 {
     char *data;
     ssize_t n = wisp__be_recv(c->w->loop, &c->io, &data);
+    *full = n > 0 && (size_t)n == c->w->loop->rbuf_cap;
     if (n == -EAGAIN)
         return;
     if (n <= 0) {
@@ -775,7 +810,10 @@ void wisp__worker_end_iteration(wisp_loop_t *loop, void *arg)
             w->close_list = c;
             continue;
         }
-        wisp__http_resume(c);
+        if (c->flags & WISP__CF_MORE_INPUT)
+            wisp__conn_read_more(c);
+        else
+            wisp__http_resume(c);
         if (c->state != WISP__C_CLOSED)
             wisp__flush(c);
         else if (!(c->flags & WISP__CF_RESUME)) {

@@ -44,7 +44,7 @@ enum {
     WISP__CF_PAUSED = 1u << 0,     /* reading stopped by backpressure */
     WISP__CF_CLOSE_AFTER = 1u << 1,/* close once the response is out */
     WISP__CF_PEER_EOF = 1u << 2,   /* peer shut its write side */
-    WISP__CF_IN_CORK = 1u << 3,    /* has bytes in the worker's cork */
+    WISP__CF_MORE_INPUT = 1u << 3, /* edge-triggered input left unread */
     WISP__CF_RESUME = 1u << 4,     /* on the worker's resume list */
     WISP__CF_USER_PAUSE = 1u << 5, /* wisp_conn_pause */
     WISP__CF_SERVED = 1u << 6,     /* has completed at least one request */
@@ -116,6 +116,8 @@ void wisp__in_consume(wisp_conn_t *c, size_t n);
 
 /* Return an input buffer taken from a connection to the pool. */
 void wisp__inbuf_put(wisp__worker *w, char *b, uint32_t cap);
+/* Continue reading input left in the kernel (edge-triggered). */
+void wisp__conn_read_more(wisp_conn_t *c);
 /* Deliver bytes to a taken-over connection's on_data. */
 void wisp__conn_upgraded_input(wisp_conn_t *c, const char *data, size_t n);
 
