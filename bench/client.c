@@ -16,7 +16,12 @@
  *
  * Not part of the meson build; the bench scripts compile it with `cc -O2`.
  *
- *   usage: client -p PORT -n N [-d DEPTH] [-w WARMUP] [-h HOST] [-P] [-q]
+ * With -c C (C > 1) it forks C clients, each on its own connection doing
+ * N/C requests (W/C warm-up); the phases above are kept for the whole
+ * group, so the counts cover exactly N requests spread over C
+ * connections (as a load generator with C connections would send them).
+ *
+ *   usage: client -p PORT -n N [-d DEPTH] [-w WARMUP] [-c CONNS] [-h HOST] [-P] [-q]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,15 +154,105 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static int connect_to(const char *host, int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        die("bad host (IPv4 literal expected)");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die(strerror(errno));
+    int one_i = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one_i, sizeof one_i);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        die(strerror(errno));
+    return fd;
+}
+
+static void xwrite1(int fd, char c)
+{
+    if (write(fd, &c, 1) != 1)
+        die("pipe write");
+}
+
+static void xread1(int fd)
+{
+    char c;
+    if (read(fd, &c, 1) != 1)
+        die("pipe read");
+}
+
+/* C connections in C processes, synchronised through pipes. */
+static int run_group(const char *host, int port, unsigned conns,
+                     unsigned long long n, unsigned long long warm,
+                     unsigned depth, int pause_mode)
+{
+    int up[2];
+    if (pipe(up) < 0)
+        die("pipe");
+    int *go = calloc(conns, sizeof *go);
+    pid_t *pids = calloc(conns, sizeof *pids);
+    for (unsigned i = 0; i < conns; i++) {
+        int g[2];
+        if (pipe(g) < 0)
+            die("pipe");
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork");
+        if (pid == 0) {
+            close(g[1]);
+            int fd = connect_to(host, port);
+            unsigned long long mine = n / conns + (i < n % conns);
+            run(fd, warm / conns, depth);
+            xwrite1(up[1], 'w');
+            xread1(g[0]);
+            run(fd, mine, depth);
+            xwrite1(up[1], 'd');
+            xread1(g[0]);
+            close(fd);
+            _exit(0);
+        }
+        close(g[0]);
+        go[i] = g[1];
+        pids[i] = pid;
+    }
+    for (unsigned i = 0; i < conns; i++)
+        xread1(up[0]);
+    if (pause_mode)
+        sync_point("warm");
+    double t0 = now();
+    for (unsigned i = 0; i < conns; i++)
+        xwrite1(go[i], 'g');
+    for (unsigned i = 0; i < conns; i++)
+        xread1(up[0]);
+    double t = now() - t0;
+    if (pause_mode)
+        sync_point("done");
+    for (unsigned i = 0; i < conns; i++)
+        xwrite1(go[i], 'g');
+    int bad = 0;
+    for (unsigned i = 0; i < conns; i++) {
+        int st;
+        waitpid(pids[i], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            bad = 1;
+    }
+    fprintf(stderr, "client: %llu requests on %u connections (depth %u), %.3f s\n",
+            n, conns, depth, t);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
+    unsigned conns = 1;
     const char *host = "127.0.0.1";
     int port = 0, pause_mode = 0, quiet = 0;
     unsigned long long n = 0, warm = 0;
     unsigned depth = 1;
     int o;
-    while ((o = getopt(argc, argv, "p:n:d:w:h:Pq")) != -1) {
+    while ((o = getopt(argc, argv, "p:n:d:w:c:h:Pq")) != -1) {
         switch (o) {
+        case 'c': conns = (unsigned)atoi(optarg); break;
         case 'p': port = atoi(optarg); break;
         case 'n': n = strtoull(optarg, NULL, 10); break;
         case 'd': depth = (unsigned)atoi(optarg); break;
@@ -183,16 +279,9 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < depth; i++)
         memcpy(reqs + i * req_len, one, req_len);
 
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        die("bad host (IPv4 literal expected)");
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        die(strerror(errno));
-    int one_i = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one_i, sizeof one_i);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-        die(strerror(errno));
+    if (conns > 1)
+        return run_group(host, port, conns, n, warm, depth, pause_mode);
+    int fd = connect_to(host, port);
 
     run(fd, warm, depth);
     if (pause_mode)

@@ -14,9 +14,12 @@
 # close, no start-up.
 #
 # Environment (defaults):
-#   N=20000 WARM=1024 DEPTH=16
+#   N=20000 WARM=1024 DEPTH=16 CONNS=8
+#   modes: sequential (1), pipelined DEPTH on one connection, and pipelined
+#   DEPTH over CONNS connections at once ("16x8"), as a load generator
+#   with several connections sends them
 #   SERVERS="wisp nginx"   PARTS="callgrind strace"
-#   HELLO=build/examples/hello   the wisp binary (copied before the run)
+#   HELLO=PATH   the wisp binary (default: bench/build.sh, a release+LTO build)
 #   OUT=DIR                keep callgrind files, strace tables, annotations
 #   TOP=25                 functions shown from callgrind_annotate
 set -u
@@ -25,6 +28,8 @@ source "$(dirname "$0")/lib.sh"
 N=${N:-20000}
 WARM=${WARM:-1024}
 DEPTH=${DEPTH:-16}
+CONNS=${CONNS:-8}
+MODES="1 $DEPTH ${DEPTH}x${CONNS}"
 SERVERS=${SERVERS:-"wisp nginx"}
 PARTS=${PARTS:-"callgrind strace"}
 TOP=${TOP:-25}
@@ -58,8 +63,10 @@ start_server() {   # start_server wisp|nginx [WRAPPER...]: sets SPID SPORT
 
 # drive DEPTH BEFORE_CMD AFTER_CMD: client run with the two sync points.
 drive() {
-    local depth=$1 before=$2 after=$3 line
-    coproc CL { exec "$CLIENT" -p "$SPORT" -n "$N" -d "$depth" -w "$WARM" -P; }
+    local mode=$1 before=$2 after=$3 line depth conns=1
+    depth=${mode%x*}
+    case $mode in *x*) conns=${mode#*x} ;; esac
+    coproc CL { exec "$CLIENT" -p "$SPORT" -n "$N" -d "$depth" -c "$conns" -w "$WARM" -P; }
     local cpid=$CL_PID
     local out=${CL[0]} in=${CL[1]}
     read -r -u "$out" line || { wait "$cpid"; bench_die "client failed during warm-up"; }
@@ -78,7 +85,7 @@ callgrind_one() {  # callgrind_one SERVER
     start_server "$srv" valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$out" \
         --log-file="$TMPD/valgrind.$srv.log"
     bench_log "callgrind: $srv pid $SPID port $SPORT"
-    for depth in 1 "$DEPTH"; do
+    for depth in $MODES; do
         k=$((k + 1))
         drive "$depth" \
             "callgrind_control -z $SPID >/dev/null 2>&1 || bench_die 'callgrind_control -z failed'" \
@@ -108,7 +115,7 @@ strace_one() {     # strace_one SERVER
     local srv=$1 depth
     start_server "$srv"
     bench_log "strace: $srv pid $SPID port $SPORT"
-    for depth in 1 "$DEPTH"; do
+    for depth in $MODES; do
         local tab=$OUTD/strace.$srv.d$depth.txt
         drive "$depth" \
             "strace_attach $tab" \
@@ -163,12 +170,14 @@ keys = []
 for k in list(ir) + list(sc):
     if k not in keys:
         keys.append(k)
-print("## Counts per request (N = %d on one keep-alive connection, after warm-up)" % n)
+print("## Counts per request (N = %d keep-alive requests after warm-up; \"pipelined DxC\" spreads them over C connections)" % n)
 print()
 print("| server | requests | user-space instructions / request | syscalls / request | top syscalls per request (errors) |")
 print("|---|---|---:|---:|---|")
 for srv, depth in keys:
     mode = "sequential" if depth == "1" else "pipelined %s" % depth
+    if "x" not in depth and depth != "1":
+        mode += " (one connection)"
     i = ir.get((srv, depth))
     s = sc.get((srv, depth))
     top_s = ""
@@ -184,7 +193,11 @@ def ratio_line(what, a, b, fmt):
         print("- %s: wisp/nginx = %s" % (what, fmt % (a / b)))
 
 print()
-for depth in sorted({d for _, d in keys}, key=int):
+def mode_key(d):
+    a, _, b = d.partition("x")
+    return (int(a), int(b or 1))
+
+for depth in sorted({d for _, d in keys}, key=mode_key):
     mode = "sequential" if depth == "1" else "pipelined %s" % depth
     ratio_line("instructions/request, %s" % mode, ir.get(("wisp", depth)), ir.get(("nginx", depth)), "%.3f")
     a, b = sc.get(("wisp", depth)), sc.get(("nginx", depth))

@@ -11,7 +11,7 @@
 #   H2N=1000000        h2load -n without pipelining
 #   H2N_PIPE=4000000   h2load -n with -m16
 #   SCENARIOS="wrk-c64 wrk-c256 wrk-c256-p16 h2load-c64 h2load-c64-m16"
-#   HELLO=build/examples/hello   the wisp binary (copied before the run)
+#   HELLO=PATH   the wisp binary (default: bench/build.sh, a release+LTO build)
 #   OUT=DIR            keep raw outputs and results.tsv in DIR
 #   PAUSE=1            seconds between runs
 #

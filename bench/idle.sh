@@ -12,7 +12,7 @@
 # buffers (~4.7 KB per loopback connection for every server).
 #
 # Environment (defaults): COUNT=10000 SETTLE=1 SERVERS="wisp nginx"
-#   HELLO=build/examples/hello   the wisp binary (copied before the run)
+#   HELLO=PATH   the wisp binary (default: bench/build.sh, a release+LTO build)
 set -u
 source "$(dirname "$0")/lib.sh"
 

@@ -51,8 +51,11 @@ stop_pid() {      # stop_pid PID: SIGTERM, wait, SIGKILL if needed
 # build/ cannot swap the binary in the middle of a run.  HELLO=path picks
 # another build (e.g. a release build).  Sets HELLO_BIN and WISP_BUILD_INFO.
 wisp_snapshot() {
-    local src=${HELLO:-$ROOT/build/examples/hello}
-    [ -x "$src" ] || bench_die "$src not found: ninja -C $ROOT/build"
+    local src=${HELLO:-}
+    if [ -z "$src" ]; then
+        src=$("$ROOT/bench/build.sh") || bench_die "bench/build.sh failed"
+    fi
+    [ -x "$src" ] || bench_die "$src not found"
     mkdir -p "$TMPD/wisp/examples"
     cp "$src" "$TMPD/wisp/examples/hello"
     local lib
@@ -64,7 +67,7 @@ wisp_snapshot() {
     info=$(python3 - "$bdir" <<'PY' 2>/dev/null
 import json, sys
 o = {x['name']: x['value'] for x in json.load(open(sys.argv[1] + '/meson-info/intro-buildoptions.json'))}
-print("buildtype=%s b_ndebug=%s ownership_checks=%s" % (o.get('buildtype'), o.get('b_ndebug'), o.get('ownership_checks')))
+print("buildtype=%s b_ndebug=%s b_lto=%s default_library=%s" % (o.get("buildtype"), o.get("b_ndebug"), o.get("b_lto"), o.get("default_library")))
 PY
 )
     # The commit of the tree the build came from ("-dirty": src/, include/,
