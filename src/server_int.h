@@ -109,8 +109,6 @@ void wisp__worker_drain_and_close_listeners(wisp__worker *w);
 /* net/conn.c */
 void wisp__worker_end_iteration(wisp_loop_t *loop, void *arg);
 void wisp__worker_free_conns(wisp__worker *w);
-void wisp__worker_stop_conns(wisp__worker *w);
-void wisp__worker_force_close(wisp__worker *w);
 void wisp__worker_conn_gone(wisp__worker *w);
 
 /* http/date.c */
