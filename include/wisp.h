@@ -7,5 +7,7 @@
 #include "wisp/loop.h"
 #include "wisp/http.h"
 #include "wisp/server.h"
+#include "wisp/future.h"
+#include "wisp/pool.h"
 
 #endif

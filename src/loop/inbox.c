@@ -11,6 +11,18 @@
 
 #include "loop/loop_int.h"
 
+static void push(wisp_loop_t *loop, wisp__task *t)
+{
+    wisp__task *head = atomic_load_explicit(&loop->inbox,
+                                            memory_order_relaxed);
+    do {
+        t->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &loop->inbox, &head, t, memory_order_release, memory_order_relaxed));
+    if (!head)
+        wisp__be_wake(loop);
+}
+
 int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
 {
     if (!loop || !cb)
@@ -32,15 +44,15 @@ int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
     }
     t->cb = cb;
     t->arg = arg;
-    wisp__task *head = atomic_load_explicit(&loop->inbox,
-                                            memory_order_relaxed);
-    do {
-        t->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(
-        &loop->inbox, &head, t, memory_order_release, memory_order_relaxed));
-    if (!head)
-        wisp__be_wake(loop);
+    t->intrusive = 0;
+    push(loop, t);
     return 0;
+}
+
+void wisp__loop_post_node(wisp_loop_t *loop, wisp__task *node)
+{
+    node->intrusive = 1;
+    push(loop, node);
 }
 
 void wisp_loop_set_inbox_limit(wisp_loop_t *loop, uint32_t limit)
@@ -69,9 +81,14 @@ unsigned wisp__inbox_drain(wisp_loop_t *loop)
     wisp__task *t = take_fifo(loop);
     while (t) {
         wisp__task *next = t->next;
-        atomic_fetch_sub_explicit(&loop->inbox_len, 1, memory_order_relaxed);
-        t->cb(t->arg);
-        free(t);
+        if (t->intrusive) {
+            t->cb(t->arg); /* may free the node's owner */
+        } else {
+            atomic_fetch_sub_explicit(&loop->inbox_len, 1,
+                                      memory_order_relaxed);
+            t->cb(t->arg);
+            free(t);
+        }
         t = next;
         ran++;
     }
@@ -83,7 +100,8 @@ void wisp__inbox_discard(wisp_loop_t *loop)
     wisp__task *t = take_fifo(loop);
     while (t) {
         wisp__task *next = t->next;
-        free(t);
+        if (!t->intrusive)
+            free(t);
         t = next;
     }
     atomic_store(&loop->inbox_len, 0);

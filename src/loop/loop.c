@@ -78,7 +78,8 @@ void wisp_loop_destroy(wisp_loop_t *loop)
     wisp__task *t = loop->defer_head;
     while (t) {
         wisp__task *n = t->next;
-        free(t);
+        if (!t->intrusive)
+            free(t);
         t = n;
     }
     t = loop->task_free;
@@ -131,6 +132,7 @@ int wisp_loop_defer(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
     }
     t->cb = cb;
     t->arg = arg;
+    t->intrusive = 0;
     t->next = NULL;
     if (loop->defer_tail)
         loop->defer_tail->next = t;
@@ -138,6 +140,18 @@ int wisp_loop_defer(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
         loop->defer_head = t;
     loop->defer_tail = t;
     return 0;
+}
+
+void wisp__loop_defer_node(wisp_loop_t *loop, wisp__task *node)
+{
+    WISP__ASSERT_OWNER(loop);
+    node->intrusive = 1;
+    node->next = NULL;
+    if (loop->defer_tail)
+        loop->defer_tail->next = node;
+    else
+        loop->defer_head = node;
+    loop->defer_tail = node;
 }
 
 static void run_deferred(wisp_loop_t *loop)
@@ -149,7 +163,9 @@ static void run_deferred(wisp_loop_t *loop)
         wisp__task *next = t->next;
         wisp_task_cb cb = t->cb;
         void *arg = t->arg;
-        if (loop->task_free_len < 1024) {
+        if (t->intrusive) {
+            /* owned by its embedder */
+        } else if (loop->task_free_len < 1024) {
             t->next = loop->task_free;
             loop->task_free = t;
             loop->task_free_len++;

@@ -57,6 +57,10 @@ typedef struct wisp__task {
     struct wisp__task *next;
     wisp_task_cb cb;
     void *arg;
+    /* Embedded in its owner (a future): never freed or recycled by the
+     * loop, and not counted against the inbox limit (it is bounded by the
+     * objects that embed one). */
+    int intrusive;
 } wisp__task;
 
 /* A hook run at the end of every loop iteration (after timers and tasks):
@@ -130,6 +134,10 @@ void wisp__timers_run(wisp_loop_t *loop);
 /* Milliseconds until the next timer (-1: none). */
 int wisp__timers_timeout(const wisp_loop_t *loop);
 void wisp__timers_clear(wisp_loop_t *loop);
+/* Queue an intrusive node (node->cb, node->arg set by the caller):
+ * post_node from any thread, defer_node on the loop's own thread. */
+void wisp__loop_post_node(wisp_loop_t *loop, wisp__task *node);
+void wisp__loop_defer_node(wisp_loop_t *loop, wisp__task *node);
 /* Drain the inbox whole; returns the number of tasks run. */
 unsigned wisp__inbox_drain(wisp_loop_t *loop);
 void wisp__inbox_discard(wisp_loop_t *loop);

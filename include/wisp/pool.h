@@ -1,0 +1,96 @@
+/* wisp — the shared worker pool: blocking work off the loops.
+ *
+ * One pool serves the whole process (not one per connection): a bounded
+ * queue with four priorities, between min and max threads (more are
+ * started while work waits, idle ones above the minimum exit after
+ * keep_alive_ms), statistics, and a graceful shutdown that drains or
+ * cancels. Each submission returns a future owned by the submitter's loop;
+ * the result comes back there (DESIGN rule 2). A full queue fails the
+ * future at once with -EAGAIN: nothing is dropped silently. */
+#ifndef WISP_POOL_H
+#define WISP_POOL_H
+
+#include "common.h"
+#include "future.h"
+#include "loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wisp_pool wisp_pool_t;
+
+typedef enum wisp_prio {
+    WISP_PRIO_URGENT = 0,
+    WISP_PRIO_HIGH,
+    WISP_PRIO_NORMAL,
+    WISP_PRIO_LOW,
+    WISP_PRIO_COUNT,
+} wisp_prio_t;
+
+typedef struct wisp_pool_config {
+    unsigned min_threads;    /* started at create; default 1 */
+    unsigned max_threads;    /* default 2 × online CPUs, at least 4 */
+    uint32_t queue_limit;    /* queued (not running) items; default 1024 */
+    uint32_t keep_alive_ms;  /* idle time before a thread above the
+                                minimum exits; default 10000 */
+} wisp_pool_config_t;
+
+/* Fill `cfg` with the defaults above. */
+WISP_API void wisp_pool_config_init(wisp_pool_config_t *cfg);
+
+/* Create a pool and start its minimum threads. `cfg` is copied; NULL
+ * uses the defaults. Returns NULL with errno EINVAL (min > max, max 0,
+ * queue_limit 0), ENOMEM or EAGAIN (no thread could be started). */
+WISP_API wisp_pool_t *wisp_pool_create(const wisp_pool_config_t *cfg);
+
+/* Work run on a pool thread. Return 0 and set *value (and *destroy, which
+ * may stay NULL) to resolve the future, or a negative error to fail it
+ * (a value set before failing is not freed by wisp). */
+typedef int (*wisp_pool_fn)(void *arg, void **value, wisp_free_cb *destroy);
+
+/* Queue `fn(arg)` at priority `prio` (FIFO within a priority; a higher
+ * priority always runs first). Returns a future owned by `loop` with one
+ * reference, the caller's: it resolves with fn's value or fails with
+ * fn's error; it is already failed with -EAGAIN when the queue is full,
+ * with -ECANCELED once shutdown has begun, with -EINVAL for a bad prio.
+ * Cancelling the future before fn starts skips fn (counted as
+ * cancelled); once fn runs, its late result is destroyed.
+ * Returns NULL only on ENOMEM. Thread: any. */
+WISP_API wisp_future_t *wisp_pool_submit(wisp_pool_t *pool, wisp_prio_t prio,
+                                         wisp_loop_t *loop, wisp_pool_fn fn,
+                                         void *arg);
+
+typedef struct wisp_pool_stats {
+    uint64_t submitted;   /* accepted into the queue */
+    uint64_t completed;   /* fn returned 0 */
+    uint64_t failed;      /* fn returned an error */
+    uint64_t rejected;    /* refused: queue full or shutting down */
+    uint64_t cancelled;   /* removed before running (cancel, shutdown) */
+    uint64_t busy_ns;     /* total time spent inside fn */
+    uint32_t queued;      /* waiting now */
+    uint32_t running;     /* inside fn now */
+    uint32_t threads;     /* alive now */
+    uint32_t peak_threads;
+} wisp_pool_stats_t;
+
+/* A consistent snapshot of the counters. Thread: any. */
+WISP_API void wisp_pool_stats(wisp_pool_t *pool, wisp_pool_stats_t *out);
+
+/* Stop accepting work. With `drain`, queued work still runs; without,
+ * queued work is cancelled (futures fail with -ECANCELED, fn never
+ * runs). Then wait up to `timeout_ms` for the threads to finish.
+ * Returns 0, or -ETIMEDOUT when work is still running at the deadline
+ * (the pool keeps going down; wisp_pool_destroy waits for it).
+ * Thread: any but a pool thread. Calling it twice is harmless. */
+WISP_API int wisp_pool_shutdown(wisp_pool_t *pool, int drain,
+                                uint64_t timeout_ms);
+
+/* Shut down (cancelling queued work) if not done, wait for every thread,
+ * free the pool. NULL is a no-op. Thread: any but a pool thread. */
+WISP_API void wisp_pool_destroy(wisp_pool_t *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
