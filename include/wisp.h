@@ -9,5 +9,6 @@
 #include "wisp/server.h"
 #include "wisp/future.h"
 #include "wisp/pool.h"
+#include "wisp/sem.h"
 
 #endif
