@@ -10,5 +10,6 @@
 #include "wisp/future.h"
 #include "wisp/pool.h"
 #include "wisp/sem.h"
+#include "wisp/shared.h"
 
 #endif

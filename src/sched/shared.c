@@ -1,0 +1,133 @@
+/* Shared payloads (one allocation: header + bytes, or a wrapper around
+ * caller bytes) and broadcast to many loops through their inboxes. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loop/loop_int.h"
+#include "net/conn.h"
+#include "wisp/shared.h"
+
+struct wisp_shared {
+    _Atomic uint32_t refs;
+    size_t len;
+    const char *data;
+    wisp_free_cb destroy;
+    void *arg;
+    char inline_data[];
+};
+
+wisp_shared_t *wisp_shared_create(const void *data, size_t len)
+{
+    wisp_shared_t *s = malloc(sizeof *s + len);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    s->len = len;
+    if (len)
+        memcpy(s->inline_data, data, len);
+    s->data = s->inline_data;
+    s->destroy = NULL;
+    s->arg = NULL;
+    return s;
+}
+
+wisp_shared_t *wisp_shared_wrap(const void *data, size_t len,
+                                wisp_free_cb destroy, void *arg)
+{
+    wisp_shared_t *s = malloc(sizeof *s);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    s->len = len;
+    s->data = data;
+    s->destroy = destroy;
+    s->arg = arg;
+    return s;
+}
+
+void wisp_shared_ref(wisp_shared_t *s)
+{
+    if (s)
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void wisp_shared_unref(wisp_shared_t *s)
+{
+    if (!s)
+        return;
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (s->destroy)
+        s->destroy(s->arg);
+    free(s);
+}
+
+const void *wisp_shared_data(const wisp_shared_t *s)
+{
+    return s->data;
+}
+
+size_t wisp_shared_len(const wisp_shared_t *s)
+{
+    return s->len;
+}
+
+static void unref_cb(void *arg)
+{
+    wisp_shared_unref(arg);
+}
+
+int wisp_conn_write_shared(wisp_conn_t *c, wisp_shared_t *msg)
+{
+    wisp_shared_ref(msg);
+    /* The write queue references the bytes; the reference goes when they
+     * are written or the connection closes (unref_cb runs either way). */
+    return wisp_conn_write_ref(c, msg->data, msg->len, unref_cb, msg);
+}
+
+typedef struct delivery {
+    wisp_loop_t *loop;
+    wisp_shared_t *msg;
+    wisp_broadcast_cb deliver;
+    void *arg;
+} delivery;
+
+static void deliver_task(void *arg)
+{
+    delivery *d = arg;
+    d->deliver(d->loop, d->msg, d->arg);
+    wisp_shared_unref(d->msg);
+    free(d);
+}
+
+ssize_t wisp_broadcast(wisp_loop_t *const *loops, size_t n,
+                       wisp_shared_t *msg, wisp_broadcast_cb deliver,
+                       void *arg)
+{
+    if (!msg || !deliver || (n && !loops))
+        return -EINVAL;
+    ssize_t queued = 0;
+    for (size_t i = 0; i < n; i++) {
+        delivery *d = malloc(sizeof *d);
+        if (!d)
+            return queued ? queued : -ENOMEM;
+        d->loop = loops[i];
+        d->msg = msg;
+        d->deliver = deliver;
+        d->arg = arg;
+        wisp_shared_ref(msg);
+        if (wisp_loop_post(loops[i], deliver_task, d) < 0) {
+            wisp_shared_unref(msg);
+            free(d);
+            continue;
+        }
+        queued++;
+    }
+    return queued;
+}
