@@ -18,8 +18,12 @@ static void push(wisp_loop_t *loop, wisp__task *t)
     do {
         t->next = head;
     } while (!atomic_compare_exchange_weak_explicit(
-        &loop->inbox, &head, t, memory_order_release, memory_order_relaxed));
-    if (!head)
+        &loop->inbox, &head, t, memory_order_seq_cst, memory_order_relaxed));
+    /* Wake only a loop that may be asleep. The loop raises `sleeping`
+     * and then looks at the inbox; we push and then look at `sleeping`:
+     * with both sequentially consistent, at least one of us sees the
+     * other, so a post is never left waiting. */
+    if (!head && atomic_load_explicit(&loop->sleeping, memory_order_seq_cst))
         wisp__be_wake(loop);
 }
 
@@ -77,18 +81,22 @@ static wisp__task *take_fifo(wisp_loop_t *loop)
 
 unsigned wisp__inbox_drain(wisp_loop_t *loop)
 {
-    unsigned ran = 0;
+    unsigned ran = 0, counted = 0;
     wisp__task *t = take_fifo(loop);
+    /* The taken tasks no longer occupy the inbox: give their room back in
+     * one atomic operation, not one per task (the counter's cache line is
+     * the one every producer touches). */
+    for (wisp__task *c = t; c; c = c->next)
+        counted += !c->intrusive;
+    if (counted)
+        atomic_fetch_sub_explicit(&loop->inbox_len, counted,
+                                  memory_order_relaxed);
     while (t) {
         wisp__task *next = t->next;
-        if (t->intrusive) {
-            t->cb(t->arg); /* may free the node's owner */
-        } else {
-            atomic_fetch_sub_explicit(&loop->inbox_len, 1,
-                                      memory_order_relaxed);
-            t->cb(t->arg);
+        int intrusive = t->intrusive;
+        t->cb(t->arg); /* an intrusive node's owner may be freed here */
+        if (!intrusive)
             free(t);
-        }
         t = next;
         ran++;
     }

@@ -53,6 +53,7 @@ wisp_loop_t *wisp_loop_create(void)
     atomic_init(&loop->inbox_limit, 65536);
     atomic_init(&loop->stop, 0);
     atomic_init(&loop->closing, 0);
+    atomic_init(&loop->sleeping, 0);
     loop->now_ms = wisp__clock_ms();
     loop->rbuf_cap = WISP__RBUF_SIZE;
     loop->rbuf = malloc(loop->rbuf_cap + 16);
@@ -194,9 +195,17 @@ int wisp_loop_run(wisp_loop_t *loop)
     while (err == 0 &&
            !atomic_load_explicit(&loop->stop, memory_order_acquire)) {
         int timeout = loop->defer_head ? 0 : wisp__timers_timeout(loop);
-        err = wisp__be_wait(loop, timeout); /* refreshes now_ms */
+        if (timeout != 0) {
+            atomic_store_explicit(&loop->sleeping, 1, memory_order_seq_cst);
+            if (atomic_load_explicit(&loop->inbox, memory_order_seq_cst))
+                timeout = 0;
+        }
+        err = wisp__be_wait(loop, timeout); /* clears sleeping, now_ms */
         if (err < 0)
             break;
+        /* Posts that arrived while the loop was awake woke nobody. */
+        if (atomic_load_explicit(&loop->inbox, memory_order_acquire))
+            wisp__inbox_drain(loop);
         wisp__timers_run(loop);
         run_deferred(loop);
         if (loop->hook)

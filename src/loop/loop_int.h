@@ -93,6 +93,9 @@ struct wisp_loop {
     _Atomic uint32_t inbox_len;
     _Atomic uint32_t inbox_limit;
     _Atomic int closing;
+    /* Set while the loop may block in the backend: producers wake it only
+     * then, so a busy loop costs its producers no syscall. */
+    _Atomic int sleeping;
 
     /* End-of-iteration hook. */
     wisp__loop_hook hook;
