@@ -7,13 +7,17 @@
  *   GET  /stream?n=N    N chunks of a chunked (streamed) response
  *   POST /upload        a streamed request body, answered with its size
  *   GET  /delay/:ms     answered later, from a timer (async response)
+ *   GET  /blocking?ms=N a blocking call (sleep N ms, default 50, standing in
+ *                       for an SDK) run on the shared worker pool
  *   GET  /params/:a/(*rest)  route parameters echoed back
  *   GET  /static/(path)   files under --static DIR
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <wisp.h>
 
@@ -152,6 +156,58 @@ static void on_delay(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_res_on_abort(res, delay_abort, d);
 }
 
+static wisp_pool_t *pool;
+
+/* Runs on a pool thread: blocking is allowed here, never on a loop. */
+static int blocking_call(void *arg, void **value, wisp_free_cb *destroy)
+{
+    long ms = (long)(intptr_t)arg;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+    char *text = malloc(48);
+    if (!text)
+        return -ENOMEM;
+    snprintf(text, 48, "slept %ld ms\n", ms);
+    *value = text;
+    *destroy = free;
+    return 0;
+}
+
+/* Back on the connection's loop once the pool call has settled. */
+static void blocking_done(wisp_res_t *res, wisp_future_t *f, void *arg)
+{
+    (void)arg;
+    int err = wisp_future_error(f);
+    if (err == 0) {
+        const char *text = wisp_future_value(f);
+        wisp_res_send(res, 200, "text/plain", text, strlen(text));
+    } else if (err == -EAGAIN) {
+        wisp_res_send(res, 503, "text/plain", "pool queue full\n", 16);
+    } else {
+        wisp_res_send(res, 500, "text/plain", "pool call failed\n", 17);
+    }
+}
+
+static void on_blocking(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    char buf[16];
+    long ms = 50;
+    if (wisp_req_query_get(req, "ms", buf, sizeof buf) > 0)
+        ms = strtol(buf, NULL, 10);
+    if (ms < 0 || ms > 10000) {
+        wisp_res_send(res, 400, "text/plain", "bad ms\n", 7);
+        return;
+    }
+    wisp_future_t *f = wisp_pool_submit(pool, WISP_PRIO_NORMAL,
+                                        wisp_res_loop(res), blocking_call,
+                                        (void *)(intptr_t)ms);
+    if (!f || wisp_res_await(res, f, blocking_done, NULL, NULL) < 0)
+        wisp_res_send(res, 500, "text/plain", "out of memory\n", 14);
+    wisp_future_unref(f); /* wisp_res_await keeps its own reference */
+}
+
 static void on_params(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)arg;
@@ -186,6 +242,8 @@ static void usage(FILE *f)
         "  --shutdown-timeout-ms N  graceful stop deadline (default 3000)\n"
         "  --high-water BYTES       per-connection write queue (262144)\n"
         "  --access-log PATH        combined log to PATH ('-' = stderr)\n"
+        "  --pool-threads N         max worker-pool threads (default 64)\n"
+        "  --pool-queue N           worker-pool queue limit (default 1024)\n"
         "  --help                   this text\n");
 }
 
@@ -205,7 +263,7 @@ int main(int argc, char **argv)
     uint64_t max_body = 1024 * 1024;
     enum { O_HOST = 256, O_PORT, O_THREADS, O_UNIX, O_STATIC, O_MAXBODY,
            O_MAXCONNS, O_HT, O_BT, O_IT, O_WT, O_ST, O_HW, O_ALOG, O_MHB,
-           O_MLB, O_HELP };
+           O_MLB, O_PT, O_PQ, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -223,9 +281,14 @@ int main(int argc, char **argv)
         {"shutdown-timeout-ms", required_argument, 0, O_ST},
         {"high-water", required_argument, 0, O_HW},
         {"access-log", required_argument, 0, O_ALOG},
+        {"pool-threads", required_argument, 0, O_PT},
+        {"pool-queue", required_argument, 0, O_PQ},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
+    wisp_pool_config_t pcfg;
+    wisp_pool_config_init(&pcfg);
+    pcfg.max_threads = 64;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         unsigned long long v = optarg ? strtoull(optarg, NULL, 10) : 0;
@@ -252,6 +315,8 @@ int main(int argc, char **argv)
             else
                 cfg.access_log_path = optarg;
             break;
+        case O_PT: pcfg.max_threads = (unsigned)v; break;
+        case O_PQ: pcfg.queue_limit = (uint32_t)v; break;
         case O_HELP:
         case 'h':
             usage(stdout);
@@ -267,9 +332,17 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < BIG_SIZE; i++)
         big_body[i] = (char)('a' + i % 26);
 
+    pool = wisp_pool_create(&pcfg);
+    if (!pool) {
+        fprintf(stderr, "hello: bad pool configuration\n");
+        free(big_body);
+        return 2;
+    }
     wisp_server_t *srv = wisp_server_create(&cfg);
     if (!srv) {
         fprintf(stderr, "hello: bad configuration\n");
+        wisp_pool_destroy(pool);
+        free(big_body);
         return 2;
     }
     wisp_route_opts_t echo_opts = {.max_body_bytes = max_body};
@@ -286,6 +359,8 @@ int main(int argc, char **argv)
                       NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/params/:a/*rest", on_params,
                       NULL, NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/blocking", on_blocking, NULL,
+                      NULL);
     int r = wisp_server_static(srv, "/static", static_dir, NULL);
     if (r < 0)
         fprintf(stderr, "hello: static dir %s: %s (route disabled)\n",
@@ -297,12 +372,19 @@ int main(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "hello: %s\n", wisp_strerror(r));
         wisp_server_destroy(srv);
+        wisp_pool_destroy(pool);
         free(big_body);
         return 1;
     }
     printf("listening on %s:%u\n", cfg.host, wisp_server_port(srv));
     fflush(stdout);
     wisp_server_wait(srv);
+    /* Every request has finished or been aborted (which cancelled its
+     * future): queued work is skipped, a call still running finishes and
+     * its result is destroyed. The pool goes before the loops its futures
+     * belong to. */
+    wisp_pool_shutdown(pool, 0, 2000);
+    wisp_pool_destroy(pool);
     wisp_server_destroy(srv);
     free(big_body);
     return 0;
