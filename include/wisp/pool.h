@@ -40,30 +40,43 @@ typedef struct wisp_pool_config {
 WISP_API void wisp_pool_config_init(wisp_pool_config_t *cfg);
 
 /* Create a pool and start its minimum threads. `cfg` is copied; NULL
- * uses the defaults. Returns NULL with errno EINVAL (min > max, max 0,
- * queue_limit 0), ENOMEM or EAGAIN (no thread could be started). */
+ * uses the defaults. Pool threads are named "wisp-pool" and block every
+ * asynchronous signal (so SIGINT/SIGTERM reach the server's main loop
+ * even when the pool was created before the server).
+ * Returns NULL with errno EINVAL (min > max, max 0, queue_limit 0),
+ * ENOMEM, or EAGAIN (one of the minimum threads could not be started;
+ * then none is left running). */
 WISP_API wisp_pool_t *wisp_pool_create(const wisp_pool_config_t *cfg);
 
 /* Work run on a pool thread. Return 0 and set *value (and *destroy, which
  * may stay NULL) to resolve the future, or a negative error to fail it
- * (a value set before failing is not freed by wisp). */
+ * (a value set before failing is not freed by wisp; a positive return
+ * fails it with -EIO). *value and *destroy start NULL. */
 typedef int (*wisp_pool_fn)(void *arg, void **value, wisp_free_cb *destroy);
 
 /* Queue `fn(arg)` at priority `prio` (FIFO within a priority; a higher
  * priority always runs first). Returns a future owned by `loop` with one
  * reference, the caller's: it resolves with fn's value or fails with
- * fn's error; it is already failed with -EAGAIN when the queue is full,
- * with -ECANCELED once shutdown has begun, with -EINVAL for a bad prio.
+ * fn's error; it is already failed with -EAGAIN when the queue is full
+ * (counted as rejected), with -ECANCELED once shutdown has begun (counted
+ * as rejected), with -EINVAL for a bad prio, a NULL pool or a NULL fn
+ * (not counted). The pool holds its own reference until the future has
+ * settled, so the caller may drop its reference at any time.
  * Cancelling the future before fn starts skips fn (counted as
- * cancelled); once fn runs, its late result is destroyed.
- * Returns NULL only on ENOMEM. Thread: any. */
+ * cancelled); once fn runs, its late result is destroyed. A cancelled
+ * item keeps its queue slot until a thread reaches it, unless the queue
+ * fills up first: then cancelled items are swept out before refusing.
+ * Returns NULL only on ENOMEM, or with errno EINVAL when `loop` is NULL
+ * (there is no loop to own a future). Thread: any, including a pool
+ * thread (fn may submit more work). */
 WISP_API wisp_future_t *wisp_pool_submit(wisp_pool_t *pool, wisp_prio_t prio,
                                          wisp_loop_t *loop, wisp_pool_fn fn,
                                          void *arg);
 
 typedef struct wisp_pool_stats {
     uint64_t submitted;   /* accepted into the queue */
-    uint64_t completed;   /* fn returned 0 */
+    uint64_t completed;   /* fn returned 0 (even if the future was
+                             cancelled while fn ran) */
     uint64_t failed;      /* fn returned an error */
     uint64_t rejected;    /* refused: queue full or shutting down */
     uint64_t cancelled;   /* removed before running (cancel, shutdown) */
@@ -74,20 +87,29 @@ typedef struct wisp_pool_stats {
     uint32_t peak_threads;
 } wisp_pool_stats_t;
 
-/* A consistent snapshot of the counters. Thread: any. */
+/* A consistent snapshot of the counters. A thread counts fn's outcome
+ * before it settles the future, so whoever sees the future settled also
+ * sees it counted. Thread: any. */
 WISP_API void wisp_pool_stats(wisp_pool_t *pool, wisp_pool_stats_t *out);
 
 /* Stop accepting work. With `drain`, queued work still runs; without,
- * queued work is cancelled (futures fail with -ECANCELED, fn never
- * runs). Then wait up to `timeout_ms` for the threads to finish.
- * Returns 0, or -ETIMEDOUT when work is still running at the deadline
- * (the pool keeps going down; wisp_pool_destroy waits for it).
- * Thread: any but a pool thread. Calling it twice is harmless. */
+ * queued work is cancelled (futures fail with -ECANCELED before this
+ * returns, fn never runs). Running work is never interrupted. Then wait
+ * up to `timeout_ms` for the threads to finish; UINT64_MAX (anything from
+ * INT32_MAX up) waits without a deadline, 0 does not wait.
+ * Returns 0, or -ETIMEDOUT when work is still running (or queued, with
+ * drain) at the deadline (the pool keeps going down; wisp_pool_destroy
+ * waits for it), -EINVAL for a NULL pool, -EDEADLK when called from one
+ * of the pool's own threads (nothing is done).
+ * Thread: any. Calling it again is harmless: a later call without
+ * `drain` cancels what an earlier draining call left queued. */
 WISP_API int wisp_pool_shutdown(wisp_pool_t *pool, int drain,
                                 uint64_t timeout_ms);
 
 /* Shut down (cancelling queued work) if not done, wait for every thread,
- * free the pool. NULL is a no-op. Thread: any but a pool thread. */
+ * free the pool. If a draining shutdown has begun, the drain goes on and
+ * destroy waits for it. Returns only when no pool thread runs any more.
+ * NULL is a no-op. Thread: any but a pool thread (asserted). */
 WISP_API void wisp_pool_destroy(wisp_pool_t *pool);
 
 #ifdef __cplusplus

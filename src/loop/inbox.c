@@ -49,6 +49,7 @@ int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
     t->cb = cb;
     t->arg = arg;
     t->intrusive = 0;
+    t->drop = NULL;
     push(loop, t);
     return 0;
 }
@@ -110,6 +111,8 @@ void wisp__inbox_discard(wisp_loop_t *loop)
         wisp__task *next = t->next;
         if (!t->intrusive)
             free(t);
+        else if (t->drop)
+            t->drop(t->arg);
         t = next;
     }
     atomic_store(&loop->inbox_len, 0);

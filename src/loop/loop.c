@@ -74,13 +74,17 @@ void wisp_loop_destroy(wisp_loop_t *loop)
     if (!loop)
         return;
     atomic_store(&loop->closing, 1);
-    wisp__inbox_discard(loop);
+    /* Timers first: dropping a queued future notification below may free
+     * a future whose (now disarmed) timer sits in the heap. */
     wisp__timers_clear(loop);
+    wisp__inbox_discard(loop);
     wisp__task *t = loop->defer_head;
     while (t) {
         wisp__task *n = t->next;
         if (!t->intrusive)
             free(t);
+        else if (t->drop)
+            t->drop(t->arg);
         t = n;
     }
     t = loop->task_free;
@@ -134,6 +138,7 @@ int wisp_loop_defer(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
     t->cb = cb;
     t->arg = arg;
     t->intrusive = 0;
+    t->drop = NULL;
     t->next = NULL;
     if (loop->defer_tail)
         loop->defer_tail->next = t;

@@ -61,6 +61,9 @@ typedef struct wisp__task {
      * loop, and not counted against the inbox limit (it is bounded by the
      * objects that embed one). */
     int intrusive;
+    /* Intrusive nodes: called instead of cb when the loop is destroyed
+     * with the node still queued, to release what the node holds. */
+    wisp_task_cb drop;
 } wisp__task;
 
 /* A hook run at the end of every loop iteration (after timers and tasks):

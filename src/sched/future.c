@@ -50,6 +50,7 @@ struct wisp_future {
 };
 
 static void dispatch(void *arg);
+static void discard(void *arg);
 
 wisp_future_t *wisp_future_create(wisp_loop_t *owner)
 {
@@ -68,6 +69,7 @@ wisp_future_t *wisp_future_create(wisp_loop_t *owner)
     f->conts = f->inline_conts;
     f->cap = INLINE_CONTS;
     f->node.cb = dispatch;
+    f->node.drop = discard;
     f->node.arg = f;
     wisp_timer_init(owner, &f->timer);
     return f;
@@ -223,6 +225,23 @@ static void dispatch(void *arg)
     f->nconts = 0;
     f->scheduled = 0;
     wisp_future_unref(f); /* the dispatch's reference */
+}
+
+/* The owner loop is being destroyed with this future's dispatch still
+ * queued: the continuations will never run; release the references they
+ * and the dispatch hold (their arguments are their owners' business). */
+static void discard(void *arg)
+{
+    wisp_future_t *f = arg;
+    uint32_t n = f->nconts;
+    f->nconts = 0;
+    if (f->timer_armed) {
+        f->timer_armed = 0;
+        wisp_future_unref(f);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        wisp_future_unref(f);
+    wisp_future_unref(f);
 }
 
 int wisp_future_then(wisp_future_t *f, wisp_future_cb cb, void *arg)

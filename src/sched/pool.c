@@ -131,6 +131,7 @@ static item *pop(wisp_pool_t *p)
         p->q[i].head = it->next;
         if (!it->next)
             p->q[i].tail = NULL;
+        it->next = NULL;
         p->queued--;
         return it;
     }
@@ -303,9 +304,7 @@ static void *worker(void *arg)
     wthread *self = arg;
     wisp_pool_t *p = self->pool;
     self_pool = p;
-#if defined(__GLIBC__) || defined(__linux__)
-    pthread_setname_np(pthread_self(), "wisp-pool");
-#endif
+    pthread_setname_np(pthread_self(), "wisp-pool"); /* for top/gdb */
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
