@@ -208,8 +208,14 @@ int wisp_loop_run(wisp_loop_t *loop)
         err = wisp__be_wait(loop, timeout); /* clears sleeping, now_ms */
         if (err < 0)
             break;
-        /* Posts that arrived while the loop was awake woke nobody. */
-        if (atomic_load_explicit(&loop->inbox, memory_order_acquire))
+        /* Posts that arrived while the loop was awake woke nobody: take
+         * them now, and keep taking while producers keep posting (a few
+         * passes, so I/O is polled again soon) rather than paying an
+         * epoll_wait per small batch. */
+        for (int pass = 0; pass < 16 &&
+                           atomic_load_explicit(&loop->inbox,
+                                                memory_order_acquire);
+             pass++)
             wisp__inbox_drain(loop);
         wisp__timers_run(loop);
         run_deferred(loop);
