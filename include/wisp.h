@@ -11,5 +11,6 @@
 #include "wisp/pool.h"
 #include "wisp/sem.h"
 #include "wisp/shared.h"
+#include "wisp/ws.h"
 
 #endif

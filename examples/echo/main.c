@@ -1,0 +1,123 @@
+/* echo — WebSocket echo at /ws (text and binary, messages up to
+ * --max-message bytes, 16 MiB by default) next to the HTTP echo routes,
+ * for conformance suites and benchmarks.
+ *
+ *   GET  /      "Hello, World!"
+ *   POST /echo  the request body back
+ *   GET  /ws    WebSocket: every message is sent back as it came
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wisp.h>
+
+static wisp_ws_opts_t ws_opts;
+
+static void ws_message(wisp_ws_t *ws, int binary, const void *data,
+                       size_t len, void *arg)
+{
+    (void)arg;
+    wisp_ws_send(ws, binary, data, len);
+}
+
+static const wisp_ws_handlers_t ws_handlers = {
+    .on_message = ws_message,
+};
+
+static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    /* On failure wisp has already answered 400 or 426. */
+    wisp_ws_upgrade(req, res, &ws_handlers, &ws_opts, NULL);
+}
+
+static void on_hello(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    wisp_res_send(res, 200, "text/plain", "Hello, World!", 13);
+}
+
+static void on_echo(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    wisp_str_t body = wisp_req_body(req);
+    wisp_res_send(res, 200, "application/octet-stream", body.ptr, body.len);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: echo [options]\n"
+        "  --host ADDR            bind address (default 127.0.0.1)\n"
+        "  --port N               TCP port; 0 picks one (default 9001)\n"
+        "  --threads N            I/O loops; 0 = one per CPU (default 0)\n"
+        "  --max-message BYTES    WebSocket message limit (16777216)\n"
+        "  --max-body BYTES       POST /echo body limit (16777216)\n"
+        "  --idle-timeout-ms N    WebSocket idle timeout (0 = none)\n"
+        "  --help                 this text\n");
+}
+
+int main(int argc, char **argv)
+{
+    wisp_server_config_t cfg;
+    wisp_server_config_init(&cfg);
+    cfg.host = "127.0.0.1";
+    cfg.port = 9001;
+    wisp_ws_opts_init(&ws_opts);
+    uint64_t max_body = 16u << 20;
+    enum { O_HOST = 256, O_PORT, O_THREADS, O_MAXMSG, O_MAXBODY, O_IDLE,
+           O_HELP };
+    static const struct option opts[] = {
+        {"host", required_argument, 0, O_HOST},
+        {"port", required_argument, 0, O_PORT},
+        {"threads", required_argument, 0, O_THREADS},
+        {"max-message", required_argument, 0, O_MAXMSG},
+        {"max-body", required_argument, 0, O_MAXBODY},
+        {"idle-timeout-ms", required_argument, 0, O_IDLE},
+        {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        unsigned long long v = optarg ? strtoull(optarg, NULL, 10) : 0;
+        switch (o) {
+        case O_HOST: cfg.host = optarg; break;
+        case O_PORT: cfg.port = (uint16_t)v; break;
+        case O_THREADS: cfg.threads = (unsigned)v; break;
+        case O_MAXMSG: ws_opts.max_message = ws_opts.max_frame = v; break;
+        case O_MAXBODY: max_body = v; break;
+        case O_IDLE: ws_opts.idle_timeout_ms = (uint32_t)v; break;
+        case O_HELP:
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    wisp_server_t *srv = wisp_server_create(&cfg);
+    if (!srv)
+        return 2;
+    wisp_route_opts_t echo_opts = {.max_body_bytes = max_body};
+    wisp_server_route(srv, WISP_METHOD_GET, "/", on_hello, NULL, NULL);
+    wisp_server_route(srv, WISP_METHOD_POST, "/echo", on_echo, NULL,
+                      &echo_opts);
+    wisp_server_route(srv, WISP_METHOD_GET, "/ws", on_ws, NULL, NULL);
+    int r = wisp_server_listen(srv);
+    if (r == 0)
+        r = wisp_server_start(srv);
+    if (r < 0) {
+        fprintf(stderr, "echo: %s\n", wisp_strerror(r));
+        wisp_server_destroy(srv);
+        return 1;
+    }
+    printf("listening on %s:%u\n", cfg.host, wisp_server_port(srv));
+    fflush(stdout);
+    wisp_server_wait(srv);
+    wisp_server_destroy(srv);
+    return 0;
+}

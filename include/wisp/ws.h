@@ -1,0 +1,104 @@
+/* wisp — WebSocket (RFC 6455) sessions on top of an HTTP route.
+ *
+ * A route handler calls wisp_ws_upgrade(): wisp checks the handshake
+ * (answering 400, or 426 with Sec-WebSocket-Version: 13, when it is not a
+ * valid version-13 upgrade), sends the 101 response and from then on the
+ * connection is a session: frames are parsed and unmasked in place,
+ * messages assembled (fragmented or not), UTF-8 of text messages checked
+ * as the bytes arrive, pings answered, and the close handshake done,
+ * with the close codes RFC 6455 prescribes for every violation.
+ *
+ * Thread: every function runs on the session's loop (the one that ran
+ * the handler), asserted in debug builds. */
+#ifndef WISP_WS_H
+#define WISP_WS_H
+
+#include "common.h"
+#include "http.h"
+#include "loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wisp_ws wisp_ws_t;
+
+typedef struct wisp_ws_handlers {
+    /* The session is open (after the 101 head was queued). Optional. */
+    void (*on_open)(wisp_ws_t *ws, void *arg);
+    /* One whole message; `data` is valid during the call only. Text
+     * messages are valid UTF-8. Required. */
+    void (*on_message)(wisp_ws_t *ws, int binary, const void *data,
+                       size_t len, void *arg);
+    /* The send queue is empty again (see wisp_ws_buffered). Optional. */
+    void (*on_drain)(wisp_ws_t *ws, void *arg);
+    /* The session ended: `code` is the close code received (or 1006 when
+     * the connection dropped without one, 1001 at server stop), `reason`
+     * its text (not NUL-terminated). Runs once; `ws` is invalid after.
+     * Optional. */
+    void (*on_close)(wisp_ws_t *ws, int code, const char *reason,
+                     size_t reason_len, void *arg);
+} wisp_ws_handlers_t;
+
+typedef struct wisp_ws_opts {
+    uint64_t max_frame;        /* payload bytes per frame; default 16 MiB;
+                                  over → close 1009 */
+    uint64_t max_message;      /* bytes per message; default 16 MiB; 1009 */
+    size_t max_send_queue;     /* unsent bytes before the slow-consumer
+                                  policy applies; default 4 MiB */
+    int drop_when_full;        /* 0 (default): close a slow consumer with
+                                  1008; 1: drop the message (send returns
+                                  -ENOBUFS) */
+    uint32_t idle_timeout_ms;  /* close 1001 after no traffic; 0: never */
+    uint32_t ping_interval_ms; /* send a ping this often; 0: never */
+    uint32_t close_timeout_ms; /* wait for the peer's close; default 5000 */
+    /* Subprotocols we speak, in order of preference (NULL-terminated);
+     * the first one the client offers is selected. NULL: none. */
+    const char *const *subprotocols;
+} wisp_ws_opts_t;
+
+/* Fill `o` with the defaults above. */
+WISP_API void wisp_ws_opts_init(wisp_ws_opts_t *o);
+
+/* Accept the WebSocket upgrade of `req`. `h` (and the strings in `opts`)
+ * must stay valid for the session's life; `opts` itself is copied (NULL:
+ * defaults). Returns 0 once the 101 head is queued and the session
+ * exists (on_open has run), or a negative code after wisp has answered
+ * the request itself: WISP_EPARSE (400: not a valid upgrade), -EPROTO
+ * (426: a version other than 13), -ENOMEM (500), WISP_ECLOSED. */
+WISP_API int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
+                             const wisp_ws_handlers_t *h,
+                             const wisp_ws_opts_t *opts, void *arg);
+
+/* Send one message (copied). Returns 0, WISP_ECLOSED (closing or closed),
+ * -ENOBUFS (the send queue is over max_send_queue and the policy is to
+ * drop), or -EMSGSIZE. */
+WISP_API int wisp_ws_send(wisp_ws_t *ws, int binary, const void *data,
+                          size_t len);
+WISP_API int wisp_ws_send_text(wisp_ws_t *ws, const char *text, size_t len);
+
+/* Send a ping with up to 125 bytes of payload. */
+WISP_API int wisp_ws_ping(wisp_ws_t *ws, const void *data, size_t len);
+
+/* Start the close handshake with `code` (1000..4999 except 1004-1006,
+ * 1015) and an optional reason (≤ 123 bytes, UTF-8). on_close runs when
+ * the peer answers or close_timeout_ms passes. Returns 0, -EINVAL or
+ * WISP_ECLOSED. */
+WISP_API int wisp_ws_close(wisp_ws_t *ws, int code, const char *reason);
+
+/* Bytes queued and not yet written to the socket. */
+WISP_API size_t wisp_ws_buffered(const wisp_ws_t *ws);
+
+/* The subprotocol selected at the handshake, or NULL. */
+WISP_API const char *wisp_ws_subprotocol(const wisp_ws_t *ws);
+
+WISP_API wisp_loop_t *wisp_ws_loop(const wisp_ws_t *ws);
+
+/* The `arg` given to wisp_ws_upgrade; can be replaced. */
+WISP_API void *wisp_ws_arg(const wisp_ws_t *ws);
+WISP_API void wisp_ws_set_arg(wisp_ws_t *ws, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
