@@ -47,7 +47,11 @@ typedef struct wisp__ws_header {
  * Checks: RSV bits outside allowed_rsv, opcodes 3-7 and 0xB-0xF, MASK bit
  * clear (clients must mask), control frames (>= 0x8) with FIN clear or a
  * payload over 125 bytes, a 64-bit length with its top bit set, payload
- * over `max_frame` (0: no limit). */
+ * over `max_frame` (0: no limit). The 125 and max_frame limits apply to
+ * the length's value, whatever its form. Each check runs as soon as its
+ * bytes are in, in wire order, and nothing past buf[len) is read: a prefix
+ * of a frame gives WISP__WS_EAGAIN or the whole frame's answer, so an error
+ * can come before the header is complete. *h is written only on success. */
 ssize_t wisp__ws_parse_header(const uint8_t *buf, size_t len,
                               uint64_t max_frame, uint8_t allowed_rsv,
                               wisp__ws_header *h);
@@ -59,8 +63,8 @@ void wisp__ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4],
                      uint64_t offset);
 
 /* Write a server frame header (FIN as given, no mask) for a payload of
- * `len` bytes into out (room for 10 bytes). Returns its length (2, 4 or
- * 10, always the minimal encoding). */
+ * `len` bytes (below 2^63, asserted) into out (room for 10 bytes). Returns
+ * its length (2, 4 or 10, always the minimal encoding). */
 size_t wisp__ws_encode_header(uint8_t *out, int fin, uint8_t opcode,
                               uint64_t len);
 
