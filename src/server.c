@@ -324,8 +324,12 @@ static void worker_stop(void *arg)
         if (c->state == WISP__C_IDLE && !c->in_len && !c->wq_head &&
             (c->flags & WISP__CF_SERVED))
             wisp__conn_abort(c, 0); /* idle keep-alive: nothing to lose */
-        else if (c->state == WISP__C_UPGRADED)
-            wisp__conn_abort(c, WISP_ECLOSED);
+        else if (c->state == WISP__C_UPGRADED) {
+            if (c->h && c->h->on_stop)
+                c->h->on_stop(c, c->harg); /* e.g. a WebSocket close */
+            else
+                wisp__conn_abort(c, WISP_ECLOSED);
+        }
         c = next;
     }
     worker_check_done(w);

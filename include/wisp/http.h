@@ -218,6 +218,11 @@ typedef struct wisp_conn_handlers {
      * WISP_ECLOSED at server stop...). Runs once; `c` is invalid after.
      * Required. */
     void (*on_close)(wisp_conn_t *c, int reason, void *arg);
+    /* The server is stopping: finish up and close (e.g. a WebSocket
+     * close handshake). Connections still open at the stop deadline are
+     * closed with WISP_ECLOSED. Optional: without it the connection is
+     * closed at once with WISP_ECLOSED. */
+    void (*on_stop)(wisp_conn_t *c, void *arg);
 } wisp_conn_handlers_t;
 
 /* Send the head with status 101 (and the headers added so far), then hand

@@ -520,8 +520,20 @@ static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
     free(ws);
 }
 
+/* Server stop: start the close handshake with 1001 (going away); the
+ * stop deadline closes whatever has not answered by then. */
+static void on_stop(wisp_conn_t *c, void *arg)
+{
+    wisp_ws_t *ws = arg;
+    (void)c;
+    if (ws->state == S_OPEN)
+        send_close(ws, 1001, "server stopping", 15);
+    wisp__flush(ws->conn);
+}
+
 static const wisp_conn_handlers_t conn_handlers = {
     .on_data = on_data,
     .on_drain = on_drain,
     .on_close = on_conn_close,
+    .on_stop = on_stop,
 };

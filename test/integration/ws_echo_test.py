@@ -229,9 +229,25 @@ op, fin, p = read_frame(s)
 c.eq((op, p[:2]), (0x8, struct.pack("!H", 3000)),
      "7.x close 3000 echoed, data after close ignored")
 s.close()
-s, ok = open_ws()  # still open when the server stops
-rc, err = srv.stop()
+# Server stop: an open session gets a close 1001 (going away); once the
+# client answers, the server exits without waiting for its deadline.
+s, ok = open_ws()
+t_stop = time.time()
+srv.signal()
+try:
+    op, fin, p = read_frame(s)
+    c.eq((op, p[:2]), (0x8, struct.pack("!H", 1001)),
+         "server stop sends close 1001")
+    s.sendall(frame(0x8, p[:2]))
+    c.check(wisp_test.expect_closed(s, 3), "server stop: TCP closed after")
+    s.close()
+except (ConnectionError, OSError) as e:
+    c.check(False, "server stop: no close frame (%r)" % (e,))
+rc, err = srv.wait()
 c.eq(rc, 0, "server exits 0 with a session open (stderr: %s)" % err[-1500:])
+c.check(time.time() - t_stop < 2.0,
+        "the stop did not wait for the 3 s deadline (%.2f s)"
+        % (time.time() - t_stop))
 s.close()
 
 # ---- 1009: message over the limit
