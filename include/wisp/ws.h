@@ -16,6 +16,7 @@
 #include "common.h"
 #include "http.h"
 #include "loop.h"
+#include "shared.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,6 +77,18 @@ WISP_API int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
 WISP_API int wisp_ws_send(wisp_ws_t *ws, int binary, const void *data,
                           size_t len);
 WISP_API int wisp_ws_send_text(wisp_ws_t *ws, const char *text, size_t len);
+
+/* Encode one message as a complete server frame in a shared buffer (one
+ * reference, the caller's), to send the same bytes to many sessions on
+ * any loops with wisp_ws_send_shared: the frame is encoded once and never
+ * copied per destination. Returns NULL (errno ENOMEM). Thread: any. */
+WISP_API wisp_shared_t *wisp_ws_frame_shared(int binary, const void *data,
+                                             size_t len);
+
+/* Queue a frame made by wisp_ws_frame_shared (the session holds a
+ * reference until it is written). Same returns and slow-consumer policy
+ * as wisp_ws_send. */
+WISP_API int wisp_ws_send_shared(wisp_ws_t *ws, wisp_shared_t *frame);
 
 /* Send a ping with up to 125 bytes of payload. */
 WISP_API int wisp_ws_ping(wisp_ws_t *ws, const void *data, size_t len);

@@ -7,6 +7,8 @@
  * unmasked in place. An unfragmented message is delivered straight from
  * that buffer; fragments are collected in a per-session buffer that exists
  * only while a fragmented message is in flight (DESIGN rule 5). */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -16,6 +18,7 @@
 #include "util/base64.h"
 #include "util/sha1.h"
 #include "util/utf8.h"
+#include "wisp/shared.h"
 #include "wisp/ws.h"
 #include "ws/frame.h"
 
@@ -257,6 +260,43 @@ int wisp_ws_send(wisp_ws_t *ws, int binary, const void *data, size_t len)
     }
     return send_frame(ws, 1, binary ? WISP__WS_BINARY : WISP__WS_TEXT, data,
                       len);
+}
+
+wisp_shared_t *wisp_ws_frame_shared(int binary, const void *data,
+                                    size_t len)
+{
+    uint8_t hdr[10];
+    size_t hl = wisp__ws_encode_header(hdr, 1, binary ? WISP__WS_BINARY
+                                                      : WISP__WS_TEXT, len);
+    char *buf = malloc(hl + len);
+    if (!buf) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memcpy(buf, hdr, hl);
+    if (len)
+        memcpy(buf + hl, data, len);
+    wisp_shared_t *f = wisp_shared_wrap(buf, hl + len, free, buf);
+    if (!f)
+        free(buf);
+    return f;
+}
+
+int wisp_ws_send_shared(wisp_ws_t *ws, wisp_shared_t *frame)
+{
+    WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
+    if (ws->state != S_OPEN)
+        return WISP_ECLOSED;
+    if (over_queue(ws)) {
+        if (ws->o.drop_when_full)
+            return -ENOBUFS;
+        send_close(ws, 1008, "slow consumer", 13);
+        ws->state = S_CLOSED;
+        if (!ws->in_callback)
+            wisp_conn_close(ws->conn);
+        return WISP_ECLOSED;
+    }
+    return wisp_conn_write_shared(ws->conn, frame);
 }
 
 int wisp_ws_send_text(wisp_ws_t *ws, const char *text, size_t len)

@@ -1,0 +1,211 @@
+/* WebSocket broadcast across loops: one message encoded once as a shared
+ * frame (wisp_ws_frame_shared), delivered to the sessions of every loop
+ * through wisp_broadcast and wisp_ws_send_shared. In process, with raw
+ * socket clients. Runs under TSan in CI. */
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <wisp.h>
+
+#include "test.h"
+
+#define LOOPS 2
+#define CLIENTS 8
+
+static wisp_server_t *srv;
+static wisp_loop_t *loops[LOOPS];
+/* Sessions per loop: each list is touched only by its own loop. */
+static wisp_ws_t *sessions[LOOPS][CLIENTS];
+static _Atomic int opened, closed_count;
+
+static int loop_index(wisp_loop_t *l)
+{
+    for (int i = 0; i < LOOPS; i++)
+        if (loops[i] == l)
+            return i;
+    return -1;
+}
+
+static void deliver(wisp_loop_t *loop, wisp_shared_t *frame, void *arg)
+{
+    (void)arg;
+    int li = loop_index(loop);
+    for (int i = 0; i < CLIENTS; i++)
+        if (sessions[li][i])
+            wisp_ws_send_shared(sessions[li][i], frame);
+}
+
+static void on_open(wisp_ws_t *ws, void *arg)
+{
+    (void)arg;
+    int li = loop_index(wisp_ws_loop(ws));
+    for (int i = 0; i < CLIENTS; i++) {
+        if (!sessions[li][i]) {
+            sessions[li][i] = ws;
+            break;
+        }
+    }
+    atomic_fetch_add(&opened, 1);
+}
+
+static void on_message(wisp_ws_t *ws, int binary, const void *data,
+                       size_t len, void *arg)
+{
+    (void)ws;
+    (void)binary;
+    (void)arg;
+    wisp_shared_t *f = wisp_ws_frame_shared(0, data, len);
+    wisp_broadcast(loops, LOOPS, f, deliver, NULL);
+    wisp_shared_unref(f); /* the deliveries hold their own */
+}
+
+static void on_close(wisp_ws_t *ws, int code, const char *reason,
+                     size_t rlen, void *arg)
+{
+    (void)code;
+    (void)reason;
+    (void)rlen;
+    (void)arg;
+    int li = loop_index(wisp_ws_loop(ws));
+    for (int i = 0; i < CLIENTS; i++)
+        if (sessions[li][i] == ws)
+            sessions[li][i] = NULL;
+    atomic_fetch_add(&closed_count, 1);
+}
+
+static const wisp_ws_handlers_t handlers = {
+    .on_open = on_open,
+    .on_message = on_message,
+    .on_close = on_close,
+};
+
+static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    wisp_ws_upgrade(req, res, &handlers, NULL, NULL);
+}
+
+static int dial(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static int read_some(int fd, char *buf, size_t cap, size_t want)
+{
+    size_t n = 0;
+    while (n < want) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 3000) <= 0)
+            return -1;
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+    }
+    return (int)n;
+}
+
+static int handshake(uint16_t port)
+{
+    int fd = dial(port);
+    const char *req = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n";
+    if (write(fd, req, strlen(req)) < 0)
+        return -1;
+    char buf[1024];
+    size_t n = 0;
+    while (n < sizeof buf - 1) {
+        ssize_t r = read(fd, buf + n, 1); /* byte by byte: stop at the head */
+        if (r <= 0)
+            return -1;
+        n++;
+        buf[n] = 0;
+        if (n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    CHECK(strncmp(buf, "HTTP/1.1 101 ", 13) == 0);
+    CHECK(strstr(buf, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") !=
+          NULL);
+    return fd;
+}
+
+static void send_text(int fd, const char *s)
+{
+    uint8_t f[256];
+    size_t n = strlen(s);
+    uint8_t mask[4] = {1, 2, 3, 4};
+    f[0] = 0x81;
+    f[1] = (uint8_t)(0x80 | n);
+    memcpy(f + 2, mask, 4);
+    for (size_t i = 0; i < n; i++)
+        f[6 + i] = (uint8_t)s[i] ^ mask[i % 4];
+    if (write(fd, f, 6 + n) < 0)
+        return;
+}
+
+int main(void)
+{
+    wisp_server_config_t cfg;
+    wisp_server_config_init(&cfg);
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.threads = LOOPS;
+    cfg.handle_signals = 0;
+    srv = wisp_server_create(&cfg);
+    wisp_server_route(srv, WISP_METHOD_GET, "/ws", on_ws, NULL, NULL);
+    CHECK_EQ_INT(wisp_server_listen(srv), 0);
+    for (int i = 0; i < LOOPS; i++)
+        loops[i] = wisp_server_loop(srv, i);
+    CHECK_EQ_INT(wisp_server_start(srv), 0);
+    uint16_t port = wisp_server_port(srv);
+
+    int fds[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        fds[i] = handshake(port);
+    for (int i = 0; i < 200 && atomic_load(&opened) < CLIENTS; i++)
+        usleep(5000);
+    CHECK_EQ_INT(atomic_load(&opened), CLIENTS);
+
+    /* Client 0 says something; every client (itself included) hears it
+     * once, as one unmasked text frame. */
+    send_text(fds[0], "hello, room");
+    for (int i = 0; i < CLIENTS; i++) {
+        char buf[64];
+        int n = read_some(fds[i], buf, sizeof buf, 2 + 11);
+        CHECK_EQ_INT(n, 13);
+        CHECK(n == 13 && (uint8_t)buf[0] == 0x81 && buf[1] == 11 &&
+              memcmp(buf + 2, "hello, room", 11) == 0);
+    }
+    /* Many broadcasts from several senders: everyone gets all of them. */
+    for (int k = 0; k < 50; k++)
+        send_text(fds[k % CLIENTS], "m");
+    for (int i = 0; i < CLIENTS; i++) {
+        char buf[256];
+        int n = read_some(fds[i], buf, sizeof buf, 50 * 3);
+        CHECK_EQ_INT(n, 150);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        close(fds[i]);
+    for (int i = 0; i < 200 && atomic_load(&closed_count) < CLIENTS; i++)
+        usleep(5000);
+    CHECK_EQ_INT(atomic_load(&closed_count), CLIENTS);
+    wisp_server_stop(srv);
+    wisp_server_wait(srv);
+    wisp_server_destroy(srv);
+    return t_done("ws_broadcast");
+}
