@@ -1,0 +1,222 @@
+/* bench/ws_load.c — WebSocket echo load: C connections, each sending
+ * masked binary messages of S bytes with D in flight (D = 1: strict
+ * ping-pong), for T seconds, one thread with poll(). Prints messages/s
+ * and the p50/p99 round trip (per message, from its send to its echo).
+ *
+ *   ws_load -p PORT [-c CONNS] [-s SIZE] [-d DEPTH] [-t SECONDS] [-u PATH]
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct conn {
+    int fd;
+    uint8_t *rbuf;
+    size_t rlen, rcap;
+    uint64_t sent_at[256]; /* ring of send times, DEPTH <= 256 */
+    unsigned head, inflight;
+} conn;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *m)
+{
+    fprintf(stderr, "ws_load: %s (%s)\n", m, strerror(errno));
+    exit(1);
+}
+
+static uint8_t *frame;
+static size_t frame_len;
+
+static void build_frame(size_t size)
+{
+    frame = malloc(size + 14);
+    size_t h = 0;
+    frame[h++] = 0x82;
+    if (size < 126) {
+        frame[h++] = (uint8_t)(0x80 | size);
+    } else if (size < 65536) {
+        frame[h++] = 0x80 | 126;
+        frame[h++] = (uint8_t)(size >> 8);
+        frame[h++] = (uint8_t)size;
+    } else {
+        frame[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            frame[h++] = (uint8_t)(size >> (8 * i));
+    }
+    uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+    memcpy(frame + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < size; i++)
+        frame[h + i] = (uint8_t)('a' + i % 26) ^ mask[i % 4];
+    frame_len = h + size;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                struct pollfd pf = {fd, POLLOUT, 0};
+                poll(&pf, 1, 1000);
+                continue;
+            }
+            die("send");
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+static int cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0, conns = 100, o;
+    size_t size = 32;
+    unsigned depth = 1;
+    double secs = 5;
+    const char *path = "/ws";
+    while ((o = getopt(argc, argv, "p:c:s:d:t:u:")) != -1) {
+        switch (o) {
+        case 'p': port = atoi(optarg); break;
+        case 'c': conns = atoi(optarg); break;
+        case 's': size = (size_t)atol(optarg); break;
+        case 'd': depth = (unsigned)atoi(optarg); break;
+        case 't': secs = atof(optarg); break;
+        case 'u': path = optarg; break;
+        default: return 2;
+        }
+    }
+    if (!port || depth < 1 || depth > 256 || conns < 1)
+        return 2;
+    build_frame(size);
+    conn *cs = calloc((size_t)conns, sizeof *cs);
+    struct pollfd *pf = calloc((size_t)conns, sizeof *pf);
+    char req[512];
+    int rl = snprintf(req, sizeof req,
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n", path);
+    for (int i = 0; i < conns; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
+            die("connect");
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        send_all(fd, req, (size_t)rl);
+        char b[1024];
+        size_t n = 0;
+        while (n < 4 || memcmp(b + n - 4, "\r\n\r\n", 4) != 0) {
+            if (read(fd, b + n, 1) != 1)
+                die("handshake");
+            n++;
+        }
+        if (strncmp(b, "HTTP/1.1 101", 12) != 0)
+            die("no 101");
+        cs[i].fd = fd;
+        cs[i].rcap = size + 64 + 65536;
+        cs[i].rbuf = malloc(cs[i].rcap);
+        pf[i].fd = fd;
+        pf[i].events = POLLIN;
+    }
+    size_t lat_cap = 1u << 22, nlat = 0;
+    uint64_t *lat = malloc(lat_cap * sizeof *lat);
+    uint64_t msgs = 0;
+    uint8_t *batch = malloc(frame_len * depth);
+    uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9);
+    for (int i = 0; i < conns; i++) {
+        for (unsigned k = 0; k < depth; k++) {
+            cs[i].sent_at[(cs[i].head + cs[i].inflight++) % 256] = now_ns();
+            memcpy(batch + (size_t)k * frame_len, frame, frame_len);
+        }
+        send_all(cs[i].fd, batch, (size_t)depth * frame_len);
+    }
+    while (now_ns() < end) {
+        if (poll(pf, (nfds_t)conns, 1000) <= 0)
+            continue;
+        for (int i = 0; i < conns; i++) {
+            if (!(pf[i].revents & POLLIN))
+                continue;
+            conn *c = &cs[i];
+            unsigned replies = 0;
+            ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+            if (r <= 0)
+                die("read");
+            c->rlen += (size_t)r;
+            size_t off = 0;
+            for (;;) {
+                if (c->rlen - off < 2)
+                    break;
+                uint8_t *p = c->rbuf + off;
+                size_t hl = 2, pl = p[1] & 0x7f;
+                if (pl == 126) {
+                    if (c->rlen - off < 4)
+                        break;
+                    pl = (size_t)p[2] << 8 | p[3];
+                    hl = 4;
+                } else if (pl == 127) {
+                    if (c->rlen - off < 10)
+                        break;
+                    pl = 0;
+                    for (int k = 0; k < 8; k++)
+                        pl = pl << 8 | p[2 + k];
+                    hl = 10;
+                }
+                if (c->rlen - off < hl + pl)
+                    break;
+                if (pl != size)
+                    die("wrong echo size");
+                off += hl + pl;
+                uint64_t t = now_ns();
+                if (nlat < lat_cap)
+                    lat[nlat++] = t - c->sent_at[c->head % 256];
+                c->head++;
+                c->inflight--;
+                msgs++;
+                replies++;
+            }
+            memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+            c->rlen -= off;
+            /* Refill the window in one write: a loader that pays a
+             * syscall per message measures itself, not the server. */
+            if (replies) {
+                uint64_t t = now_ns();
+                for (unsigned k = 0; k < replies; k++) {
+                    c->sent_at[(c->head + c->inflight++) % 256] = t;
+                    memcpy(batch + (size_t)k * frame_len, frame, frame_len);
+                }
+                send_all(c->fd, batch, (size_t)replies * frame_len);
+                replies = 0;
+            }
+        }
+    }
+    double el = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, nlat, sizeof *lat, cmp);
+    printf("%.0f msg/s  p50 %.1f us  p99 %.1f us  (%d conns, %zu B, %u in flight, %.1f s)\n",
+           (double)msgs / el, nlat ? lat[nlat / 2] / 1e3 : 0.0,
+           nlat ? lat[nlat * 99 / 100] / 1e3 : 0.0, conns, size, depth, el);
+    return 0;
+}
