@@ -241,23 +241,31 @@ static int over_queue(wisp_ws_t *ws)
            wisp_conn_buffered(ws->conn) > ws->o.max_send_queue;
 }
 
+/* 0 when a message may be queued now; otherwise what the send returns.
+ * A consumer that does not read gets the configured policy: drop
+ * (-ENOBUFS) or close 1008. Inside on_message the input loop finishes
+ * that close (the session must outlive the callback). */
+static int may_send(wisp_ws_t *ws)
+{
+    if (ws->state != S_OPEN)
+        return WISP_ECLOSED;
+    if (!over_queue(ws))
+        return 0;
+    if (ws->o.drop_when_full)
+        return -ENOBUFS;
+    send_close(ws, 1008, "slow consumer", 13);
+    ws->state = S_CLOSED;
+    if (!ws->in_callback)
+        wisp_conn_close(ws->conn);
+    return WISP_ECLOSED;
+}
+
 int wisp_ws_send(wisp_ws_t *ws, int binary, const void *data, size_t len)
 {
     WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
-    if (ws->state != S_OPEN)
-        return WISP_ECLOSED;
-    if (over_queue(ws)) {
-        if (ws->o.drop_when_full)
-            return -ENOBUFS;
-        /* A consumer that does not read: 1008 (policy violation). Inside
-         * on_message the input loop finishes the close (the session must
-         * outlive the callback). */
-        send_close(ws, 1008, "slow consumer", 13);
-        ws->state = S_CLOSED;
-        if (!ws->in_callback)
-            wisp_conn_close(ws->conn);
-        return WISP_ECLOSED;
-    }
+    int r = may_send(ws);
+    if (r < 0)
+        return r;
     return send_frame(ws, 1, binary ? WISP__WS_BINARY : WISP__WS_TEXT, data,
                       len);
 }
@@ -285,17 +293,9 @@ wisp_shared_t *wisp_ws_frame_shared(int binary, const void *data,
 int wisp_ws_send_shared(wisp_ws_t *ws, wisp_shared_t *frame)
 {
     WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
-    if (ws->state != S_OPEN)
-        return WISP_ECLOSED;
-    if (over_queue(ws)) {
-        if (ws->o.drop_when_full)
-            return -ENOBUFS;
-        send_close(ws, 1008, "slow consumer", 13);
-        ws->state = S_CLOSED;
-        if (!ws->in_callback)
-            wisp_conn_close(ws->conn);
-        return WISP_ECLOSED;
-    }
+    int r = may_send(ws);
+    if (r < 0)
+        return r;
     return wisp_conn_write_shared(ws->conn, frame);
 }
 
