@@ -85,10 +85,12 @@ static const wisp_ws_handlers_t handlers = {
     .on_close = on_close,
 };
 
+static wisp_ws_opts_t opts;
+
 static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)arg;
-    wisp_ws_upgrade(req, res, &handlers, NULL, NULL);
+    wisp_ws_upgrade(req, res, &handlers, &opts, NULL);
 }
 
 static int dial(uint16_t port)
@@ -144,6 +146,35 @@ static int handshake(uint16_t port)
     return fd;
 }
 
+static void send_binary(int fd, const uint8_t *data, size_t n)
+{
+    uint8_t *f = malloc(n + 14);
+    size_t h = 0;
+    f[h++] = 0x82;
+    if (n < 126) {
+        f[h++] = (uint8_t)(0x80 | n);
+    } else if (n < 65536) {
+        f[h++] = 0x80 | 126;
+        f[h++] = (uint8_t)(n >> 8);
+        f[h++] = (uint8_t)n;
+    } else {
+        f[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            f[h++] = (uint8_t)((uint64_t)n >> (8 * i));
+    }
+    memset(f + h, 0, 4); /* a zero mask: payload as is */
+    h += 4;
+    memcpy(f + h, data, n);
+    size_t off = 0;
+    while (off < h + n) {
+        ssize_t w = write(fd, f + off, h + n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    free(f);
+}
+
 static void send_text(int fd, const char *s)
 {
     uint8_t f[256];
@@ -160,6 +191,8 @@ static void send_text(int fd, const char *s)
 
 int main(void)
 {
+    wisp_ws_opts_init(&opts);
+    opts.max_send_queue = 256 * 1024;
     wisp_server_config_t cfg;
     wisp_server_config_init(&cfg);
     cfg.host = "127.0.0.1";
@@ -199,6 +232,49 @@ int main(void)
         int n = read_some(fds[i], buf, sizeof buf, 50 * 3);
         CHECK_EQ_INT(n, 150);
     }
+    /* A slow consumer: client 1 stops reading while client 0 keeps
+     * broadcasting 60 KiB messages. Once client 1's send queue passes
+     * max_send_queue the server closes it (1008); the others keep getting
+     * every message. */
+    int slow = fds[1];
+    static uint8_t big[60 * 1024];
+    memset(big, 'b', sizeof big);
+    size_t want = 0, got = 0;
+    char *rb = malloc(1 << 20);
+    for (int k = 0; k < 200; k++) {
+        send_binary(fds[0], big, sizeof big);
+        want += 4 + sizeof big;
+        /* the readers drain what has arrived so far */
+        for (int i = 0; i < CLIENTS; i++) {
+            if (i == 1)
+                continue;
+            for (;;) {
+                struct pollfd p = {fds[i], POLLIN, 0};
+                if (poll(&p, 1, i == 0 ? 200 : 0) <= 0)
+                    break;
+                ssize_t r = read(fds[i], rb, 1 << 20);
+                if (r <= 0)
+                    break;
+                if (i == 0)
+                    got += (size_t)r;
+            }
+        }
+    }
+    while (got < want) {
+        struct pollfd p = {fds[0], POLLIN, 0};
+        if (poll(&p, 1, 3000) <= 0)
+            break;
+        ssize_t r = read(fds[0], rb, 1 << 20);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    free(rb);
+    CHECK_MSG(got == want, "the sender received %zu of %zu bytes", got, want);
+    for (int i = 0; i < 200 && atomic_load(&closed_count) < 1; i++)
+        usleep(5000);
+    CHECK_EQ_INT(atomic_load(&closed_count), 1); /* the slow one only */
+    (void)slow;
     for (int i = 0; i < CLIENTS; i++)
         close(fds[i]);
     for (int i = 0; i < 200 && atomic_load(&closed_count) < CLIENTS; i++)
