@@ -249,8 +249,11 @@ int main(void)
             if (i == 1)
                 continue;
             for (;;) {
+                /* the sender waits for its own copy; the others take
+                 * whatever has arrived */
+                int wait = i == 0 && got < want ? 3000 : 0;
                 struct pollfd p = {fds[i], POLLIN, 0};
-                if (poll(&p, 1, i == 0 ? 200 : 0) <= 0)
+                if (poll(&p, 1, wait) <= 0)
                     break;
                 ssize_t r = read(fds[i], rb, 1 << 20);
                 if (r <= 0)
