@@ -35,6 +35,8 @@ struct wisp_ws {
     uint8_t in_callback;
     uint8_t close_sent;
     wisp__utf8 utf8;
+    uint64_t partial;        /* payload bytes of the frame now arriving
+                                already unmasked and UTF-8 checked */
     char *msg;               /* fragments so far */
     size_t msg_len;
     size_t msg_cap;
@@ -445,8 +447,12 @@ static void on_frame(wisp_ws_t *ws, const wisp__ws_header *fh, uint8_t *p)
         if (ws->state != S_OPEN)
             return; /* data after our close is ignored */
         if (fh->opcode == WISP__WS_TEXT) {
-            wisp__utf8_init(&ws->utf8);
-            if (wisp__utf8_feed(&ws->utf8, p, n) != WISP__UTF8_OK ||
+            /* `done` bytes were checked while the frame was arriving. */
+            size_t done = (size_t)ws->partial;
+            if (!done)
+                wisp__utf8_init(&ws->utf8);
+            if (wisp__utf8_feed(&ws->utf8, p + done, n - done) !=
+                    WISP__UTF8_OK ||
                 (fh->fin && !wisp__utf8_complete(&ws->utf8))) {
                 fail(ws, 1007);
                 return;
@@ -470,7 +476,8 @@ static void on_frame(wisp_ws_t *ws, const wisp__ws_header *fh, uint8_t *p)
             return;
         }
         if (ws->frag_opcode == WISP__WS_TEXT &&
-            (wisp__utf8_feed(&ws->utf8, p, n) != WISP__UTF8_OK ||
+            (wisp__utf8_feed(&ws->utf8, p + ws->partial,
+                             n - (size_t)ws->partial) != WISP__UTF8_OK ||
              (fh->fin && !wisp__utf8_complete(&ws->utf8)))) {
             fail(ws, 1007);
             return;
@@ -497,6 +504,27 @@ static void on_frame(wisp_ws_t *ws, const wisp__ws_header *fh, uint8_t *p)
     }
 }
 
+/* Part of a text frame has arrived: unmask and check the new bytes (they
+ * stay in the connection's buffer, unmasked, and are not looked at again:
+ * ws->partial says how far this frame is done). */
+static void check_partial(wisp_ws_t *ws, const wisp__ws_header *fh,
+                          uint8_t *p, size_t avail)
+{
+    int text = fh->opcode == WISP__WS_TEXT ||
+               (fh->opcode == WISP__WS_CONT &&
+                ws->frag_opcode == WISP__WS_TEXT);
+    if (!text || ws->state != S_OPEN || avail <= ws->partial ||
+        (fh->opcode == WISP__WS_TEXT && ws->frag_opcode))
+        return;
+    size_t done = (size_t)ws->partial;
+    if (fh->opcode == WISP__WS_TEXT && done == 0)
+        wisp__utf8_init(&ws->utf8);
+    wisp__ws_unmask(p + done, avail - done, fh->mask, done);
+    ws->partial = avail;
+    if (wisp__utf8_feed(&ws->utf8, p + done, avail - done) != WISP__UTF8_OK)
+        fail(ws, 1007);
+}
+
 static size_t on_data(wisp_conn_t *c, const char *data, size_t len,
                       void *arg)
 {
@@ -518,12 +546,20 @@ static size_t on_data(wisp_conn_t *c, const char *data, size_t len,
             fail(ws, 1002);
             break;
         }
-        if (fh.len > len - off - (size_t)r)
-            break; /* wait for the whole frame (bounded by max_frame) */
         uint8_t *p = buf + off + r;
-        wisp__ws_unmask(p, (size_t)fh.len, fh.mask, 0);
+        size_t avail = len - off - (size_t)r;
+        if (fh.len > avail) {
+            /* Wait for the whole frame (bounded by max_frame), but check
+             * the text that has arrived now, so invalid UTF-8 fails fast
+             * instead of after the rest of a large frame. */
+            check_partial(ws, &fh, p, avail);
+            break;
+        }
+        size_t done = (size_t)ws->partial;
+        wisp__ws_unmask(p + done, (size_t)fh.len - done, fh.mask, done);
         off += (size_t)r + (size_t)fh.len;
         on_frame(ws, &fh, p);
+        ws->partial = 0;
     }
     if (ws->state == S_CLOSED) {
         /* Close frame queued (ours or the answer to theirs): flush it and

@@ -175,6 +175,25 @@ s.sendall(frame(0x1, snow[:3], fin=False) + frame(0x0, snow[3:8], fin=False) +
           frame(0x0, snow[8:], fin=True))
 c.eq(read_message(s), (0x1, snow), "6.x valid UTF-8 split mid code point")
 
+# ---- 6.4 fail fast: invalid UTF-8 early in a large text frame is refused
+# before the rest of the frame arrives; valid text sent in pieces with
+# pauses is unmasked and checked piecewise and echoed intact.
+txt = ("κόσμε-" * 20000).encode()[:100000]
+f = frame(0x1, txt)
+hdr_len = len(f) - len(txt)
+s.sendall(f[:hdr_len + 3000])
+time.sleep(0.05)
+s.sendall(f[hdr_len + 3000:hdr_len + 70001])
+time.sleep(0.05)
+s.sendall(f[hdr_len + 70001:])
+c.eq(read_message(s), (0x1, txt), "6.x large text frame arriving in pieces")
+s.sendall(frame(0x1, txt[:5000], fin=False))
+f2 = frame(0x0, txt[5000:], fin=True)
+s.sendall(f2[:500])
+time.sleep(0.05)
+s.sendall(f2[500:])
+c.eq(read_message(s), (0x1, txt), "6.x continuation arriving in pieces")
+
 # ---- 9. many and large
 for i in range(200):
     s.sendall(frame(0x1, b"m%d" % i))
@@ -222,6 +241,16 @@ for name, data, code in [
     s, ok = open_ws()
     s.sendall(data)
     expect_close(s, code, name)
+
+# Fail fast inside one frame: only the first part of a 100000-byte text
+# frame is sent, with invalid UTF-8 in it; the close comes at once.
+s, ok = open_ws()
+bad = b"valid " * 100 + b"\xed\xa0\x80" + b"x" * 1000
+f = frame(0x1, bad + b"y" * (100000 - len(bad)))
+s.sendall(f[:14 + len(bad)])
+t1 = time.time()
+expect_close(s, 1007, "6.4 invalid UTF-8 early in a partial frame")
+c.check(time.time() - t1 < 2, "6.4 ... refused before the frame completes")
 
 s, ok = open_ws()
 s.sendall(frame(0x8, struct.pack("!H", 3000)) + frame(0x1, b"ignored"))
