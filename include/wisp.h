@@ -10,6 +10,7 @@
 #include "wisp/future.h"
 #include "wisp/pool.h"
 #include "wisp/sem.h"
+#include "wisp/rate.h"
 #include "wisp/shared.h"
 #include "wisp/ws.h"
 
