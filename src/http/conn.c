@@ -893,10 +893,16 @@ void wisp__http_orphan(wisp_conn_t *c, int reason)
 }
 
 /* wisp_res_upgrade succeeded: the exchange is over. */
-void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex)
+void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex,
+                         const wisp_conn_handlers_t *h, void *arg)
 {
     int async = !ex->in_handler;
+    /* The exchange and the new owner's handlers share their bytes in the
+     * connection: from here on the connection is the owner's. */
     c->ex = NULL;
+    c->state = WISP__C_UPGRADED;
+    c->h = h;
+    c->harg = arg;
     ex->state = WISP__X_DONE;
     if (c->w->srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE)
         wisp__alog_request(ex);

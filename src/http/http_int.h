@@ -88,7 +88,8 @@ void wisp__http_drained(wisp_conn_t *c);
 void wisp__http_timeout(wisp_conn_t *c, uint8_t kind);
 void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open);
 void wisp__ex_free(wisp__worker *w, wisp__exchange *ex);
-void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex);
+void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex,
+                         const wisp_conn_handlers_t *h, void *arg);
 
 /* http/response.c */
 int wisp__status_code_for(int err);

@@ -557,11 +557,8 @@ int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
     wisp__out_commit(c, (size_t)(p - s));
     res->status = 101;
     res->flags |= WISP__RS_HEAD_SENT;
-    c->state = WISP__C_UPGRADED;
-    c->h = h;
-    c->harg = arg;
     wisp__conn_deadline(c, 0, WISP__T_NONE);
-    wisp__http_upgraded(c, ex);
+    wisp__http_upgraded(c, ex, h, arg);
     if (c->state == WISP__C_UPGRADED)
         wisp__conn_update_read(c);
     return 0;

@@ -55,7 +55,9 @@ wisp_conn_t *wisp__conn_new(wisp__worker *w, int fd)
         return NULL;
     wisp_conn_t *c = w->conn_free;
     w->conn_free = c->later;
+    uint32_t gen = c->gen;
     memset(c, 0, sizeof *c);
+    c->gen = gen + 1;
     c->io.fd = fd;
     c->io.cb = conn_io_cb;
     c->w = w;
@@ -132,7 +134,7 @@ int wisp__in_reserve(wisp_conn_t *c, size_t extra)
         return -ENOMEM;
     if (old) {
         /* A request in flight points into the old buffer. */
-        if (c->ex)
+        if (c->state < WISP__C_UPGRADED && c->ex)
             wisp__ex_rebase(c->ex, old, c->in_cap, nb);
         wisp__inbuf_put(c->w, old, c->in_cap);
     }
@@ -772,7 +774,7 @@ static void conn_finish_close(wisp_conn_t *c, int reason)
     if (old == WISP__C_UPGRADED) {
         if (c->h && c->h->on_close)
             c->h->on_close(c, reason, c->harg);
-    } else if (c->ex) {
+    } else if (old != WISP__C_UPGRADED && c->ex) {
         wisp__http_orphan(c, reason);
     }
     wisp__in_release(c);
@@ -907,6 +909,7 @@ void wisp_conn_close(wisp_conn_t *c)
     const wisp_conn_handlers_t *h = c->h;
     void *harg = c->harg;
     c->h = NULL;
+    c->harg = NULL; /* shares its bytes with the (absent) exchange */
     wisp__conn_close_graceful(c);
     if (h && h->on_close)
         h->on_close(c, 0, harg);

@@ -58,7 +58,19 @@ struct wisp_conn {
     uint8_t peer_family;
     uint8_t timeout_kind;        /* which deadline is armed */
     uint32_t in_len;
-    size_t scan;                 /* parser's resumable scan state */
+    /* What the connection is doing: an HTTP exchange, or (state
+     * UPGRADED and after) the handlers of whoever took it over. Never
+     * both, so they share the bytes. */
+    union {
+        struct {
+            size_t scan;         /* parser's resumable scan state */
+            wisp__exchange *ex;  /* request in flight */
+        };
+        struct {
+            const wisp_conn_handlers_t *h;
+            void *harg;
+        };
+    };
     wisp__worker *w;
     struct wisp_conn *next;      /* worker's list of live connections */
     struct wisp_conn *prev;
@@ -67,19 +79,17 @@ struct wisp_conn {
     uint32_t in_cap;
     uint32_t in_keep;            /* pinned prefix (a pending request) */
     uint32_t idle_ms;            /* takeover idle timeout */
+    uint32_t gen;                /* bumped each time the slot is reused */
     wisp__wseg *wq_head;
     wisp__wseg *wq_tail;
     uint64_t wq_bytes;
     uint64_t deadline_ms;        /* 0: none */
     wisp_timer_t timer;
-    wisp__exchange *ex;          /* request in flight */
-    const wisp_conn_handlers_t *h;
-    void *harg;
     uint8_t peer_addr[16];
 };
 
 /* Keep idle connections small (DESIGN rule 5): growth is deliberate. */
-static_assert(sizeof(struct wisp_conn) <= 208, "wisp_conn grew");
+static_assert(sizeof(struct wisp_conn) <= 184, "wisp_conn grew");
 
 /* Output. Everything a connection writes while the loop handles one event
  * goes into the worker's cork buffer and leaves in one send. */
