@@ -9,6 +9,7 @@
 #include "http/parse.h"
 #include "http/router.h"
 #include "loop/loop_int.h"
+#include "util/fixpool.h"
 #include "net/conn.h"
 #include "wisp/server.h"
 
@@ -69,6 +70,11 @@ struct wisp__worker {
     size_t alog_len;
 
     wisp_timer_t accept_timer;
+
+    /* WebSocket sessions (src/ws/ws.c), and messages posted to them from
+     * other threads that have not run yet. */
+    wisp__fixpool ws_pool;
+    _Atomic uint32_t ws_posted;
 };
 
 enum { WISP__S_NEW = 0, WISP__S_LISTENING, WISP__S_RUNNING,

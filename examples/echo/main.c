@@ -57,6 +57,9 @@ static void usage(FILE *f)
         "  --max-message BYTES    WebSocket message limit (16777216)\n"
         "  --max-body BYTES       POST /echo body limit (16777216)\n"
         "  --idle-timeout-ms N    WebSocket idle timeout (0 = none)\n"
+        "  --ping-interval-ms N   ping a WebSocket client silent this long (0 = never)\n"
+        "  --close-timeout-ms N   wait this long for the client's close (5000)\n"
+        "  --max-send-queue BYTES slow-consumer limit per session (4194304)\n"
         "  --help                 this text\n");
 }
 
@@ -69,7 +72,7 @@ int main(int argc, char **argv)
     wisp_ws_opts_init(&ws_opts);
     uint64_t max_body = 16u << 20;
     enum { O_HOST = 256, O_PORT, O_THREADS, O_MAXMSG, O_MAXBODY, O_IDLE,
-           O_HELP };
+           O_PING, O_CLOSE, O_SENDQ, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -77,6 +80,9 @@ int main(int argc, char **argv)
         {"max-message", required_argument, 0, O_MAXMSG},
         {"max-body", required_argument, 0, O_MAXBODY},
         {"idle-timeout-ms", required_argument, 0, O_IDLE},
+        {"ping-interval-ms", required_argument, 0, O_PING},
+        {"close-timeout-ms", required_argument, 0, O_CLOSE},
+        {"max-send-queue", required_argument, 0, O_SENDQ},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -90,6 +96,9 @@ int main(int argc, char **argv)
         case O_MAXMSG: ws_opts.max_message = ws_opts.max_frame = v; break;
         case O_MAXBODY: max_body = v; break;
         case O_IDLE: ws_opts.idle_timeout_ms = (uint32_t)v; break;
+        case O_PING: ws_opts.ping_interval_ms = (uint32_t)v; break;
+        case O_CLOSE: ws_opts.close_timeout_ms = (uint32_t)v; break;
+        case O_SENDQ: ws_opts.max_send_queue = (size_t)v; break;
         case O_HELP:
         case 'h':
             usage(stdout);

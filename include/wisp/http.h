@@ -223,6 +223,10 @@ typedef struct wisp_conn_handlers {
      * closed with WISP_ECLOSED. Optional: without it the connection is
      * closed at once with WISP_ECLOSED. */
     void (*on_stop)(wisp_conn_t *c, void *arg);
+    /* The idle timeout or the timeout set with wisp_conn_set_timeout has
+     * passed. Optional: without it the connection is closed with
+     * -ETIMEDOUT. The handler may set a new timeout or close. */
+    void (*on_timeout)(wisp_conn_t *c, void *arg);
 } wisp_conn_handlers_t;
 
 /* Send the head with status 101 (and the headers added so far), then hand
@@ -248,8 +252,14 @@ WISP_API void wisp_conn_resume(wisp_conn_t *c);
  * (abort). on_close runs once either way. */
 WISP_API void wisp_conn_close(wisp_conn_t *c);
 WISP_API void wisp_conn_abort(wisp_conn_t *c);
-/* Close the connection if no bytes arrive for `ms` (0: never). */
+/* Time out when no bytes arrive for `ms` (0: never): every arriving byte
+ * restarts the count. A connection has one timeout: this replaces the
+ * one set with wisp_conn_set_timeout, and the reverse. */
 WISP_API void wisp_conn_set_idle_timeout(wisp_conn_t *c, uint32_t ms);
+/* Time out once, `ms` from now, whatever arrives (0: cancel). While
+ * queued output makes no progress the server's write timeout stands in
+ * for it; on_drain is the place to set it again. */
+WISP_API void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms);
 /* The loop that owns the connection. */
 WISP_API wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c);
 

@@ -9,7 +9,9 @@
  * with the close codes RFC 6455 prescribes for every violation.
  *
  * Thread: every function runs on the session's loop (the one that ran
- * the handler), asserted in debug builds. */
+ * the handler), asserted in debug builds — except wisp_ws_frame_shared
+ * and the wisp_ws_post* family, which any thread may call with a handle
+ * taken on the session's loop (wisp_ws_handle). */
 #ifndef WISP_WS_H
 #define WISP_WS_H
 
@@ -50,9 +52,16 @@ typedef struct wisp_ws_opts {
     int drop_when_full;        /* 0 (default): close a slow consumer with
                                   1008; 1: drop the message (send returns
                                   -ENOBUFS) */
-    uint32_t idle_timeout_ms;  /* close 1001 after no traffic; 0: never */
-    uint32_t ping_interval_ms; /* send a ping this often; 0: never */
-    uint32_t close_timeout_ms; /* wait for the peer's close; default 5000 */
+    /* Keep-alive, counted from the last byte received: with
+     * ping_interval_ms, a ping goes out each time that long passes with
+     * nothing received (a peer's pong counts); with idle_timeout_ms, the
+     * session is closed with 1001 once that long passes with nothing
+     * received. With both, the idle timeout is counted in whole ping
+     * intervals (rounded up). 0: off. */
+    uint32_t idle_timeout_ms;
+    uint32_t ping_interval_ms;
+    uint32_t close_timeout_ms; /* wait for the peer's close, counted from
+                                  when our close frame left; default 5000 */
     /* Subprotocols we speak, in order of preference (NULL-terminated);
      * the first one the client offers is selected. NULL: none. */
     const char *const *subprotocols;
@@ -61,9 +70,9 @@ typedef struct wisp_ws_opts {
 /* Fill `o` with the defaults above. */
 WISP_API void wisp_ws_opts_init(wisp_ws_opts_t *o);
 
-/* Accept the WebSocket upgrade of `req`. `h` (and the strings in `opts`)
- * must stay valid for the session's life; `opts` itself is copied (NULL:
- * defaults). Returns 0 once the 101 head is queued and the session
+/* Accept the WebSocket upgrade of `req`. `h` and `opts` (NULL: the
+ * defaults) are referenced, not copied: they must stay valid for the
+ * session's life — one static pair per route is the usual way. Returns 0 once the 101 head is queued and the session
  * exists (on_open has run), or a negative code after wisp has answered
  * the request itself: WISP_EPARSE (400: not a valid upgrade), -EPROTO
  * (426: a version other than 13), -ENOMEM (500), WISP_ECLOSED. */
@@ -73,10 +82,30 @@ WISP_API int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
 
 /* Send one message (copied). Returns 0, WISP_ECLOSED (closing or closed),
  * -ENOBUFS (the send queue is over max_send_queue and the policy is to
- * drop), or -EMSGSIZE. */
+ * drop), or -EBUSY (a message is being streamed with
+ * wisp_ws_send_fragment: messages cannot interleave). */
 WISP_API int wisp_ws_send(wisp_ws_t *ws, int binary, const void *data,
                           size_t len);
 WISP_API int wisp_ws_send_text(wisp_ws_t *ws, const char *text, size_t len);
+
+/* Send one message without copying its payload: `data` is referenced
+ * until written, then `done(arg)` runs (exactly once, also when the send
+ * fails or the connection closes first). Same returns as wisp_ws_send. */
+WISP_API int wisp_ws_send_ref(wisp_ws_t *ws, int binary, const void *data,
+                              size_t len, wisp_free_cb done, void *arg);
+
+/* Stream one message as several frames, for a message too large to hold
+ * at once or produced over time: the first call starts it (`binary`
+ * picks text or binary; later calls' flag is ignored), each call sends
+ * one frame, and the call with `fin` set ends it. Until then other data
+ * messages get -EBUSY (control frames still go out between fragments).
+ * A text message must be valid UTF-8 as a whole; a fragment may end
+ * inside a character. Pace a long stream with wisp_ws_buffered and
+ * on_drain: over max_send_queue the slow-consumer policy applies, and
+ * with the drop policy -ENOBUFS means "nothing sent, retry after
+ * on_drain" (the message stays open). */
+WISP_API int wisp_ws_send_fragment(wisp_ws_t *ws, int binary,
+                                   const void *data, size_t len, int fin);
 
 /* Encode one message as a complete server frame in a shared buffer (one
  * reference, the caller's), to send the same bytes to many sessions on
@@ -98,6 +127,35 @@ WISP_API int wisp_ws_ping(wisp_ws_t *ws, const void *data, size_t len);
  * the peer answers or close_timeout_ms passes. Returns 0, -EINVAL or
  * WISP_ECLOSED. */
 WISP_API int wisp_ws_close(wisp_ws_t *ws, int code, const char *reason);
+
+/* A session as other threads name it: a small value, copied freely.
+ * The fields are private. Take it on the session's loop; use it from any
+ * thread until wisp_server_destroy. A handle whose session has ended
+ * names nothing: what is posted to it is dropped on the session's loop. */
+typedef struct wisp_ws_handle {
+    void *conn;      /* private */
+    void *w;         /* private */
+    uint32_t gen;    /* private */
+} wisp_ws_handle_t;
+
+WISP_API wisp_ws_handle_t wisp_ws_handle(const wisp_ws_t *ws);
+
+/* Send from any thread: the message is copied and posted to the
+ * session's loop, which sends it as wisp_ws_send would (dropping it when
+ * the session has ended or is streaming a message, and applying the
+ * slow-consumer policy). Messages posted from one thread to one session
+ * go out in the order posted. Returns 0 (posted), -EAGAIN (65,536 posts
+ * to that loop are waiting: back off), -ENOMEM, -ECANCELED (the server
+ * is stopping) or -EINVAL. Thread: any. */
+WISP_API int wisp_ws_post(wisp_ws_handle_t h, int binary, const void *data,
+                          size_t len);
+/* The same with a frame from wisp_ws_frame_shared (referenced, not
+ * copied). */
+WISP_API int wisp_ws_post_shared(wisp_ws_handle_t h, wisp_shared_t *frame);
+/* wisp_ws_close from any thread. -EINVAL for the codes and reasons
+ * wisp_ws_close refuses. */
+WISP_API int wisp_ws_post_close(wisp_ws_handle_t h, int code,
+                                const char *reason);
 
 /* Bytes queued and not yet written to the socket. */
 WISP_API size_t wisp_ws_buffered(const wisp_ws_t *ws);

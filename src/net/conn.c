@@ -705,7 +705,10 @@ static void conn_timer_cb(wisp_timer_t *t, void *arg)
         wisp__conn_abort(c, 0);
         break;
     case WISP__T_USER:
-        wisp__conn_abort(c, -ETIMEDOUT);
+        if (c->state == WISP__C_UPGRADED && c->h->on_timeout)
+            c->h->on_timeout(c, c->harg);
+        else
+            wisp__conn_abort(c, -ETIMEDOUT);
         break;
     default:
         wisp__http_timeout(c, kind);
@@ -846,6 +849,7 @@ void wisp__worker_free_conns(wisp__worker *w)
     w->slabs = NULL;
     w->nslabs = w->slab_cap = 0;
     w->conn_free = NULL;
+    wisp__fixpool_destroy(&w->ws_pool); /* sessions went with their conns */
     while (w->inbuf_free) {
         void *b = w->inbuf_free;
         w->inbuf_free = *(void **)b;
@@ -925,6 +929,14 @@ void wisp_conn_set_idle_timeout(wisp_conn_t *c, uint32_t ms)
 {
     WISP__ASSERT_OWNER(c->w->loop);
     c->idle_ms = ms;
+    if (c->timeout_kind != WISP__T_WRITE)
+        wisp__conn_deadline(c, ms, ms ? WISP__T_USER : WISP__T_NONE);
+}
+
+void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms)
+{
+    WISP__ASSERT_OWNER(c->w->loop);
+    c->idle_ms = 0;
     if (c->timeout_kind != WISP__T_WRITE)
         wisp__conn_deadline(c, ms, ms ? WISP__T_USER : WISP__T_NONE);
 }

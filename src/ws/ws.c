@@ -7,6 +7,7 @@
  * unmasked in place. An unfragmented message is delivered straight from
  * that buffer; fragments are collected in a per-session buffer that exists
  * only while a fragmented message is in flight (DESIGN rule 5). */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 #include "loop/loop_int.h"
 #include "http/http_int.h"
 #include "net/conn.h"
+#include "server_int.h"
 #include "util/base64.h"
+#include "util/fixpool.h"
 #include "util/sha1.h"
 #include "util/utf8.h"
 #include "wisp/shared.h"
@@ -24,38 +27,79 @@
 
 enum { S_OPEN = 0, S_CLOSING, S_CLOSED };
 
-struct wisp_ws {
-    wisp_conn_t *conn;
-    const wisp_ws_handlers_t *h;
-    void *arg;
-    wisp_ws_opts_t o;
-    const char *subprotocol;
-    uint8_t state;
-    uint8_t frag_opcode;     /* opcode of the message being assembled */
-    uint8_t in_callback;
-    uint8_t close_sent;
-    wisp__utf8 utf8;
-    uint64_t partial;        /* payload bytes of the frame now arriving
-                                already unmasked and UTF-8 checked */
+/* What a session needs only while a message is arriving in pieces or the
+ * peer's close reason is being kept: allocated then, freed after. */
+typedef struct ws_ext {
+    wisp__utf8 utf8;         /* text being checked across pieces */
+    uint32_t partial;        /* payload bytes of the frame now arriving
+                                already unmasked (and UTF-8 checked) */
     char *msg;               /* fragments so far */
     size_t msg_len;
     size_t msg_cap;
-    int peer_code;           /* close code received, or 1006 */
-    char peer_reason[124];
-    size_t peer_reason_len;
-    wisp_timer_t timer;      /* close timeout or ping interval */
+    uint8_t reason_len;
+    char reason[123];        /* the peer's close reason */
+} ws_ext;
+
+/* An idle session is this and its connection (DESIGN rule 5): no
+ * buffer, no timer of its own (the connection's deadline serves for ping,
+ * idle and close timeouts). Taken from a per-loop pool. */
+struct wisp_ws {
+    wisp_conn_t *conn;
+    const wisp_ws_handlers_t *h;
+    const wisp_ws_opts_t *o;
+    void *arg;
+    ws_ext *x;               /* NULL while idle */
+    uint16_t peer_code;      /* close code received, or 1006 */
+    uint16_t idle_ticks;     /* timeouts in a row with no input */
+    uint8_t state : 2;
+    uint8_t in_callback : 1;
+    uint8_t close_sent : 1;
+    uint8_t in_op : 4;       /* opcode of the fragmented message arriving */
+    uint8_t out_op;          /* opcode of the message being streamed out */
+    uint8_t proto;           /* 1 + index of the chosen subprotocol */
 };
 
+static_assert(sizeof(struct wisp_ws) <= 48, "wisp_ws grew");
+
 static const wisp_conn_handlers_t conn_handlers;
-static void ping_tick(wisp_timer_t *t, void *arg);
+static const wisp_ws_opts_t default_opts = {
+    .max_frame = 16u << 20,
+    .max_message = 16u << 20,
+    .max_send_queue = 4u << 20,
+    .close_timeout_ms = 5000,
+};
 
 void wisp_ws_opts_init(wisp_ws_opts_t *o)
 {
-    memset(o, 0, sizeof *o);
-    o->max_frame = 16u << 20;
-    o->max_message = 16u << 20;
-    o->max_send_queue = 4u << 20;
-    o->close_timeout_ms = 5000;
+    *o = default_opts;
+}
+
+static ws_ext *ext(wisp_ws_t *ws)
+{
+    if (!ws->x) {
+        ws->x = calloc(1, sizeof *ws->x);
+        if (ws->x)
+            wisp__utf8_init(&ws->x->utf8);
+    }
+    return ws->x;
+}
+
+/* Give the extension back once nothing in it is in use. */
+static void ext_done(wisp_ws_t *ws)
+{
+    ws_ext *x = ws->x;
+    if (x && !x->msg && !x->partial && !x->reason_len) {
+        free(x);
+        ws->x = NULL;
+    }
+}
+
+static wisp__fixpool *ws_pool(wisp_conn_t *c)
+{
+    wisp__fixpool *p = &c->w->ws_pool;
+    if (!p->size)
+        wisp__fixpool_init(p, sizeof(struct wisp_ws), 64);
+    return p;
 }
 
 /* ------------------------------------------------------------ handshake */
@@ -80,15 +124,15 @@ static int has_token(wisp_str_t h, const char *token)
     return 0;
 }
 
-static const char *pick_subprotocol(wisp_str_t offered,
-                                    const char *const *ours)
+/* 1 + the index of the first of ours the client offers, or 0. */
+static uint8_t pick_subprotocol(wisp_str_t offered, const char *const *ours)
 {
     if (!offered.ptr || !ours)
-        return NULL;
-    for (size_t i = 0; ours[i]; i++)
+        return 0;
+    for (size_t i = 0; ours[i] && i < 255; i++)
         if (has_token(offered, ours[i]))
-            return ours[i];
-    return NULL;
+            return (uint8_t)(i + 1);
+    return 0;
 }
 
 static int refuse(wisp_res_t *res, int status)
@@ -136,37 +180,36 @@ int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
     size_t al = wisp__base64_encode(digest, sizeof digest, accept);
     accept[al] = 0;
 
-    wisp_ws_t *ws = calloc(1, sizeof *ws);
+    wisp_conn_t *c = wisp__ex_of_res(res)->conn;
+    wisp__fixpool *pool = ws_pool(c);
+    wisp_ws_t *ws = wisp__fixpool_get(pool);
     if (!ws) {
         wisp_res_send(res, 500, NULL, NULL, 0);
         return -ENOMEM;
     }
-    if (opts)
-        ws->o = *opts;
-    else
-        wisp_ws_opts_init(&ws->o);
+    memset(ws, 0, sizeof *ws);
+    ws->o = opts ? opts : &default_opts;
     ws->h = h;
     ws->arg = arg;
     ws->peer_code = 1006;
-    ws->subprotocol = pick_subprotocol(
-        wisp_req_header(req, "sec-websocket-protocol"), ws->o.subprotocols);
-    wisp__utf8_init(&ws->utf8);
+    ws->proto = pick_subprotocol(
+        wisp_req_header(req, "sec-websocket-protocol"), ws->o->subprotocols);
     wisp_res_header(res, "Upgrade", "websocket");
     wisp_res_header(res, "Sec-WebSocket-Accept", accept);
-    if (ws->subprotocol)
-        wisp_res_header(res, "Sec-WebSocket-Protocol", ws->subprotocol);
-    wisp_conn_t *c = wisp__ex_of_res(res)->conn;
+    if (ws->proto)
+        wisp_res_header(res, "Sec-WebSocket-Protocol",
+                        ws->o->subprotocols[ws->proto - 1]);
     int r = wisp_res_upgrade(res, &conn_handlers, ws);
     if (r < 0) {
-        free(ws);
+        wisp__fixpool_put(pool, ws);
         return r;
     }
     ws->conn = c;
-    wisp_timer_init(wisp_conn_loop(c), &ws->timer);
-    if (ws->o.idle_timeout_ms)
-        wisp_conn_set_idle_timeout(c, ws->o.idle_timeout_ms);
-    if (ws->o.ping_interval_ms)
-        wisp_timer_start(&ws->timer, ws->o.ping_interval_ms, ping_tick, ws);
+    uint32_t tick = ws->o->ping_interval_ms;
+    if (!tick || (ws->o->idle_timeout_ms && ws->o->idle_timeout_ms < tick))
+        tick = ws->o->idle_timeout_ms;
+    if (tick)
+        wisp_conn_set_idle_timeout(c, tick);
     if (ws->h->on_open)
         ws->h->on_open(ws, ws->arg);
     return 0;
@@ -177,21 +220,30 @@ int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
 static int send_frame(wisp_ws_t *ws, int fin, uint8_t opcode,
                       const void *data, size_t len)
 {
+    wisp_conn_t *c = ws->conn;
+    if (c->state != WISP__C_UPGRADED)
+        return WISP_ECLOSED;
+    /* Small frames: header and payload straight into the cork. */
+    char *p = len <= 4096 ? wisp__out_reserve(c, 10 + len) : NULL;
+    if (p) {
+        size_t hl = wisp__ws_encode_header((uint8_t *)p, fin, opcode, len);
+        if (len)
+            memcpy(p + hl, data, len);
+        wisp__out_commit(c, hl + len);
+        return 0;
+    }
     uint8_t hdr[10];
     size_t hl = wisp__ws_encode_header(hdr, fin, opcode, len);
-    if (wisp_conn_write(ws->conn, hdr, hl) < 0)
+    if (wisp__out(c, hdr, hl) < 0)
         return WISP_ECLOSED;
-    if (len && wisp_conn_write(ws->conn, data, len) < 0)
+    if (len && wisp__out(c, data, len) < 0)
         return WISP_ECLOSED;
     return 0;
 }
 
-static void close_timeout(wisp_timer_t *t, void *arg)
+static uint32_t close_timeout_ms(const wisp_ws_t *ws)
 {
-    wisp_ws_t *ws = arg;
-    (void)t;
-    /* The peer never answered our close: drop the connection. */
-    wisp_conn_abort(ws->conn);
+    return ws->o->close_timeout_ms ? ws->o->close_timeout_ms : 5000;
 }
 
 static void send_close(wisp_ws_t *ws, int code, const char *reason,
@@ -215,9 +267,9 @@ static void send_close(wisp_ws_t *ws, int code, const char *reason,
     ws->close_sent = 1;
     if (ws->state == S_OPEN)
         ws->state = S_CLOSING;
-    wisp_timer_start(&ws->timer, ws->o.close_timeout_ms ? ws->o.close_timeout_ms
-                                                         : 5000,
-                     close_timeout, ws);
+    /* Wait for the peer's close, not forever. */
+    if (ws->conn->state == WISP__C_UPGRADED)
+        wisp_conn_set_timeout(ws->conn, close_timeout_ms(ws));
 }
 
 /* A protocol violation: send the close code and drop the connection once
@@ -228,19 +280,35 @@ static void fail(wisp_ws_t *ws, int code)
     ws->state = S_CLOSED;
 }
 
-static void ping_tick(wisp_timer_t *t, void *arg)
+/* The connection's deadline passed: the close timeout, or one more tick
+ * of a session with no input (ping, then idle timeout). */
+static void on_timeout(wisp_conn_t *c, void *arg)
 {
     wisp_ws_t *ws = arg;
-    if (ws->state != S_OPEN)
+    if (ws->state != S_OPEN) {
+        wisp_conn_abort(c); /* the peer never answered our close */
         return;
-    send_frame(ws, 1, WISP__WS_PING, NULL, 0);
-    wisp_timer_start(t, ws->o.ping_interval_ms, ping_tick, ws);
+    }
+    const wisp_ws_opts_t *o = ws->o;
+    uint32_t tick = o->ping_interval_ms;
+    if (!tick || (o->idle_timeout_ms && o->idle_timeout_ms < tick))
+        tick = o->idle_timeout_ms;
+    if (ws->idle_ticks < UINT16_MAX)
+        ws->idle_ticks++;
+    if (o->idle_timeout_ms &&
+        (uint64_t)ws->idle_ticks * tick >= o->idle_timeout_ms) {
+        send_close(ws, 1001, "idle timeout", 12);
+        return;
+    }
+    if (o->ping_interval_ms)
+        send_frame(ws, 1, WISP__WS_PING, NULL, 0);
+    wisp_conn_set_idle_timeout(c, tick);
 }
 
 static int over_queue(wisp_ws_t *ws)
 {
-    return ws->o.max_send_queue &&
-           wisp_conn_buffered(ws->conn) > ws->o.max_send_queue;
+    return ws->o->max_send_queue &&
+           wisp_conn_buffered(ws->conn) > ws->o->max_send_queue;
 }
 
 /* 0 when a message may be queued now; otherwise what the send returns.
@@ -253,7 +321,7 @@ static int may_send(wisp_ws_t *ws)
         return WISP_ECLOSED;
     if (!over_queue(ws))
         return 0;
-    if (ws->o.drop_when_full)
+    if (ws->o->drop_when_full)
         return -ENOBUFS;
     send_close(ws, 1008, "slow consumer", 13);
     ws->state = S_CLOSED;
@@ -262,22 +330,67 @@ static int may_send(wisp_ws_t *ws)
     return WISP_ECLOSED;
 }
 
+static uint8_t data_op(int binary)
+{
+    return binary ? WISP__WS_BINARY : WISP__WS_TEXT;
+}
+
 int wisp_ws_send(wisp_ws_t *ws, int binary, const void *data, size_t len)
+{
+    WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
+    if (ws->out_op)
+        return ws->state == S_OPEN ? -EBUSY : WISP_ECLOSED;
+    int r = may_send(ws);
+    if (r < 0)
+        return r;
+    return send_frame(ws, 1, data_op(binary), data, len);
+}
+
+int wisp_ws_send_text(wisp_ws_t *ws, const char *text, size_t len)
+{
+    return wisp_ws_send(ws, 0, text, len);
+}
+
+int wisp_ws_send_ref(wisp_ws_t *ws, int binary, const void *data,
+                     size_t len, wisp_free_cb done, void *arg)
+{
+    WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
+    int r = ws->out_op ? (ws->state == S_OPEN ? -EBUSY : WISP_ECLOSED)
+                       : may_send(ws);
+    if (r == 0) {
+        uint8_t hdr[10];
+        size_t hl = wisp__ws_encode_header(hdr, 1, data_op(binary), len);
+        if (wisp__out(ws->conn, hdr, hl) < 0)
+            r = WISP_ECLOSED;
+    }
+    if (r < 0) {
+        if (done)
+            done(arg);
+        return r;
+    }
+    return wisp__out_ref(ws->conn, data, len, done, arg) < 0 ? WISP_ECLOSED
+                                                            : 0;
+}
+
+int wisp_ws_send_fragment(wisp_ws_t *ws, int binary, const void *data,
+                          size_t len, int fin)
 {
     WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
     int r = may_send(ws);
     if (r < 0)
         return r;
-    return send_frame(ws, 1, binary ? WISP__WS_BINARY : WISP__WS_TEXT, data,
-                      len);
+    uint8_t op = ws->out_op ? WISP__WS_CONT : data_op(binary);
+    r = send_frame(ws, fin, op, data, len);
+    if (r == 0)
+        ws->out_op = fin ? 0 : data_op(binary);
+    return r;
 }
 
 wisp_shared_t *wisp_ws_frame_shared(int binary, const void *data,
                                     size_t len)
 {
     uint8_t hdr[10];
-    size_t hl = wisp__ws_encode_header(hdr, 1, binary ? WISP__WS_BINARY
-                                                      : WISP__WS_TEXT, len);
+    size_t hl = wisp__ws_encode_header(hdr, 1, data_op(binary), len);
     char *buf = malloc(hl + len);
     if (!buf) {
         errno = ENOMEM;
@@ -295,15 +408,12 @@ wisp_shared_t *wisp_ws_frame_shared(int binary, const void *data,
 int wisp_ws_send_shared(wisp_ws_t *ws, wisp_shared_t *frame)
 {
     WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
+    if (ws->out_op)
+        return ws->state == S_OPEN ? -EBUSY : WISP_ECLOSED;
     int r = may_send(ws);
     if (r < 0)
         return r;
     return wisp_conn_write_shared(ws->conn, frame);
-}
-
-int wisp_ws_send_text(wisp_ws_t *ws, const char *text, size_t len)
-{
-    return wisp_ws_send(ws, 0, text, len);
 }
 
 int wisp_ws_ping(wisp_ws_t *ws, const void *data, size_t len)
@@ -341,7 +451,7 @@ size_t wisp_ws_buffered(const wisp_ws_t *ws)
 
 const char *wisp_ws_subprotocol(const wisp_ws_t *ws)
 {
-    return ws->subprotocol;
+    return ws->proto ? ws->o->subprotocols[ws->proto - 1] : NULL;
 }
 
 wisp_loop_t *wisp_ws_loop(const wisp_ws_t *ws)
@@ -359,33 +469,182 @@ void wisp_ws_set_arg(wisp_ws_t *ws, void *arg)
     ws->arg = arg;
 }
 
+/* ------------------------------------------------------------ any thread */
+
+wisp_ws_handle_t wisp_ws_handle(const wisp_ws_t *ws)
+{
+    WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
+    wisp_ws_handle_t hd = {ws->conn, ws->conn->w, ws->conn->gen};
+    return hd;
+}
+
+enum { P_SEND, P_SHARED, P_CLOSE };
+
+/* A message for a session from another thread: a task node of its own
+ * (so a loop destroyed with it queued frees it through `drop`), bounded
+ * per loop by the worker's count of posts in flight. */
+typedef struct posted {
+    wisp__task task;
+    wisp_conn_t *conn;
+    wisp__worker *w;
+    uint32_t gen;
+    uint8_t kind;
+    uint8_t binary;
+    uint16_t code;
+    wisp_shared_t *frame;
+    size_t len;
+    char data[];
+} posted;
+
+/* The session a handle names, if it is still there. Its loop's thread
+ * only: connection slots outlive their connections (until the server is
+ * destroyed), and the generation tells a reused slot apart. */
+static wisp_ws_t *resolve(const posted *m)
+{
+    wisp_conn_t *c = m->conn;
+    if (c->gen != m->gen || c->state != WISP__C_UPGRADED ||
+        c->h != &conn_handlers)
+        return NULL;
+    return c->harg;
+}
+
+static void posted_free(void *arg)
+{
+    posted *m = arg;
+    atomic_fetch_sub_explicit(&m->w->ws_posted, 1, memory_order_relaxed);
+    if (m->frame)
+        wisp_shared_unref(m->frame);
+    free(m);
+}
+
+static void posted_run(void *arg)
+{
+    posted *m = arg;
+    wisp_ws_t *ws = resolve(m);
+    if (ws) {
+        switch (m->kind) {
+        case P_SEND:
+            if (!ws->out_op)
+                wisp_ws_send(ws, m->binary, m->data, m->len);
+            break;
+        case P_SHARED:
+            if (!ws->out_op)
+                wisp_ws_send_shared(ws, m->frame);
+            break;
+        case P_CLOSE:
+            wisp_ws_close(ws, m->code, m->len ? m->data : NULL);
+            break;
+        }
+        if (ws->conn->state == WISP__C_UPGRADED)
+            wisp__flush(ws->conn);
+    }
+    posted_free(m);
+}
+
+#define WS_POSTED_MAX 65536u
+
+static posted *posted_new(wisp_ws_handle_t hd, size_t extra)
+{
+    wisp__worker *w = hd.w;
+    if (atomic_fetch_add_explicit(&w->ws_posted, 1, memory_order_relaxed) >=
+        WS_POSTED_MAX) {
+        atomic_fetch_sub_explicit(&w->ws_posted, 1, memory_order_relaxed);
+        errno = EAGAIN;
+        return NULL;
+    }
+    posted *m = malloc(sizeof *m + extra);
+    if (!m) {
+        atomic_fetch_sub_explicit(&w->ws_posted, 1, memory_order_relaxed);
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(m, 0, sizeof *m);
+    m->conn = hd.conn;
+    m->w = w;
+    m->gen = hd.gen;
+    return m;
+}
+
+static int post(posted *m)
+{
+    if (atomic_load_explicit(&m->w->loop->closing, memory_order_acquire)) {
+        posted_free(m);
+        return -ECANCELED;
+    }
+    m->task.cb = posted_run;
+    m->task.arg = m;
+    m->task.drop = posted_free;
+    wisp__loop_post_node(m->w->loop, &m->task);
+    return 0;
+}
+
+int wisp_ws_post(wisp_ws_handle_t hd, int binary, const void *data,
+                 size_t len)
+{
+    if (!hd.conn)
+        return -EINVAL;
+    posted *m = posted_new(hd, len);
+    if (!m)
+        return -errno;
+    m->kind = P_SEND;
+    m->binary = binary != 0;
+    m->len = len;
+    if (len)
+        memcpy(m->data, data, len);
+    return post(m);
+}
+
+int wisp_ws_post_shared(wisp_ws_handle_t hd, wisp_shared_t *frame)
+{
+    if (!hd.conn || !frame)
+        return -EINVAL;
+    posted *m = posted_new(hd, 0);
+    if (!m)
+        return -errno;
+    m->kind = P_SHARED;
+    wisp_shared_ref(frame);
+    m->frame = frame;
+    return post(m);
+}
+
+int wisp_ws_post_close(wisp_ws_handle_t hd, int code, const char *reason)
+{
+    size_t rl = reason ? strlen(reason) : 0;
+    if (!hd.conn || !valid_close_code(code) || rl > 123)
+        return -EINVAL;
+    posted *m = posted_new(hd, rl + 1);
+    if (!m)
+        return -errno;
+    m->kind = P_CLOSE;
+    m->code = (uint16_t)code;
+    m->len = rl;
+    memcpy(m->data, reason ? reason : "", rl + 1);
+    return post(m);
+}
+
 /* ------------------------------------------------------------ input */
 
 static int msg_append(wisp_ws_t *ws, const uint8_t *p, size_t n)
 {
-    if (ws->msg_len + n > ws->o.max_message)
+    ws_ext *x = ext(ws);
+    if (!x)
+        return -ENOMEM;
+    if (x->msg_len + n > ws->o->max_message)
         return -EMSGSIZE;
-    if (ws->msg_len + n > ws->msg_cap) {
-        size_t cap = ws->msg_cap ? ws->msg_cap : 4096;
-        while (cap < ws->msg_len + n)
+    if (!x->msg || x->msg_len + n > x->msg_cap) {
+        size_t cap = x->msg_cap ? x->msg_cap : 4096;
+        while (cap < x->msg_len + n)
             cap *= 2;
-        char *m = realloc(ws->msg, cap);
+        char *m = realloc(x->msg, cap);
         if (!m)
             return -ENOMEM;
-        ws->msg = m;
-        ws->msg_cap = cap;
+        x->msg = m;
+        x->msg_cap = cap;
     }
-    memcpy(ws->msg + ws->msg_len, p, n);
-    ws->msg_len += n;
+    if (n)
+        memcpy(x->msg + x->msg_len, p, n);
+    x->msg_len += n;
     return 0;
-}
-
-static void msg_reset(wisp_ws_t *ws)
-{
-    free(ws->msg);
-    ws->msg = NULL;
-    ws->msg_len = ws->msg_cap = 0;
-    ws->frag_opcode = 0;
 }
 
 static void deliver(wisp_ws_t *ws, int binary, const void *p, size_t n)
@@ -415,17 +674,21 @@ static void on_close_frame(wisp_ws_t *ws, const uint8_t *p, size_t n)
             fail(ws, 1007);
             return;
         }
-        ws->peer_reason_len = n - 2;
-        memcpy(ws->peer_reason, p + 2, n - 2);
+        if (n > 2 && ext(ws)) {
+            ws->x->reason_len = (uint8_t)(n - 2);
+            memcpy(ws->x->reason, p + 2, n - 2);
+        }
     }
-    ws->peer_code = code;
+    ws->peer_code = (uint16_t)code;
     /* Answer with the same code (§5.5.1), then close. */
     send_close(ws, code == 1005 ? 1000 : code, NULL, 0);
     ws->state = S_CLOSED;
 }
 
-/* One whole frame, already unmasked. */
-static void on_frame(wisp_ws_t *ws, const wisp__ws_header *fh, uint8_t *p)
+/* One whole frame, already unmasked; `done` bytes of its payload were
+ * checked while it was arriving. */
+static void on_frame(wisp_ws_t *ws, const wisp__ws_header *fh, uint8_t *p,
+                     size_t done)
 {
     size_t n = (size_t)fh->len;
     switch (fh->opcode) {
@@ -440,45 +703,51 @@ static void on_frame(wisp_ws_t *ws, const wisp__ws_header *fh, uint8_t *p)
         return;
     case WISP__WS_TEXT:
     case WISP__WS_BINARY:
-        if (ws->frag_opcode) {
+        if (ws->in_op) {
             fail(ws, 1002); /* a new message inside a fragmented one */
             return;
         }
         if (ws->state != S_OPEN)
             return; /* data after our close is ignored */
+        if (n > ws->o->max_message) {
+            fail(ws, 1009);
+            return;
+        }
         if (fh->opcode == WISP__WS_TEXT) {
-            /* `done` bytes were checked while the frame was arriving. */
-            size_t done = (size_t)ws->partial;
+            wisp__utf8 u, *up = ws->x ? &ws->x->utf8 : &u;
             if (!done)
-                wisp__utf8_init(&ws->utf8);
-            if (wisp__utf8_feed(&ws->utf8, p + done, n - done) !=
-                    WISP__UTF8_OK ||
-                (fh->fin && !wisp__utf8_complete(&ws->utf8))) {
+                wisp__utf8_init(up);
+            if (wisp__utf8_feed(up, p + done, n - done) != WISP__UTF8_OK ||
+                (fh->fin && !wisp__utf8_complete(up))) {
                 fail(ws, 1007);
                 return;
             }
-        }
-        if (n > ws->o.max_message) {
-            fail(ws, 1009);
-            return;
+            if (!fh->fin && up == &u) {
+                /* The state carries into the next fragment. */
+                if (!ext(ws)) {
+                    fail(ws, 1011);
+                    return;
+                }
+                ws->x->utf8 = u;
+            }
         }
         if (fh->fin) {
             deliver(ws, fh->opcode == WISP__WS_BINARY, p, n);
             return;
         }
-        ws->frag_opcode = fh->opcode;
+        ws->in_op = fh->opcode;
         if (msg_append(ws, p, n) < 0)
             fail(ws, 1009);
         return;
     case WISP__WS_CONT:
-        if (!ws->frag_opcode) {
+        if (!ws->in_op) {
             fail(ws, 1002); /* nothing to continue */
             return;
         }
-        if (ws->frag_opcode == WISP__WS_TEXT &&
-            (wisp__utf8_feed(&ws->utf8, p + ws->partial,
-                             n - (size_t)ws->partial) != WISP__UTF8_OK ||
-             (fh->fin && !wisp__utf8_complete(&ws->utf8)))) {
+        if (ws->in_op == WISP__WS_TEXT &&
+            (wisp__utf8_feed(&ws->x->utf8, p + done, n - done) !=
+                 WISP__UTF8_OK ||
+             (fh->fin && !wisp__utf8_complete(&ws->x->utf8)))) {
             fail(ws, 1007);
             return;
         }
@@ -487,12 +756,12 @@ static void on_frame(wisp_ws_t *ws, const wisp__ws_header *fh, uint8_t *p)
             return;
         }
         if (fh->fin) {
-            int binary = ws->frag_opcode == WISP__WS_BINARY;
-            char *m = ws->msg;
-            size_t ml = ws->msg_len;
-            ws->msg = NULL;
-            ws->msg_len = ws->msg_cap = 0;
-            ws->frag_opcode = 0;
+            int binary = ws->in_op == WISP__WS_BINARY;
+            char *m = ws->x->msg;
+            size_t ml = ws->x->msg_len;
+            ws->x->msg = NULL;
+            ws->x->msg_len = ws->x->msg_cap = 0;
+            ws->in_op = 0;
             if (ws->state == S_OPEN)
                 deliver(ws, binary, m, ml);
             free(m);
@@ -506,22 +775,28 @@ static void on_frame(wisp_ws_t *ws, const wisp__ws_header *fh, uint8_t *p)
 
 /* Part of a text frame has arrived: unmask and check the new bytes (they
  * stay in the connection's buffer, unmasked, and are not looked at again:
- * ws->partial says how far this frame is done). */
+ * x->partial says how far this frame is done). */
 static void check_partial(wisp_ws_t *ws, const wisp__ws_header *fh,
                           uint8_t *p, size_t avail)
 {
     int text = fh->opcode == WISP__WS_TEXT ||
-               (fh->opcode == WISP__WS_CONT &&
-                ws->frag_opcode == WISP__WS_TEXT);
-    if (!text || ws->state != S_OPEN || avail <= ws->partial ||
-        (fh->opcode == WISP__WS_TEXT && ws->frag_opcode))
+               (fh->opcode == WISP__WS_CONT && ws->in_op == WISP__WS_TEXT);
+    if (!text || ws->state != S_OPEN ||
+        (fh->opcode == WISP__WS_TEXT && ws->in_op))
         return;
-    size_t done = (size_t)ws->partial;
+    size_t done = ws->x ? ws->x->partial : 0;
+    if (avail <= done)
+        return;
+    ws_ext *x = ext(ws);
+    if (!x) {
+        fail(ws, 1011);
+        return;
+    }
     if (fh->opcode == WISP__WS_TEXT && done == 0)
-        wisp__utf8_init(&ws->utf8);
+        wisp__utf8_init(&x->utf8);
     wisp__ws_unmask(p + done, avail - done, fh->mask, done);
-    ws->partial = avail;
-    if (wisp__utf8_feed(&ws->utf8, p + done, avail - done) != WISP__UTF8_OK)
+    x->partial = (uint32_t)avail;
+    if (wisp__utf8_feed(&x->utf8, p + done, avail - done) != WISP__UTF8_OK)
         fail(ws, 1007);
 }
 
@@ -532,10 +807,11 @@ static size_t on_data(wisp_conn_t *c, const char *data, size_t len,
     /* The connection's buffer is ours to unmask in place. */
     uint8_t *buf = (uint8_t *)(uintptr_t)data;
     size_t off = 0;
+    ws->idle_ticks = 0;
     while (off < len && ws->state != S_CLOSED) {
         wisp__ws_header fh;
         ssize_t r = wisp__ws_parse_header(buf + off, len - off,
-                                          ws->o.max_frame, 0, &fh);
+                                          ws->o->max_frame, 0, &fh);
         if (r == WISP__WS_EAGAIN)
             break;
         if (r == WISP__WS_ETOOBIG) {
@@ -555,11 +831,14 @@ static size_t on_data(wisp_conn_t *c, const char *data, size_t len,
             check_partial(ws, &fh, p, avail);
             break;
         }
-        size_t done = (size_t)ws->partial;
+        size_t done = ws->x ? ws->x->partial : 0;
         wisp__ws_unmask(p + done, (size_t)fh.len - done, fh.mask, done);
         off += (size_t)r + (size_t)fh.len;
-        on_frame(ws, &fh, p);
-        ws->partial = 0;
+        on_frame(ws, &fh, p, done);
+        if (ws->x) {
+            ws->x->partial = 0;
+            ext_done(ws);
+        }
     }
     if (ws->state == S_CLOSED) {
         /* Close frame queued (ours or the answer to theirs): flush it and
@@ -576,6 +855,13 @@ static void on_drain(wisp_conn_t *c, void *arg)
 {
     wisp_ws_t *ws = arg;
     wisp_conn_resume(c);
+    if (ws->state == S_CLOSING) {
+        /* Our close frame is out: from now on the peer has
+         * close_timeout_ms to answer (a stalled write had the write
+         * timeout standing in). */
+        wisp_conn_set_timeout(c, close_timeout_ms(ws));
+        return;
+    }
     if (ws->state == S_OPEN && ws->h->on_drain)
         ws->h->on_drain(ws, ws->arg);
 }
@@ -583,17 +869,18 @@ static void on_drain(wisp_conn_t *c, void *arg)
 static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
 {
     wisp_ws_t *ws = arg;
-    (void)c;
-    wisp_timer_stop(&ws->timer);
     int code = ws->peer_code;
     if (code == 1006 && reason == WISP_ECLOSED)
         code = 1001; /* server going away */
     ws->state = S_CLOSED;
     if (ws->h->on_close)
-        ws->h->on_close(ws, code, ws->peer_reason, ws->peer_reason_len,
-                        ws->arg);
-    msg_reset(ws);
-    free(ws);
+        ws->h->on_close(ws, code, ws->x ? ws->x->reason : "",
+                        ws->x ? ws->x->reason_len : 0, ws->arg);
+    if (ws->x) {
+        free(ws->x->msg);
+        free(ws->x);
+    }
+    wisp__fixpool_put(ws_pool(c), ws);
 }
 
 /* Server stop: start the close handshake with 1001 (going away); the
@@ -601,10 +888,9 @@ static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
 static void on_stop(wisp_conn_t *c, void *arg)
 {
     wisp_ws_t *ws = arg;
-    (void)c;
     if (ws->state == S_OPEN)
         send_close(ws, 1001, "server stopping", 15);
-    wisp__flush(ws->conn);
+    wisp__flush(c);
 }
 
 static const wisp_conn_handlers_t conn_handlers = {
@@ -612,4 +898,5 @@ static const wisp_conn_handlers_t conn_handlers = {
     .on_drain = on_drain,
     .on_close = on_conn_close,
     .on_stop = on_stop,
+    .on_timeout = on_timeout,
 };

@@ -289,4 +289,87 @@ s.sendall(frame(0x2, b"x" * 600, fin=False) + frame(0x0, b"x" * 600))
 expect_close(s, 1009, "9.x fragmented message over max-message -> 1009")
 rc, err = srv.stop()
 c.eq(rc, 0, "server exits 0 (stderr: %s)" % err[-1500:])
+
+# ---- keep-alive: pings to a silent client, idle timeout, close timeout
+srv = Server(ECHO, "--ping-interval-ms", 200, "--idle-timeout-ms", 700,
+             "--close-timeout-ms", 300, threads=1)
+# A silent client that answers pings stays open past the idle timeout:
+# its pongs are traffic.
+s, ok = open_ws()
+t0 = time.time()
+pings = 0
+alive = True
+while time.time() - t0 < 1.5:
+    try:
+        op, fin, p = read_frame(s)
+    except (ConnectionError, OSError, socket.timeout):
+        alive = False
+        break
+    if op == 0x9:
+        pings += 1
+        s.sendall(frame(0xA, p))
+    else:
+        alive = False
+        break
+c.check(alive and pings >= 4,
+        "a client answering pings is pinged every 200 ms and kept open "
+        "(%d pings in 1.5 s, alive=%s)" % (pings, alive))
+s.sendall(frame(0x1, b"still here"))
+op, fin, p = read_frame(s)
+while op == 0x9:
+    op, fin, p = read_frame(s)
+c.eq((op, p), (0x1, b"still here"), "it is still served")
+s.close()
+# A client that does not answer: pinged, then closed with 1001 after about
+# 700 ms of silence; it does not answer the close either, so the
+# connection is dropped after the 300 ms close timeout.
+s, ok = open_ws()
+t0 = time.time()
+seen = []
+code = None
+while True:
+    try:
+        op, fin, p = read_frame(s)
+    except (ConnectionError, OSError, socket.timeout):
+        break
+    seen.append(op)
+    if op == 0x8:
+        code = struct.unpack("!H", p[:2])[0]
+        t_close = time.time() - t0
+        break
+c.check(seen.count(0x9) >= 2 and code == 1001,
+        "a silent client gets pings, then close 1001 (frames %r)" % seen)
+c.check(code is not None and 0.55 <= t_close <= 2.0,
+        "the idle close came after about 700 ms (%.2f s)"
+        % (t_close if code else -1))
+c.check(wisp_test.expect_closed(s, 3),
+        "no answer to the close: the server drops the connection")
+c.check(time.time() - t0 - (t_close if code else 0) < 1.5,
+        "dropped after the close timeout, not later")
+s.close()
+# Idle timeout without pings: close 1001 and nothing before it.
+rc, err = srv.stop()
+srv = Server(ECHO, "--idle-timeout-ms", 300, threads=1)
+s, ok = open_ws()
+t0 = time.time()
+op, fin, p = read_frame(s)
+c.eq((op, p[:2]), (0x8, struct.pack("!H", 1001)),
+     "idle timeout alone: close 1001, no ping before it")
+c.check(0.2 <= time.time() - t0 <= 2.0,
+        "after about 300 ms (%.2f s)" % (time.time() - t0))
+s.sendall(frame(0x8, p[:2]))
+c.check(wisp_test.expect_closed(s, 3), "closed once the client answers")
+s.close()
+# Traffic keeps a session open: a message every 150 ms for 1 s.
+s, ok = open_ws()
+ok = True
+for i in range(7):
+    time.sleep(0.15)
+    s.sendall(frame(0x1, b"%d" % i))
+    op, fin, p = read_frame(s)
+    ok = ok and (op, p) == (0x1, b"%d" % i)
+c.check(ok, "a client sending every 150 ms outlives a 300 ms idle timeout")
+s.close()
+rc, err = srv.stop()
+c.eq(rc, 0, "server exits 0 (stderr: %s)" % err[-1500:])
 c.done()
