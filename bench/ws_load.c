@@ -2,6 +2,11 @@
  * masked binary messages of S bytes with D in flight (D = 1: strict
  * ping-pong), for T seconds, one thread with poll(). Prints messages/s
  * and the p50/p99 round trip (per message, from its send to its echo).
+ * Sends never block: what the socket does not take waits in the
+ * connection's account and goes when poll says it can, while the loader
+ * keeps reading every connection (a loader that blocks in send on one
+ * connection while the server waits for it to read another deadlocks
+ * with deep pipelines of large messages, and measures its own stalls).
  *
  *   ws_load -p PORT [-c CONNS] [-s SIZE] [-d DEPTH] [-t SECONDS] [-u PATH]
  */
@@ -24,6 +29,8 @@ typedef struct conn {
     size_t rlen, rcap;
     uint64_t sent_at[256]; /* ring of send times, DEPTH <= 256 */
     unsigned head, inflight;
+    size_t owed;           /* bytes of whole frames not yet sent */
+    size_t off;            /* offset of the next byte within its frame */
 } conn;
 
 static uint64_t now_ns(void)
@@ -81,6 +88,29 @@ static void send_all(int fd, const void *p, size_t n)
         }
         c += w;
         n -= (size_t)w;
+    }
+}
+
+static uint8_t *batch;  /* DEPTH copies of the frame, back to back */
+static size_t batch_len;
+
+/* Send what `c` owes without blocking. The owed stream is the frame
+ * repeated, so it is always a contiguous run of `batch` starting at the
+ * offset within the frame. */
+static void flush_owed(conn *c)
+{
+    while (c->owed) {
+        size_t n = batch_len - c->off;
+        if (n > c->owed)
+            n = c->owed;
+        ssize_t w = send(c->fd, batch + c->off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            die("send");
+        }
+        c->owed -= (size_t)w;
+        c->off = (c->off + (size_t)w) % frame_len;
     }
 }
 
@@ -145,22 +175,29 @@ int main(int argc, char **argv)
     size_t lat_cap = 1u << 22, nlat = 0;
     uint64_t *lat = malloc(lat_cap * sizeof *lat);
     uint64_t msgs = 0;
-    uint8_t *batch = malloc(frame_len * depth);
+    batch_len = frame_len * depth;
+    batch = malloc(batch_len);
+    for (unsigned k = 0; k < depth; k++)
+        memcpy(batch + (size_t)k * frame_len, frame, frame_len);
     uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9);
     for (int i = 0; i < conns; i++) {
-        for (unsigned k = 0; k < depth; k++) {
+        for (unsigned k = 0; k < depth; k++)
             cs[i].sent_at[(cs[i].head + cs[i].inflight++) % 256] = now_ns();
-            memcpy(batch + (size_t)k * frame_len, frame, frame_len);
-        }
-        send_all(cs[i].fd, batch, (size_t)depth * frame_len);
+        cs[i].owed = (size_t)depth * frame_len;
+        flush_owed(&cs[i]);
+        pf[i].events = cs[i].owed ? POLLIN | POLLOUT : POLLIN;
     }
     while (now_ns() < end) {
         if (poll(pf, (nfds_t)conns, 1000) <= 0)
             continue;
         for (int i = 0; i < conns; i++) {
-            if (!(pf[i].revents & POLLIN))
-                continue;
             conn *c = &cs[i];
+            if (pf[i].revents & POLLOUT)
+                flush_owed(c);
+            if (!(pf[i].revents & POLLIN)) {
+                pf[i].events = c->owed ? POLLIN | POLLOUT : POLLIN;
+                continue;
+            }
             unsigned replies = 0;
             ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
             if (r <= 0)
@@ -204,13 +241,13 @@ int main(int argc, char **argv)
              * syscall per message measures itself, not the server. */
             if (replies) {
                 uint64_t t = now_ns();
-                for (unsigned k = 0; k < replies; k++) {
+                for (unsigned k = 0; k < replies; k++)
                     c->sent_at[(c->head + c->inflight++) % 256] = t;
-                    memcpy(batch + (size_t)k * frame_len, frame, frame_len);
-                }
-                send_all(c->fd, batch, (size_t)replies * frame_len);
+                c->owed += (size_t)replies * frame_len;
+                flush_owed(c);
                 replies = 0;
             }
+            pf[i].events = c->owed ? POLLIN | POLLOUT : POLLIN;
         }
     }
     double el = (double)(now_ns() - t0) / 1e9;

@@ -5,8 +5,13 @@
  *   GET  /      "Hello, World!"
  *   POST /echo  the request body back
  *   GET  /ws    WebSocket: every message is sent back as it came
+ *   GET  /ws/all WebSocket fan-out: every message is sent to every
+ *                session of /ws/all on every loop (the sender included),
+ *                encoded once and shared — for broadcast benchmarks
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,93 @@ static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
     (void)arg;
     /* On failure wisp has already answered 400 or 426. */
     wisp_ws_upgrade(req, res, &ws_handlers, &ws_opts, NULL);
+}
+
+/* ---- /ws/all: per-loop arrays of sessions, each touched only by its
+ * own loop; a session's arg is its index in its loop's array. */
+typedef struct members {
+    wisp_ws_t **ws;
+    size_t n, cap;
+} members;
+
+static wisp_loop_t **loops;
+static members *by_loop;
+static unsigned nloops;
+
+static members *members_of(wisp_loop_t *loop)
+{
+    for (unsigned i = 0; i < nloops; i++)
+        if (loops[i] == loop)
+            return &by_loop[i];
+    return NULL;
+}
+
+static void all_open(wisp_ws_t *ws, void *arg)
+{
+    (void)arg;
+    members *m = members_of(wisp_ws_loop(ws));
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        wisp_ws_t **a = realloc(m->ws, cap * sizeof *a);
+        if (!a) {
+            wisp_ws_close(ws, 1011, "out of memory");
+            return;
+        }
+        m->ws = a;
+        m->cap = cap;
+    }
+    wisp_ws_set_arg(ws, (void *)(uintptr_t)(m->n + 1));
+    m->ws[m->n++] = ws;
+}
+
+static void all_close(wisp_ws_t *ws, int code, const char *reason,
+                      size_t rlen, void *arg)
+{
+    (void)code;
+    (void)reason;
+    (void)rlen;
+    size_t i = (size_t)(uintptr_t)arg;
+    if (!i)
+        return; /* never joined */
+    members *m = members_of(wisp_ws_loop(ws));
+    wisp_ws_t *last = m->ws[--m->n];
+    m->ws[i - 1] = last;
+    wisp_ws_set_arg(last, (void *)(uintptr_t)i);
+}
+
+static void all_deliver(wisp_loop_t *loop, wisp_shared_t *frame, void *arg)
+{
+    (void)arg;
+    members *m = members_of(loop);
+    /* Backwards: a session the slow-consumer policy closes leaves the
+     * array inside its own send, and the last one (already visited)
+     * takes its place. */
+    for (size_t i = m->n; i-- > 0;)
+        wisp_ws_send_shared(m->ws[i], frame);
+}
+
+static void all_message(wisp_ws_t *ws, int binary, const void *data,
+                        size_t len, void *arg)
+{
+    (void)ws;
+    (void)arg;
+    wisp_shared_t *f = wisp_ws_frame_shared(binary, data, len);
+    if (!f)
+        return;
+    wisp_broadcast(loops, nloops, f, all_deliver, NULL);
+    wisp_shared_unref(f);
+}
+
+static const wisp_ws_handlers_t all_handlers = {
+    .on_open = all_open,
+    .on_message = all_message,
+    .on_close = all_close,
+};
+
+static void on_ws_all(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    wisp_ws_upgrade(req, res, &all_handlers, &ws_opts, NULL);
 }
 
 static void on_hello(wisp_req_t *req, wisp_res_t *res, void *arg)
@@ -116,7 +208,17 @@ int main(int argc, char **argv)
     wisp_server_route(srv, WISP_METHOD_POST, "/echo", on_echo, NULL,
                       &echo_opts);
     wisp_server_route(srv, WISP_METHOD_GET, "/ws", on_ws, NULL, NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/ws/all", on_ws_all, NULL, NULL);
     int r = wisp_server_listen(srv);
+    if (r == 0) {
+        nloops = wisp_server_threads(srv);
+        loops = calloc(nloops, sizeof *loops);
+        by_loop = calloc(nloops, sizeof *by_loop);
+        if (!loops || !by_loop)
+            r = -ENOMEM;
+        for (unsigned i = 0; r == 0 && i < nloops; i++)
+            loops[i] = wisp_server_loop(srv, i);
+    }
     if (r == 0)
         r = wisp_server_start(srv);
     if (r < 0) {
@@ -128,5 +230,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     wisp_server_wait(srv);
     wisp_server_destroy(srv);
+    for (unsigned i = 0; i < nloops; i++)
+        free(by_loop[i].ws);
+    free(by_loop);
+    free(loops);
     return 0;
 }
