@@ -11,6 +11,11 @@
 #   fast:  wrk -t1 -c16 --latency  GET /
 #   load:  wrk -t1 -c256           GET /blocking?ms=50  (started 1 s
 #          before the fast run and running through it)
+#   probe: bench/probe, GET / at a fixed PROBE_RATE (default 2000 req/s)
+#          over 4 connections, alone and under the same blocking load.
+# wrk -c16 saturates the loop, so its p99 measures how the CPU is shared
+# (queueing behind its own requests and the blocking traffic); the probe
+# measures whether the loop is ever held up, which is the question.
 set -u
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-5s}
@@ -21,6 +26,8 @@ wisp_snapshot
 start_wisp -- --pool-threads 256 --pool-queue 4096
 URL=http://127.0.0.1:$WISP_PORT
 secs=${DURATION%s}
+PROBE_RATE=${PROBE_RATE:-2000}
+cc -O2 -o "$TMPD/probe" "$ROOT/bench/probe.c" || bench_die "cc probe"
 p99() { # wrk --latency output -> p99 in microseconds
     awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+/, "", v);
          f = (u == "ms") ? 1000 : (u == "s") ? 1000000 : 1; printf "%d", v * f }' "$1"
@@ -33,7 +40,13 @@ for r in $(seq "$ROUNDS"); do
     sleep 1
     taskset -c "$LOADER_CPU" wrk -t1 -c16 -d"$DURATION" --latency "$URL/" >"$TMPD/loaded.$r" 2>&1
     wait "$lp"
-    bench_log "round $r: GET / p99 alone $(p99 "$TMPD/alone.$r") us, with blocking load $(p99 "$TMPD/loaded.$r") us; blocking $(rps "$TMPD/load.$r") req/s"
+    taskset -c "$LOADER_CPU" "$TMPD/probe" -p "$WISP_PORT" -r "$PROBE_RATE" -t "$secs" >"$TMPD/palone.$r" || bench_die "probe failed"
+    taskset -c "$LOADER_CPU" wrk -t1 -c256 -d"$((secs + 2))s" "$URL/blocking?ms=50" >"$TMPD/pload.$r" 2>&1 &
+    lp=$!
+    sleep 1
+    taskset -c "$LOADER_CPU" "$TMPD/probe" -p "$WISP_PORT" -r "$PROBE_RATE" -t "$secs" >"$TMPD/ploaded.$r" || bench_die "probe failed"
+    wait "$lp"
+    bench_log "round $r: GET / p99 alone $(p99 "$TMPD/alone.$r") us, with blocking load $(p99 "$TMPD/loaded.$r") us; blocking $(rps "$TMPD/load.$r") req/s; probe alone: $(cat "$TMPD/palone.$r"); probe loaded: $(cat "$TMPD/ploaded.$r")"
 done
 python3 - "$TMPD" "$ROUNDS" "$WISP_BUILD_INFO" <<'PY'
 import re, statistics, sys
@@ -62,5 +75,19 @@ print("| median of %d rounds | %.0f µs | %.0f µs | **%.2f×** (%.2f–%.2f) | 
     rounds, statistics.median(alone), statistics.median(loaded),
     statistics.median(ratios), min(ratios), max(ratios),
     statistics.median(fast), statistics.median(blk)))
+def probe(path):
+    f = open(path).read().split()
+    return float(f[f.index("p50") + 1]), float(f[f.index("p99") + 1]), float(f[f.index("p999") + 1])
+pa = [probe("%s/palone.%d" % (d, r)) for r in range(1, rounds + 1)]
+pl = [probe("%s/ploaded.%d" % (d, r)) for r in range(1, rounds + 1)]
+pr = [b[1] / a[1] for a, b in zip(pa, pl)]
+print()
+print("GET / at a fixed rate (bench/probe), alone and under the same blocking load:\n")
+print("| | p50 alone | p99 alone | p99.9 alone | p50 loaded | p99 loaded | p99.9 loaded | p99 ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+med = lambda xs, i: statistics.median(x[i] for x in xs)
+print("| median of %d rounds | %.0f µs | %.0f µs | %.0f µs | %.0f µs | %.0f µs | %.0f µs | **%.2f×** (%.2f–%.2f) |" % (
+    rounds, med(pa, 0), med(pa, 1), med(pa, 2), med(pl, 0), med(pl, 1), med(pl, 2),
+    statistics.median(pr), min(pr), max(pr)))
 print("\nwisp %s" % info)
 PY
