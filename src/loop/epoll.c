@@ -155,6 +155,17 @@ ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data)
     return n;
 }
 
+ssize_t wisp__be_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
+                           size_t cap)
+{
+    (void)loop;
+    ssize_t n = syscall(SYS_recvfrom, (long)io->fd, buf, (long)cap, 0L, NULL,
+                        NULL);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
+}
+
 ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
                       const struct iovec *iov, int iovcnt)
 {

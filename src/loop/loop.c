@@ -199,7 +199,9 @@ int wisp_loop_run(wisp_loop_t *loop)
     loop->now_ms = wisp__clock_ms();
     while (err == 0 &&
            !atomic_load_explicit(&loop->stop, memory_order_acquire)) {
-        int timeout = loop->defer_head ? 0 : wisp__timers_timeout(loop);
+        int timeout = loop->defer_head || loop->keep_awake
+                          ? 0 : wisp__timers_timeout(loop);
+        loop->keep_awake = 0;
         if (timeout != 0) {
             atomic_store_explicit(&loop->sleeping, 1, memory_order_seq_cst);
             if (atomic_load_explicit(&loop->inbox, memory_order_seq_cst))

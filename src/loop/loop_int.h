@@ -114,7 +114,15 @@ struct wisp_loop {
 
     pthread_t owner;
     int has_owner;
+    /* Set by the end-of-iteration hook when work is left over (input
+     * still in the kernel): the next wait polls without sleeping. */
+    int keep_awake;
 };
+
+static inline void wisp__loop_keep_awake(wisp_loop_t *loop)
+{
+    loop->keep_awake = 1;
+}
 
 /* Thread-ownership check (rule 1). Debug builds abort with a message
  * naming the function and both threads; release builds compile it out. */
@@ -160,6 +168,10 @@ void wisp__be_wake_ack(wisp_loop_t *loop);
 /* Receive into the backend's buffer. Returns > 0 bytes with *data set,
  * 0 at end of stream, -EAGAIN when nothing is there, or a negative errno. */
 ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data);
+/* Receive into the caller's buffer (an owner waiting for the rest of a
+ * large message); same returns. */
+ssize_t wisp__be_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
+                           size_t cap);
 /* Send an iovec. Returns bytes written (maybe short), -EAGAIN, or a
  * negative errno. Never raises SIGPIPE. */
 ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,

@@ -444,7 +444,10 @@ int wisp__out(wisp_conn_t *c, const void *data, size_t len)
         return WISP_ECLOSED;
     if (len == 0)
         return 0;
-    char *p = wisp__out_reserve(c, len);
+    /* Large writes go out with the cork in one call, uncopied (only what
+     * the kernel does not take is copied into the queue); small ones
+     * gather in the cork. */
+    char *p = len < WISP__CORK_SIZE / 4 ? wisp__out_reserve(c, len) : NULL;
     if (p) {
         memcpy(p, data, len);
         wisp__out_commit(c, len);
@@ -529,11 +532,17 @@ static void on_writable(wisp_conn_t *c)
     after_write(c, before);
 }
 
+/* Offer the retained input (new bytes already appended) to the owner. */
+static void upgraded_retained(wisp_conn_t *c)
+{
+    size_t used = c->h->on_data(c, c->in, c->in_len, c->harg);
+    if (c->state != WISP__C_UPGRADED)
+        return;
+    wisp__in_consume(c, used < c->in_len ? used : c->in_len);
+}
+
 void wisp__conn_upgraded_input(wisp_conn_t *c, const char *data, size_t n)
 {
-    const char *buf = data;
-    size_t len = n;
-    int from_in = 0;
     if (c->in_len) {
         if (wisp__in_reserve(c, n) < 0) {
             wisp__conn_abort(c, -ENOMEM);
@@ -541,25 +550,20 @@ void wisp__conn_upgraded_input(wisp_conn_t *c, const char *data, size_t n)
         }
         memcpy(c->in + c->in_len, data, n);
         c->in_len += (uint32_t)n;
-        buf = c->in;
-        len = c->in_len;
-        from_in = 1;
-    }
-    size_t used = c->h->on_data(c, buf, len, c->harg);
-    if (c->state != WISP__C_UPGRADED)
+        upgraded_retained(c);
         return;
-    if (used > len)
-        used = len;
-    if (from_in) {
-        wisp__in_consume(c, used);
-    } else if (used < len) {
-        if (wisp__in_reserve(c, len - used) < 0) {
-            wisp__conn_abort(c, -ENOMEM);
-            return;
-        }
-        memcpy(c->in, buf + used, len - used);
-        c->in_len = (uint32_t)(len - used);
     }
+    /* Nothing retained: the owner reads the loop's buffer in place, and
+     * only what it leaves is copied into the connection's. */
+    size_t used = c->h->on_data(c, data, n, c->harg);
+    if (c->state != WISP__C_UPGRADED || used >= n)
+        return;
+    if (wisp__in_reserve(c, n - used) < 0) {
+        wisp__conn_abort(c, -ENOMEM);
+        return;
+    }
+    memcpy(c->in, data + used, n - used);
+    c->in_len = (uint32_t)(n - used);
 }
 
 /* Edge-triggered: a read that filled the whole buffer may have left more
@@ -595,10 +599,37 @@ void wisp__conn_read_more(wisp_conn_t *c)
         on_readable(c);
 }
 
+/* A taken-over connection waiting for the rest of a large message (its
+ * owner left bytes unconsumed, and the buffer has room) reads straight
+ * into that buffer instead of the loop's: one copy less per byte. The
+ * buffer grows only as the owner's unconsumed bytes need (the WebSocket
+ * layer bounds those by max_frame), so this is no unbounded read-ahead. */
+#define DIRECT_READ_MIN (16 * 1024)
+
 static void on_readable_once(wisp_conn_t *c, int *full)
 {
     char *data;
-    ssize_t n = wisp__be_recv(c->w->loop, &c->io, &data);
+    ssize_t n;
+    if (c->state == WISP__C_UPGRADED && c->in_len &&
+        c->in_cap - c->in_len >= DIRECT_READ_MIN) {
+        size_t room = c->in_cap - c->in_len;
+        n = wisp__be_recv_into(c->w->loop, &c->io, c->in + c->in_len, room);
+        *full = n > 0 && (size_t)n == room;
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            wisp__conn_abort(c, n == 0 ? -ECONNRESET : (int)n);
+            return;
+        }
+        if (c->timeout_kind == WISP__T_USER && c->idle_ms)
+            c->deadline_ms = c->w->loop->now_ms + c->idle_ms;
+        c->in_len += (uint32_t)n;
+        upgraded_retained(c);
+        if (c->state != WISP__C_CLOSED)
+            wisp__flush(c);
+        return;
+    }
+    n = wisp__be_recv(c->w->loop, &c->io, &data);
     *full = n > 0 && (size_t)n == c->w->loop->rbuf_cap;
     if (n == -EAGAIN)
         return;
@@ -805,10 +836,16 @@ void wisp__worker_end_iteration(wisp_loop_t *loop, void *arg)
     wisp__worker *w = arg;
     (void)loop;
     /* Connections whose async response finished continue with their
-     * pipelined requests. */
-    while (w->resume_list) {
-        wisp_conn_t *c = w->resume_list;
-        w->resume_list = c->later;
+     * pipelined requests, and those with input left in the kernel read
+     * on. Only the ones listed now: a connection that lists itself again
+     * (still more input) waits for the next iteration, after the others
+     * and the next poll have had their turn — otherwise one client that
+     * keeps sending would hold the loop here. */
+    wisp_conn_t *list = w->resume_list;
+    w->resume_list = NULL;
+    while (list) {
+        wisp_conn_t *c = list;
+        list = c->later;
         c->flags &= (uint8_t)~WISP__CF_RESUME;
         if (c->state == WISP__C_CLOSED) {
             c->later = w->close_list;
@@ -827,6 +864,8 @@ void wisp__worker_end_iteration(wisp_loop_t *loop, void *arg)
     }
     if (w->cork_owner)
         wisp__flush(w->cork_owner);
+    if (w->resume_list)
+        wisp__loop_keep_awake(w->loop); /* poll, but do not sleep */
     while (w->close_list) {
         wisp_conn_t *c = w->close_list;
         w->close_list = c->later;
