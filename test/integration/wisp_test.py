@@ -6,9 +6,12 @@ sockets (and curl where that is the point), and stops it. Servers are
 always killed at exit, so no process is left behind.
 """
 import atexit
+import base64
+import hashlib
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -207,3 +210,152 @@ class Checks:
         print("%s: %d checks, %d failed" % (self.name, self.n, self.failed))
         _cleanup()
         sys.exit(1 if self.failed else 0)
+
+
+# ---- WebSocket client (RFC 6455) over a raw socket, for tests that need
+# exact bytes: masked frames, no extensions, pings answered.
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_mask(payload, key):
+    """`payload` XOR-ed with the 4-byte `key`, repeated."""
+    if not payload:
+        return b""
+    n = len(payload)
+    k = (key * (n // 4 + 1))[:n]
+    x = int.from_bytes(payload, "little") ^ int.from_bytes(k, "little")
+    return x.to_bytes(n, "little")
+
+
+class WebSocket:
+    """A client session on `server` (a Server) at `path`. Raises
+    ConnectionError when the handshake is not a valid 101.
+
+    For a client that stops reading: `rcvbuf` (bytes) shrinks its receive
+    buffer, and `mss` caps the segment size it announces. On loopback the
+    MSS is about 64 KiB and Linux grows the server's send buffer for such
+    a connection up to tcp_wmem's maximum (4 MiB), so a non-reader soaks
+    up megabytes in the kernel before the server's own queue sees any;
+    with an Ethernet-like mss=1400 the kernel holds about 100 KiB."""
+
+    def __init__(self, server, path="/ws", timeout=5.0, rcvbuf=None,
+                 mss=None):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if mss:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+        s.settimeout(timeout)
+        try:
+            s.connect(server.addr)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            key = base64.b64encode(os.urandom(16))
+            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Key: " + key +
+                      b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(4096)
+                if not d:
+                    raise ConnectionError("eof during the handshake")
+                buf += d
+        except BaseException:
+            s.close()
+            raise
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        want = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+        if not head.startswith(b"HTTP/1.1 101 ") or \
+                b"\r\nSec-WebSocket-Accept: " + want + b"\r\n" \
+                not in head + b"\r\n":
+            s.close()
+            raise ConnectionError("bad handshake: %r" % head[:200])
+        self.sock = s
+        self.buf = bytearray(rest)
+        self.pos = 0
+
+    # -- sending
+    def send_frame(self, opcode, payload=b"", fin=True):
+        b0 = (0x80 if fin else 0) | opcode
+        n = len(payload)
+        if n < 126:
+            hdr = struct.pack("!BB", b0, 0x80 | n)
+        elif n < 65536:
+            hdr = struct.pack("!BBH", b0, 0x80 | 126, n)
+        else:
+            hdr = struct.pack("!BBQ", b0, 0x80 | 127, n)
+        key = os.urandom(4)
+        self.sock.sendall(hdr + key + ws_mask(payload, key))
+
+    def send_text(self, text):
+        self.send_frame(0x1, text.encode() if isinstance(text, str) else text)
+
+    def send_close(self, code=1000, reason=b""):
+        self.send_frame(0x8, struct.pack("!H", code) + reason)
+
+    # -- receiving
+    def _need(self, n):
+        while len(self.buf) - self.pos < n:
+            if self.pos > (1 << 20):
+                del self.buf[:self.pos]
+                self.pos = 0
+            d = self.sock.recv(1 << 18)
+            if not d:
+                raise ConnectionError("eof")
+            self.buf += d
+
+    def _take(self, n):
+        self._need(n)
+        out = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
+        return out
+
+    def buffered(self):
+        """Bytes received and not yet parsed."""
+        return len(self.buf) - self.pos
+
+    def recv_frame(self):
+        """(opcode, fin, payload) of the next frame."""
+        b0, b1 = self._take(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._take(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._take(8))[0]
+        if b1 & 0x80:
+            raise ValueError("server frame is masked")
+        return b0 & 0x0F, bool(b0 & 0x80), self._take(n)
+
+    def recv_message(self, timeout=None):
+        """(opcode, payload) of the next text, binary or close message;
+        pings are answered, pongs skipped, fragments put together. A close
+        payload is returned as it came (code and reason)."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        parts, first = [], None
+        while True:
+            op, fin, p = self.recv_frame()
+            if op == 0x9:
+                self.send_frame(0xA, p)
+                continue
+            if op == 0xA:
+                continue
+            if op == 0x8:
+                return op, p
+            if first is None:
+                first = op
+            parts.append(p)
+            if fin:
+                return first, b"".join(parts)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def ws_close_code(payload):
+    """The code of a close frame's payload (None when it has none)."""
+    return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
