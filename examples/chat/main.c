@@ -177,8 +177,8 @@ static struct {
     pthread_mutex_t rooms_lock;
     htable rooms;
     _Atomic long rooms_alive;
-    _Atomic unsigned long long dropped; /* deliveries that found an
-                                           inbox full */
+    _Atomic unsigned long long dropped; /* deliveries lost: an inbox
+                                           full, or out of memory */
     /* The stop handshake (see stop_publishing). */
     atomic_int stopping;
     atomic_uint publishing;
@@ -190,9 +190,8 @@ static struct {
     .rooms_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-/* The WebSocket options given to every session. wisp copies them today,
- * but they are kept for the whole run so that the pointer may as well be
- * kept. */
+/* The WebSocket options of every session: wisp keeps the pointer, so
+ * they must outlive every session (ws.h, wisp_ws_upgrade). */
 static wisp_ws_opts_t ws_opts;
 
 static _Thread_local loop_ctx *tls_ctx;
@@ -820,6 +819,8 @@ static void do_join(session *s, const json_field *f, int nf)
         room_leave(old);
         send_text(s, &lc->aux);
     }
+    if (lc->out.oom) /* the member list did not fit in memory */
+        send_error(s, "internal", "out of memory");
     send_text(s, &lc->out);
     for (size_t i = 0; i < j.nreplay; i++) {
         if (s->ws)
@@ -1381,9 +1382,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (g.history > MAX_HISTORY || !(g.rate > 0) || g.burst < 1) {
+    /* rate.h takes rates up to 1e12 per second. */
+    if (g.history > MAX_HISTORY || !(g.rate > 0 && g.rate <= 1e9) ||
+        g.burst < 1) {
         fprintf(stderr, "chat: --history must be at most %d, --rate above "
-                "0, --burst at least 1\n", MAX_HISTORY);
+                "0 and at most 1e9, --burst at least 1\n", MAX_HISTORY);
         return 2;
     }
     /* Half the send queue: a replay leaves room for the live traffic

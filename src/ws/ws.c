@@ -535,8 +535,8 @@ static void posted_run(void *arg)
             wisp_ws_close(ws, m->code, m->len ? m->data : NULL);
             break;
         }
-        if (ws->conn->state == WISP__C_UPGRADED)
-            wisp__flush(ws->conn);
+        if (m->conn->state == WISP__C_UPGRADED)
+            wisp__flush(m->conn);
     }
     posted_free(m);
 }
@@ -866,6 +866,12 @@ static void on_drain(wisp_conn_t *c, void *arg)
         ws->h->on_drain(ws, ws->arg);
 }
 
+static void ws_release(void *arg)
+{
+    wisp_ws_t *ws = arg;
+    wisp__fixpool_put(ws_pool(ws->conn), ws);
+}
+
 static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
 {
     wisp_ws_t *ws = arg;
@@ -879,8 +885,13 @@ static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
     if (ws->x) {
         free(ws->x->msg);
         free(ws->x);
+        ws->x = NULL;
     }
-    wisp__fixpool_put(ws_pool(c), ws);
+    /* The connection can close under a call that is still using the
+     * session (a send inside on_message that fails, a close inside a
+     * timeout): give the slot back once this turn of the loop is over. */
+    if (wisp_loop_defer(wisp_conn_loop(c), ws_release, ws) < 0)
+        ws_release(ws);
 }
 
 /* Server stop: start the close handshake with 1001 (going away); the
