@@ -2,7 +2,10 @@
  *
  * Opens COUNT connections to HOST:PORT; on each it sends one `GET /` and
  * reads the whole response (must be 200 with a 13-byte body), then leaves
- * the connection open and idle.  When all are open it prints
+ * the connection open and idle.  With -w PATH it sends a WebSocket upgrade
+ * request for PATH instead and reads the whole 101 response (status line,
+ * headers, nothing after them), so each connection becomes an idle
+ * WebSocket session.  When all are open it prints
  * "open COUNT" on stdout and waits for a line on stdin (or EOF); then it
  * checks that every connection is still open (a server that dropped idle
  * connections is reported), prints "still-open K", closes all and exits.
@@ -11,7 +14,7 @@
  * needed.  Connections are opened in waves of up to 256 concurrent
  * non-blocking connects so 10,000 take about a second.
  *
- *   usage: idle -p PORT [-c COUNT] [-h HOST]
+ *   usage: idle -p PORT [-c COUNT] [-h HOST] [-w PATH]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -60,6 +63,31 @@ static int response_state(const char *buf, size_t len)
     return 1;
 }
 
+/* The same for a WebSocket upgrade: a 101 with
+ * "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" (the answer to the
+ * RFC 6455 sample key we send) and no byte after the headers. */
+static int upgrade_state(const char *buf, size_t len)
+{
+    const char *e = memmem(buf, len, "\r\n\r\n", 4);
+    if (!e)
+        return len > 4000 ? -1 : 0;
+    if (len < 12 || memcmp(buf, "HTTP/1.1 101", 12) != 0)
+        return -1;
+    int accept = 0;
+    for (const char *l = memchr(buf, '\n', (size_t)(e - buf)); l && l < e;
+         l = memchr(l + 1, '\n', (size_t)(e - l))) {
+        if (strncasecmp(l + 1, "sec-websocket-accept:", 21) == 0) {
+            const char *v = l + 22;
+            while (*v == ' ')
+                v++;
+            accept = strncmp(v, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", 28) == 0;
+        }
+    }
+    if (!accept)
+        return -1;
+    return len == (size_t)(e + 4 - buf) ? 1 : -1;
+}
+
 typedef struct {
     int fd;
     int stage; /* 0 connecting, 1 reading, 2 done */
@@ -70,14 +98,16 @@ typedef struct {
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
+    const char *ws_path = NULL;
     int port = 0, count = 10000, o;
-    while ((o = getopt(argc, argv, "p:c:h:")) != -1) {
+    while ((o = getopt(argc, argv, "p:c:h:w:")) != -1) {
         switch (o) {
         case 'p': port = atoi(optarg); break;
         case 'c': count = atoi(optarg); break;
         case 'h': host = optarg; break;
+        case 'w': ws_path = optarg; break;
         default:
-            fprintf(stderr, "usage: idle -p PORT [-c COUNT] [-h HOST]\n");
+            fprintf(stderr, "usage: idle -p PORT [-c COUNT] [-h HOST] [-w PATH]\n");
             return 2;
         }
     }
@@ -97,8 +127,17 @@ int main(int argc, char **argv)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
         die("bad host (IPv4 literal expected)", host);
-    char req[128];
-    int rl_len = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n", host, port);
+    char req[512];
+    int rl_len;
+    if (ws_path)
+        rl_len = snprintf(req, sizeof req,
+                          "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n", ws_path, host, port);
+    else
+        rl_len = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n", host, port);
+    if (rl_len < 0 || (size_t)rl_len >= sizeof req)
+        die("request too long", NULL);
 
     int *fds = malloc(sizeof(int) * (size_t)count);
     static slot wave[WAVE];
@@ -156,7 +195,7 @@ int main(int argc, char **argv)
                 if (got <= 0)
                     die("recv", got == 0 ? "closed by server" : strerror(errno));
                 s->have += (size_t)got;
-                int st = response_state(s->buf, s->have);
+                int st = ws_path ? upgrade_state(s->buf, s->have) : response_state(s->buf, s->have);
                 if (st < 0)
                     die("bad response", NULL);
                 if (st == 1) {

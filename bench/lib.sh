@@ -187,3 +187,26 @@ cpu_ticks() {     # utime+stime (clock ticks) of PID, all threads
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 CLK_TCK=$(getconf CLK_TCK)
+
+# wait_quiet MAX_PCT MAX_WAIT_S: wait until the whole machine (all CPUs,
+# /proc/stat) was less than MAX_PCT % busy over one second, so that a
+# figure is not taken while another job shares the cores. Gives up after
+# MAX_WAIT_S seconds (returns 1, logs a warning). Takes at least 1 s.
+wait_quiet() {
+    local max=$1 limit=$2 t0=$SECONDS said= b0 t0s b1 t1s pct
+    while :; do
+        read -r b0 t0s < <(awk '$1 == "cpu" {b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6}' /proc/stat)
+        sleep 1
+        read -r b1 t1s < <(awk '$1 == "cpu" {b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6}' /proc/stat)
+        pct=$(((b1 - b0) * 100 / (t1s - t0s + 1)))
+        [ "$pct" -lt "$max" ] && { [ -n "$said" ] && bench_log "machine quiet again after $((SECONDS - t0)) s"; return 0; }
+        if [ -z "$said" ]; then
+            bench_log "machine $pct % busy (others running?): waiting for < $max % (up to $limit s)"
+            said=1
+        fi
+        if [ $((SECONDS - t0)) -ge "$limit" ]; then
+            bench_log "WARNING: machine still $pct % busy after $limit s; measuring anyway"
+            return 1
+        fi
+    done
+}
