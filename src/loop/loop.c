@@ -41,19 +41,17 @@ static void on_wake(wisp__io *io, unsigned events)
 
 wisp_loop_t *wisp_loop_create(void)
 {
-    wisp_loop_t *loop = calloc(1, sizeof *loop);
+    /* Aligned, so the inbox's groups really sit on separate lines. */
+    wisp_loop_t *loop = aligned_alloc(_Alignof(wisp_loop_t), sizeof *loop);
     if (!loop) {
         errno = ENOMEM;
         return NULL;
     }
+    memset(loop, 0, sizeof *loop);
     loop->backend_fd = -1;
     loop->wake_fd = -1;
-    atomic_init(&loop->inbox, NULL);
-    atomic_init(&loop->inbox_len, 0);
-    atomic_init(&loop->inbox_limit, 65536);
     atomic_init(&loop->stop, 0);
-    atomic_init(&loop->closing, 0);
-    atomic_init(&loop->sleeping, 0);
+    wisp__inbox_init(loop);
     loop->now_ms = wisp__clock_ms();
     loop->rbuf_cap = WISP__RBUF_SIZE;
     loop->rbuf = malloc(loop->rbuf_cap + 16);
@@ -202,22 +200,23 @@ int wisp_loop_run(wisp_loop_t *loop)
         int timeout = loop->defer_head || loop->keep_awake
                           ? 0 : wisp__timers_timeout(loop);
         loop->keep_awake = 0;
-        if (timeout != 0) {
-            atomic_store_explicit(&loop->sleeping, 1, memory_order_seq_cst);
-            if (atomic_load_explicit(&loop->inbox, memory_order_seq_cst))
-                timeout = 0;
-        }
-        err = wisp__be_wait(loop, timeout); /* clears sleeping, now_ms */
+        /* Going idle: a burst of posts is over, give back its spare
+         * nodes (a step per iteration, not asleep until done). Then
+         * raise the inbox's flag so that the next post wakes us; posts
+         * already waiting (or on their way) keep us awake. */
+        if (timeout != 0 &&
+            (wisp__inbox_idle(loop) || !wisp__inbox_sleep(loop)))
+            timeout = 0;
+        err = wisp__be_wait(loop, timeout); /* updates now_ms */
+        if (timeout != 0)
+            wisp__inbox_awake(loop);
         if (err < 0)
             break;
         /* Posts that arrived while the loop was awake woke nobody: take
          * them now, and keep taking while producers keep posting (a few
          * passes, so I/O is polled again soon) rather than paying an
          * epoll_wait per small batch. */
-        for (int pass = 0; pass < 16 &&
-                           atomic_load_explicit(&loop->inbox,
-                                                memory_order_acquire);
-             pass++)
+        for (int pass = 0; pass < 16 && wisp__inbox_pending(loop); pass++)
             wisp__inbox_drain(loop);
         wisp__timers_run(loop);
         run_deferred(loop);

@@ -41,6 +41,9 @@ enum {
     WISP__EV_HUP = 1u << 2,   /* peer closed or error */
 };
 
+/* Fields that different threads write live this far apart. */
+#define WISP__CACHE_LINE 64
+
 typedef struct wisp__io wisp__io;
 typedef void (*wisp__io_cb)(wisp__io *io, unsigned events);
 
@@ -60,11 +63,40 @@ typedef struct wisp__task {
     /* Embedded in its owner (a future): never freed or recycled by the
      * loop, and not counted against the inbox limit (it is bounded by the
      * objects that embed one). */
-    int intrusive;
+    uint8_t intrusive;
+    /* The inbox shard it was pushed to (its spare nodes go back there). */
+    uint8_t shard;
+    /* Inbox slots this node gives back when the loop takes it: the first
+     * post of a grant carries the whole grant, the others 0 (inbox.c). */
+    uint32_t charge;
     /* Intrusive nodes: called instead of cb when the loop is destroyed
      * with the node still queued, to release what the node holds. */
     wisp_task_cb drop;
 } wisp__task;
+
+/* Inbox tuning (inbox.c). Producers push to one of SHARDS stacks, chosen
+ * once per thread. A producer reserves limit / GRANT_DIV slots of the
+ * bound at once (at least 1, at most GRANT_MAX). A shard keeps drained
+ * nodes for its producers to reuse: up to limit / SHARDS of them (at
+ * least SPARE_IDLE) while the loop is busy, SPARE_IDLE once it goes
+ * idle. */
+#define WISP__INBOX_SHARDS 8
+#define WISP__INBOX_GRANT_MAX 32
+#define WISP__INBOX_GRANT_DIV 1024
+#define WISP__INBOX_SPARE_IDLE 64
+
+/* One shard of the inbox, alone on its cache line: what its producers
+ * push and what the loop hands back to them. */
+typedef struct wisp__inbox_shard {
+    /* A LIFO stack of posted tasks: pushed by producers (CAS), taken
+     * whole by the loop (exchange). */
+    _Alignas(WISP__CACHE_LINE) _Atomic(struct wisp__task *) head;
+    /* Drained nodes for this shard's producers: a chain stored by the
+     * loop, taken whole by one producer (exchange). Nobody else stores a
+     * chain here, so a chain the loop finds here is the last it stored. */
+    _Atomic(struct wisp__task *) spare;
+    uint32_t spare_len;  /* loop thread only: the length it stored */
+} wisp__inbox_shard;
 
 /* A hook run at the end of every loop iteration (after timers and tasks):
  * the net layer flushes corked output and frees closed connections. */
@@ -90,19 +122,42 @@ struct wisp_loop {
     wisp__task *task_free;
     uint32_t task_free_len;
 
-    /* Inbox: a lock-free LIFO stack pushed by producers, taken whole and
-     * reversed by the loop. */
-    _Atomic(wisp__task *) inbox;
-    _Atomic uint32_t inbox_len;
-    _Atomic uint32_t inbox_limit;
+    /* Inbox (src/loop/inbox.c): lock-free LIFO stacks pushed by
+     * producers, each taken whole and reversed by the loop. Fields that
+     * one side writes often sit on their own cache lines, away from what
+     * the other side reads:
+     *  - one line per shard: a producer thread pushes to one shard only,
+     *    so producers running at once on different cores do not fight
+     *    over one line;
+     *  - the bound counter, touched by a producer once per grant and by
+     *    the loop once per drain;
+     *  - read-mostly: the limit, the grant epoch and `closing`, which
+     *    every post reads and almost nothing writes;
+     *  - the gate, touched by the loop when it sleeps and by a producer
+     *    only when it posts onto an empty shard. */
+    wisp__inbox_shard inbox[WISP__INBOX_SHARDS];
+    /* Slots held by grants whose first node has not been taken. */
+    _Alignas(WISP__CACHE_LINE) _Atomic uint32_t inbox_len;
+    _Alignas(WISP__CACHE_LINE) _Atomic uint32_t inbox_limit;
+    /* Names this loop and its current limit in the producers'
+     * thread-local grants; changes with wisp_loop_set_inbox_limit. */
+    _Atomic uint32_t inbox_epoch;
     _Atomic int closing;
-    /* Set while the loop may block in the backend: producers wake it only
-     * then, so a busy loop costs its producers no syscall. */
+    /* The inbox gate: WISP__GATE_* below. */
+    _Alignas(WISP__CACHE_LINE) _Atomic uint32_t inbox_gate;
+    /* Stored by the backend after its wait; nothing reads it any more
+     * (the inbox gate above replaced it). */
     _Atomic int sleeping;
 
-    /* End-of-iteration hook. */
-    wisp__loop_hook hook;
+    /* End-of-iteration hook (a new line: loop-private from here on). */
+    _Alignas(WISP__CACHE_LINE) wisp__loop_hook hook;
     void *hook_arg;
+
+    /* Drained nodes no shard had room for: freed when the loop goes
+     * idle (inbox.c). */
+    wisp__task *inbox_excess;
+    uint32_t inbox_excess_len;
+    uint8_t inbox_trim;  /* spare nodes to free when idle */
 
     /* Backend scratch. */
     void *events;
@@ -152,8 +207,36 @@ void wisp__timers_clear(wisp_loop_t *loop);
  * post_node from any thread, defer_node on the loop's own thread. */
 void wisp__loop_post_node(wisp_loop_t *loop, wisp__task *node);
 void wisp__loop_defer_node(wisp_loop_t *loop, wisp__task *node);
+/* Set up a new loop's inbox fields. */
+void wisp__inbox_init(wisp_loop_t *loop);
+/* The inbox gate (inbox.c), one word: */
+#define WISP__GATE_ASLEEP 1u  /* the loop sleeps, or is about to */
+#define WISP__GATE_PENDING 2u /* posts announced and not taken yet */
+#define WISP__GATE_ONE 4u     /* added by each producer inside a push
+                                 onto an empty shard */
+/* Whether posts wait in the inbox (one load). A post whose producer is
+ * still inside the gate shows up a moment later, and wakes the loop if
+ * it went to sleep meanwhile. */
+static inline bool wisp__inbox_pending(wisp_loop_t *loop)
+{
+    return atomic_load_explicit(&loop->inbox_gate, memory_order_relaxed) &
+           WISP__GATE_PENDING;
+}
+/* About to sleep: raise the flag that makes the next post wake the loop.
+ * Returns false, with the flag down, when posts wait (then do not
+ * sleep). */
+bool wisp__inbox_sleep(wisp_loop_t *loop);
+/* Awake again: lower the flag (posts would write the wake fd for
+ * nothing). */
+void wisp__inbox_awake(wisp_loop_t *loop);
 /* Drain the inbox whole; returns the number of tasks run. */
 unsigned wisp__inbox_drain(wisp_loop_t *loop);
+/* The loop is about to sleep: free spare nodes beyond SPARE_IDLE per
+ * shard (a burst is over), a bounded step at a time. Returns true when
+ * more is left to free (then the loop comes back without sleeping). */
+bool wisp__inbox_idle(wisp_loop_t *loop);
+/* At destroy: drop what is queued (intrusive nodes' drop runs) and free
+ * the spare nodes. */
 void wisp__inbox_discard(wisp_loop_t *loop);
 
 /* Backend. */
