@@ -92,9 +92,10 @@ WISP_API int wisp_timer_active(const wisp_timer_t *t);
 WISP_API int wisp_loop_defer(wisp_loop_t *loop, wisp_task_cb cb, void *arg);
 
 /* Run `cb(arg)` on `loop`'s thread. Posts go into a lock-free MPSC inbox;
- * the loop is woken (one eventfd write when the inbox goes from empty to
- * non-empty) and drains the whole inbox in one pass, in FIFO order per
- * producer thread.
+ * a sleeping loop is woken (at most one eventfd write per producer shard
+ * while it sleeps) and drains the whole inbox in one pass, in FIFO order
+ * per producer thread. Posts from different threads are not ordered
+ * with each other.
  *
  * The inbox is bounded (wisp_loop_set_inbox_limit); when it is full the
  * post fails with -EAGAIN and nothing is queued.
@@ -103,7 +104,10 @@ WISP_API int wisp_loop_defer(wisp_loop_t *loop, wisp_task_cb cb, void *arg);
  * is being destroyed. After an error `cb` never runs. */
 WISP_API int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg);
 
-/* Cap on tasks waiting in the inbox. Default 65536. Thread: any. */
+/* Cap on tasks waiting in the inbox. Default 65536. Producers reserve
+ * room in grants of limit/1024 slots (1 to 32), so the cap is exact below
+ * 2048 and otherwise approximate by less than one grant per posting
+ * thread, in both directions. Thread: any. */
 WISP_API void wisp_loop_set_inbox_limit(wisp_loop_t *loop, uint32_t limit);
 
 #ifdef __cplusplus
