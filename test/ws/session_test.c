@@ -6,7 +6,8 @@
  *   between them, -EBUSY for other messages meanwhile);
  * - wisp_ws_send_ref (payload referenced, its `done` runs once);
  * - the session pool: many sessions opened and closed reuse slots, and a
- *   handle to a closed session never reaches the session now in its slot.
+ *   handle to a closed session never reaches the session now in its slot;
+ * - the cap on posts waiting per loop (-EAGAIN past 65,536).
  * In process with raw-socket clients; runs under TSan in CI. */
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -376,6 +377,67 @@ static void test_churn(uint16_t port)
     }
 }
 
+/* The cap on posts waiting per loop: with the loop held busy, exactly
+ * 65,536 posts are accepted and the next get -EAGAIN; once the loop runs
+ * again every accepted one arrives, and other clients are served. */
+static _Atomic int hold_loop;
+
+static void block_task(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&hold_loop))
+        usleep(1000);
+}
+
+static void test_post_limit(uint16_t port)
+{
+    int fd = handshake(port);
+    int before = atomic_load(&opened);
+    for (int i = 0; i < 400 && atomic_load(&opened) == before; i++)
+        usleep(5000);
+    usleep(20000);
+    pthread_mutex_lock(&mu);
+    wisp_ws_handle_t h = last_handle;
+    pthread_mutex_unlock(&mu);
+    atomic_store(&hold_loop, 1);
+    CHECK_EQ_INT(wisp_loop_post(wisp_server_loop(srv, 0), block_task, NULL),
+                 0);
+    int accepted = 0, refused = 0, other = 0;
+    for (int i = 0; i < 65536 + 100; i++) {
+        int r = wisp_ws_post(h, 1, "p", 1);
+        if (r == 0)
+            accepted++;
+        else if (r == -EAGAIN)
+            refused++;
+        else
+            other++;
+    }
+    CHECK_EQ_INT(accepted, 65536);
+    CHECK_EQ_INT(refused, 100);
+    CHECK_EQ_INT(other, 0);
+    atomic_store(&hold_loop, 0);
+    int got = 0;
+    frame f;
+    while (got < accepted && read_frame(fd, &f) == 0) {
+        if (f.opcode == 2 && f.len == 1 && f.data[0] == 'p')
+            got++;
+        free(f.data);
+    }
+    CHECK_EQ_INT(got, 65536);
+    /* Room again, and another client is served. */
+    CHECK_EQ_INT(wisp_ws_post(h, 0, "again", 5), 0);
+    CHECK_EQ_INT(read_frame(fd, &f), 0);
+    CHECK_STRN(f.data, f.len, "again");
+    free(f.data);
+    int fd2 = handshake(port);
+    send_frame(fd2, 1, "other", 5);
+    CHECK_EQ_INT(read_frame(fd2, &f), 0);
+    CHECK_STRN(f.data, f.len, "other");
+    free(f.data);
+    close(fd2);
+    close(fd);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof big; i++)
@@ -396,6 +458,7 @@ int main(void)
     test_post_from_threads(port);
     test_fragments(port);
     test_churn(port);
+    test_post_limit(port);
 
     wisp_server_stop(srv);
     wisp_server_wait(srv);
