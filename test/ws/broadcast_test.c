@@ -14,6 +14,7 @@
 #include <wisp.h>
 
 #include "test.h"
+#include "ws/ws_client.h"
 
 #define LOOPS 2
 #define CLIENTS 8
@@ -93,18 +94,6 @@ static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_ws_upgrade(req, res, &handlers, &opts, NULL);
 }
 
-static int dial(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 static int read_some(int fd, char *buf, size_t cap, size_t want)
 {
     size_t n = 0;
@@ -118,32 +107,6 @@ static int read_some(int fd, char *buf, size_t cap, size_t want)
         n += (size_t)r;
     }
     return (int)n;
-}
-
-static int handshake(uint16_t port)
-{
-    int fd = dial(port);
-    const char *req = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n";
-    if (write(fd, req, strlen(req)) < 0)
-        return -1;
-    char buf[1024];
-    size_t n = 0;
-    while (n < sizeof buf - 1) {
-        ssize_t r = read(fd, buf + n, 1); /* byte by byte: stop at the head */
-        if (r <= 0)
-            return -1;
-        n++;
-        buf[n] = 0;
-        if (n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0)
-            break;
-    }
-    CHECK(strncmp(buf, "HTTP/1.1 101 ", 13) == 0);
-    CHECK(strstr(buf, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") !=
-          NULL);
-    return fd;
 }
 
 static void send_binary(int fd, const uint8_t *data, size_t n)

@@ -22,6 +22,7 @@
 #include <wisp.h>
 
 #include "test.h"
+#include "ws/ws_client.h"
 
 #define PRODUCERS 2
 #define PER_PRODUCER 5000
@@ -117,57 +118,6 @@ static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
 }
 
 /* ------------------------------------------------------------ client */
-
-static int dial(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-static int read_exact(int fd, void *buf, size_t want)
-{
-    size_t n = 0;
-    while (n < want) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0)
-            return -1;
-        ssize_t r = read(fd, (char *)buf + n, want - n);
-        if (r <= 0)
-            return -1;
-        n += (size_t)r;
-    }
-    return 0;
-}
-
-static int handshake(uint16_t port)
-{
-    int fd = dial(port);
-    const char *req = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n";
-    if (write(fd, req, strlen(req)) < 0)
-        return -1;
-    char buf[1024];
-    size_t n = 0;
-    while (n < sizeof buf - 1) {
-        ssize_t r = read(fd, buf + n, 1);
-        if (r <= 0)
-            return -1;
-        n++;
-        buf[n] = 0;
-        if (n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0)
-            break;
-    }
-    CHECK(strncmp(buf, "HTTP/1.1 101 ", 13) == 0);
-    return fd;
-}
 
 static void send_frame(int fd, int opcode, const char *s, size_t n)
 {
