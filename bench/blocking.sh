@@ -5,6 +5,7 @@
 # it, in the same run, over ROUNDS rounds.
 #
 #   DURATION=5s ROUNDS=3 bench/blocking.sh
+#   POOL_NICE=0 bench/blocking.sh     # pool threads at the loop's priority
 #
 # Server: hello --threads 1 --pool-threads 256 pinned to CPU 0 (the pool
 # threads sleep, they do not compete for CPU). Loaders on CPU 1:
@@ -23,11 +24,11 @@ ROUNDS=${ROUNDS:-3}
 command -v wrk >/dev/null || bench_die "wrk not installed"
 bench_setup
 wisp_snapshot
-start_wisp -- --pool-threads 256 --pool-queue 4096
+start_wisp -- --pool-threads 256 --pool-queue 4096 ${POOL_NICE:+--pool-nice "$POOL_NICE"}
 URL=http://127.0.0.1:$WISP_PORT
 secs=${DURATION%s}
 PROBE_RATE=${PROBE_RATE:-2000}
-cc -O2 -o "$TMPD/probe" "$ROOT/bench/probe.c" || bench_die "cc probe"
+cc -O2 -Wall -o "$TMPD/probe" "$ROOT/bench/probe.c" || bench_die "cc probe"
 p99() { # wrk --latency output -> p99 in microseconds
     awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+/, "", v);
          f = (u == "ms") ? 1000 : (u == "s") ? 1000000 : 1; printf "%d", v * f }' "$1"

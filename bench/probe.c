@@ -7,9 +7,14 @@
  * batches of completions), this probe sends requests at a fixed, modest
  * rate — RATE per second spread evenly over CONNS keep-alive
  * connections, each request sent at its scheduled time whether or not
- * the previous one is late (latency is counted from the scheduled time,
- * so a stall is not hidden by the probe waiting it out) — and prints
- * p50, p99 and p99.9 of the response time.
+ * the previous one has been answered (requests pipeline on a connection,
+ * so a stall of the server is not hidden by the probe waiting it out:
+ * every request sent during the stall counts it) — and prints p50, p99
+ * and p99.9 of the time from the request's write to its whole response.
+ * The probe sleeps between sends (with a 1 ns timer slack) rather than
+ * spinning: a spinning probe would take its whole core and be
+ * time-sliced against any other load generator sharing that core, and
+ * those slices would show up as latency.
  *
  *   probe -p PORT [-r RATE] [-c CONNS] [-t SECONDS] [-u PATH]
  * Prints: "probe N req  p50 X us  p99 Y us  p999 Z us  max M us".
@@ -23,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +38,7 @@
 
 typedef struct pc {
     int fd;
-    uint64_t due[RING];   /* scheduled send times of requests in flight */
+    uint64_t due[RING];   /* send times of the requests in flight */
     unsigned head, n;
     char buf[8192];
     size_t len;
@@ -76,6 +82,7 @@ int main(int argc, char **argv)
     int port = 0, conns = 4, o;
     double rate = 2000, secs = 5;
     const char *path = "/";
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     while ((o = getopt(argc, argv, "p:r:c:t:u:")) != -1) {
         switch (o) {
         case 'p': port = atoi(optarg); break;
@@ -118,9 +125,10 @@ int main(int argc, char **argv)
             pc *c = &cs[k++ % (unsigned)conns];
             if (c->n == RING)
                 die("too many requests in flight");
+            uint64_t sent = now_ns();
             if (write(c->fd, req, (size_t)rl) != rl)
                 die("write");
-            c->due[(c->head + c->n++) % RING] = next;
+            c->due[(c->head + c->n++) % RING] = sent;
             next += gap;
         }
         int pending = 0;
@@ -128,13 +136,20 @@ int main(int argc, char **argv)
             pending += cs[i].n != 0;
         if (next >= end && !pending)
             break;
-        int wait = 0;
+        /* Sleep until the next send is due (to the microsecond, so the
+         * probe does not spin: a spinning probe takes half the loader
+         * core and makes the scheduler time-slice it against the other
+         * load generator, which shows up as latency of its own). */
+        struct timespec wait = { 0, 0 };
         t = now_ns();
-        if (next < end && next > t)
-            wait = (int)((next - t) / 1000000u);
-        else if (next >= end)
-            wait = 1000;
-        if (poll(pf, (nfds_t)conns, wait) < 0)
+        if (next < end && next > t) {
+            uint64_t d = next - t;
+            wait.tv_sec = (time_t)(d / 1000000000u);
+            wait.tv_nsec = (long)(d % 1000000000u);
+        } else if (next >= end) {
+            wait.tv_sec = 1;
+        }
+        if (ppoll(pf, (nfds_t)conns, &wait, NULL) < 0)
             die("poll");
         t = now_ns();
         for (int i = 0; i < conns; i++) {

@@ -244,6 +244,8 @@ static void usage(FILE *f)
         "  --access-log PATH        combined log to PATH ('-' = stderr)\n"
         "  --pool-threads N         max worker-pool threads (default 64)\n"
         "  --pool-queue N           worker-pool queue limit (default 1024)\n"
+        "  --pool-nice N            worker-pool threads' nice, 0..19 above\n"
+        "                           the server's (default 10)\n"
         "  --help                   this text\n");
 }
 
@@ -263,7 +265,7 @@ int main(int argc, char **argv)
     uint64_t max_body = 1024 * 1024;
     enum { O_HOST = 256, O_PORT, O_THREADS, O_UNIX, O_STATIC, O_MAXBODY,
            O_MAXCONNS, O_HT, O_BT, O_IT, O_WT, O_ST, O_HW, O_ALOG, O_MHB,
-           O_MLB, O_PT, O_PQ, O_HELP };
+           O_MLB, O_PT, O_PQ, O_PN, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -283,6 +285,7 @@ int main(int argc, char **argv)
         {"access-log", required_argument, 0, O_ALOG},
         {"pool-threads", required_argument, 0, O_PT},
         {"pool-queue", required_argument, 0, O_PQ},
+        {"pool-nice", required_argument, 0, O_PN},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -317,6 +320,7 @@ int main(int argc, char **argv)
             break;
         case O_PT: pcfg.max_threads = (unsigned)v; break;
         case O_PQ: pcfg.queue_limit = (uint32_t)v; break;
+        case O_PN: pcfg.nice = v > 19 ? 20 : (int)v; break; /* 20: refused */
         case O_HELP:
         case 'h':
             usage(stdout);

@@ -22,9 +22,13 @@
  * so at most a few exited threads are ever unjoined. */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +69,8 @@ struct wisp_pool {
     unsigned peak;
     int stopping;
     wthread *zombies; /* exited, not yet joined */
+    pthread_attr_t attr; /* stack size for new threads */
+    int thread_nice;     /* absolute nice value of every pool thread */
 
     uint64_t submitted, completed, failed, rejected, cancelled, busy_ns;
 };
@@ -81,6 +87,8 @@ void wisp_pool_config_init(wisp_pool_config_t *cfg)
     cfg->max_threads = max < 4 ? 4 : max;
     cfg->queue_limit = 1024;
     cfg->keep_alive_ms = 10000;
+    cfg->nice = 10;
+    cfg->stack_size = 0;
 }
 
 static uint64_t now_ns(void)
@@ -224,7 +232,7 @@ static int spawn(wisp_pool_t *p)
     sigdelset(&all, SIGILL);
     sigdelset(&all, SIGABRT);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(&t->tid, NULL, worker, t);
+    int r = pthread_create(&t->tid, &p->attr, worker, t);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {
         free(t);
@@ -305,6 +313,14 @@ static void *worker(void *arg)
     wisp_pool_t *p = self->pool;
     self_pool = p;
     pthread_setname_np(pthread_self(), "wisp-pool"); /* for top/gdb */
+    /* Absolute, not relative: a thread started by another pool thread
+     * (fn submitting work) inherits that thread's nice already. Linux
+     * keeps nice per thread; best effort (pool.h). */
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0 && cur != p->thread_nice)
+        (void)setpriority(PRIO_PROCESS, (id_t)tid, p->thread_nice);
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -348,10 +364,17 @@ wisp_pool_t *wisp_pool_create(const wisp_pool_config_t *cfg)
     else
         wisp_pool_config_init(&c);
     if (c.max_threads == 0 || c.min_threads > c.max_threads ||
-        c.queue_limit == 0) {
+        c.queue_limit == 0 || c.nice < 0 || c.nice > 19 ||
+        (c.stack_size && c.stack_size < (size_t)PTHREAD_STACK_MIN)) {
         errno = EINVAL;
         return NULL;
     }
+    /* The creator's nice, read now: pool threads are started later by
+     * whichever thread submits, which may run at another priority. */
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    if (errno != 0)
+        base = 0;
 
     wisp_pool_t *p = calloc(1, sizeof *p);
     if (!p) {
@@ -359,8 +382,29 @@ wisp_pool_t *wisp_pool_create(const wisp_pool_config_t *cfg)
         return NULL;
     }
     p->cfg = c;
+    int n = base + c.nice;
+    p->thread_nice = n > 19 ? 19 : n;
+    int r = pthread_attr_init(&p->attr);
+    if (r != 0) {
+        free(p);
+        errno = r;
+        return NULL;
+    }
+    if (c.stack_size) {
+        long pg = sysconf(_SC_PAGESIZE);
+        size_t page = pg > 0 ? (size_t)pg : 4096;
+        size_t sz = c.stack_size;
+        if (sz > SIZE_MAX - page ||
+            (r = pthread_attr_setstacksize(
+                 &p->attr, (sz + page - 1) / page * page)) != 0) {
+            pthread_attr_destroy(&p->attr);
+            free(p);
+            errno = EINVAL;
+            return NULL;
+        }
+    }
     pthread_condattr_t ca;
-    int r = pthread_condattr_init(&ca);
+    r = pthread_condattr_init(&ca);
     if (r == 0) {
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         r = pthread_cond_init(&p->work, &ca);
@@ -373,6 +417,7 @@ wisp_pool_t *wisp_pool_create(const wisp_pool_config_t *cfg)
         pthread_cond_destroy(&p->gone);
     }
     if (r != 0) {
+        pthread_attr_destroy(&p->attr);
         free(p);
         errno = r;
         return NULL;
@@ -539,5 +584,6 @@ void wisp_pool_destroy(wisp_pool_t *pool)
     pthread_cond_destroy(&pool->work);
     pthread_cond_destroy(&pool->gone);
     pthread_mutex_destroy(&pool->mu);
+    pthread_attr_destroy(&pool->attr);
     free(pool);
 }

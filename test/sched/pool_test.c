@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -272,6 +274,8 @@ static void test_config(void)
     CHECK(c.max_threads >= 2 * (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
     CHECK_EQ_INT(c.queue_limit, 1024);
     CHECK_EQ_INT(c.keep_alive_ms, 10000);
+    CHECK_EQ_INT(c.nice, 10);
+    CHECK_EQ_INT(c.stack_size, 0);
 
     static const struct {
         const char *name;
@@ -644,6 +648,116 @@ static void test_pool_thread(void)
     /* destroy returns only once every pool thread is gone. */
     CHECK_EQ_INT(count_tasks(), tasks);
     wisp_future_unref(f);
+    pump(loop);
+    wisp_loop_destroy(loop);
+}
+
+/* What a pool thread sees of itself: its nice value and stack size, and
+ * (when `nest` is set) the same for work it submits, which may start a
+ * new thread from this one. */
+typedef struct self_view {
+    wisp_pool_t *pool;
+    wisp_loop_t *loop;
+    int nest;
+    int nice;
+    size_t stack;
+    wisp_future_t *nested;
+} self_view;
+
+static int view_fn(void *arg, void **value, wisp_free_cb *destroy)
+{
+    (void)destroy;
+    self_view *v = arg;
+    errno = 0;
+    v->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        pthread_attr_getstacksize(&a, &v->stack);
+        pthread_attr_destroy(&a);
+    }
+    if (v->nest) {
+        self_view *inner = v + 1;
+        v->nested = wisp_pool_submit(v->pool, WISP_PRIO_NORMAL, v->loop,
+                                     view_fn, inner);
+        /* Keep this thread busy until the nested item has run, so that
+         * it ran on a thread started from here. */
+        while (v->nested &&
+               wisp_future_state(v->nested) == WISP_FUTURE_PENDING)
+            sleep_ms(1);
+    }
+    *value = v;
+    return 0;
+}
+
+static void test_nice_and_stack(void)
+{
+    wisp_loop_t *loop = wisp_loop_create();
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    CHECK_EQ_INT(errno, 0);
+
+    static const struct {
+        const char *name;
+        int nice;
+        size_t stack;
+    } bad[] = {
+        {"negative nice is refused", -1, 0},
+        {"nice above 19 is refused", 20, 0},
+        {"a stack below PTHREAD_STACK_MIN is refused", 10, 1},
+        {"an absurd stack size is refused", 10, SIZE_MAX - 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wisp_pool_config_t c;
+        wisp_pool_config_init(&c);
+        c.nice = bad[i].nice;
+        c.stack_size = bad[i].stack;
+        errno = 0;
+        wisp_pool_t *p = wisp_pool_create(&c);
+        CHECK_MSG(p == NULL && errno == EINVAL, "%s", bad[i].name);
+        wisp_pool_destroy(p);
+    }
+
+    /* Default: 10 above the creator, also on a thread started by a pool
+     * thread (which itself runs niced: the value is absolute, not added
+     * again); the libc's default stack. */
+    wisp_pool_config_t c;
+    wisp_pool_config_init(&c);
+    c.min_threads = 1;
+    c.max_threads = 2;
+    wisp_pool_t *p = wisp_pool_create(&c);
+    CHECK(p != NULL);
+    self_view v[2] = {{.pool = p, .loop = loop, .nest = 1, .nice = -99},
+                      {.pool = p, .loop = loop, .nice = -99}};
+    wisp_future_t *f = wisp_pool_submit(p, WISP_PRIO_NORMAL, loop, view_fn,
+                                        &v[0]);
+    CHECK_EQ_INT(wait_settled(f, 5000), 0);
+    CHECK(v[0].nested && wait_settled(v[0].nested, 5000) == 0);
+    int want = base + 10 > 19 ? 19 : base + 10;
+    CHECK_EQ_INT(v[0].nice, want);
+    CHECK_EQ_INT(v[1].nice, want);
+    CHECK_EQ_INT(stats(p).peak_threads, 2); /* the nested one had its own */
+    /* The creating thread is left alone. */
+    CHECK_EQ_INT(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), base);
+    wisp_future_unref(v[0].nested);
+    wisp_future_unref(f);
+    wisp_pool_destroy(p);
+
+    /* nice 0: the creator's priority; a 256 KiB stack (rounded to pages,
+     * so at least that, and far from glibc's 8 MiB default). */
+    c.nice = 0;
+    c.stack_size = 256 * 1024 + 1;
+    c.min_threads = 0;
+    c.max_threads = 1;
+    p = wisp_pool_create(&c);
+    CHECK(p != NULL);
+    self_view w = {.pool = p, .loop = loop, .nice = -99};
+    f = wisp_pool_submit(p, WISP_PRIO_NORMAL, loop, view_fn, &w);
+    CHECK_EQ_INT(wait_settled(f, 5000), 0);
+    CHECK_EQ_INT(w.nice, base);
+    CHECK_MSG(w.stack >= 256 * 1024 + 4096 && w.stack < 1024 * 1024,
+              "stack %zu", w.stack);
+    wisp_future_unref(f);
+    wisp_pool_destroy(p);
     pump(loop);
     wisp_loop_destroy(loop);
 }
@@ -1143,6 +1257,7 @@ int main(void)
     test_grow_shrink();
     test_results();
     test_pool_thread();
+    test_nice_and_stack();
     test_cancel_before_run();
     test_shutdown_drain();
     test_shutdown_cancel();
