@@ -567,19 +567,22 @@ void wisp__conn_upgraded_input(wisp_conn_t *c, const char *data, size_t n)
 }
 
 /* Edge-triggered: a read that filled the whole buffer may have left more
- * in the kernel, and no new edge will say so. Read again, a few times in a
- * row at most; past that the connection goes on the worker's list and
- * continues at the end of the iteration, so one fast sender cannot
- * starve the others. */
-#define READS_PER_EVENT 4
+ * in the kernel, and no new edge will say so. Read again, up to a budget
+ * of bytes per event; past that the connection goes on the worker's list
+ * and continues at the end of the iteration, so one fast sender cannot
+ * starve the others. A budget of bytes, not of reads: the loop's buffer
+ * is large (a whole 64 KiB WebSocket frame and its header fit one read),
+ * and one read of it must not let a connection take more per turn than
+ * four reads of 64 KiB did. */
+#define READ_BUDGET (256 * 1024)
 
-static void on_readable_once(wisp_conn_t *c, int *full);
+static size_t on_readable_once(wisp_conn_t *c, int *full);
 
 static void on_readable(wisp_conn_t *c)
 {
-    for (int i = 0; i < READS_PER_EVENT; i++) {
+    for (size_t got = 0; got < READ_BUDGET;) {
         int full = 0;
-        on_readable_once(c, &full);
+        got += on_readable_once(c, &full);
         if (!full || c->state == WISP__C_CLOSED ||
             !(c->io.want & WISP__IO_RECV))
             return; /* drained, closed, or paused (resuming re-polls) */
@@ -606,7 +609,7 @@ void wisp__conn_read_more(wisp_conn_t *c)
  * layer bounds those by max_frame), so this is no unbounded read-ahead. */
 #define DIRECT_READ_MIN (16 * 1024)
 
-static void on_readable_once(wisp_conn_t *c, int *full)
+static size_t on_readable_once(wisp_conn_t *c, int *full)
 {
     char *data;
     ssize_t n;
@@ -616,10 +619,10 @@ static void on_readable_once(wisp_conn_t *c, int *full)
         n = wisp__be_recv_into(c->w->loop, &c->io, c->in + c->in_len, room);
         *full = n > 0 && (size_t)n == room;
         if (n == -EAGAIN)
-            return;
+            return 0;
         if (n <= 0) {
             wisp__conn_abort(c, n == 0 ? -ECONNRESET : (int)n);
-            return;
+            return 0;
         }
         if (c->timeout_kind == WISP__T_USER && c->idle_ms)
             c->deadline_ms = c->w->loop->now_ms + c->idle_ms;
@@ -627,27 +630,27 @@ static void on_readable_once(wisp_conn_t *c, int *full)
         upgraded_retained(c);
         if (c->state != WISP__C_CLOSED)
             wisp__flush(c);
-        return;
+        return (size_t)n;
     }
     n = wisp__be_recv(c->w->loop, &c->io, &data);
     *full = n > 0 && (size_t)n == c->w->loop->rbuf_cap;
     if (n == -EAGAIN)
-        return;
+        return 0;
     if (n <= 0) {
         int reason = n == 0 ? -ECONNRESET : (int)n;
         if (c->state == WISP__C_LINGER || c->state == WISP__C_UPGRADED ||
             c->state == WISP__C_IDLE) {
             wisp__conn_abort(c, n == 0 && c->state != WISP__C_UPGRADED
                                     ? 0 : reason);
-            return;
+            return 0;
         }
         c->flags |= WISP__CF_PEER_EOF;
         wisp__http_conn_closed(c, reason);
-        return;
+        return 0;
     }
     switch (c->state) {
     case WISP__C_LINGER:
-        return; /* discard: we only wait for the peer's close */
+        return (size_t)n; /* discard: we only wait for the peer's close */
     case WISP__C_UPGRADED:
         if (c->timeout_kind == WISP__T_USER && c->idle_ms)
             c->deadline_ms = c->w->loop->now_ms + c->idle_ms;
@@ -659,6 +662,7 @@ static void on_readable_once(wisp_conn_t *c, int *full)
     }
     if (c->state != WISP__C_CLOSED)
         wisp__flush(c);
+    return (size_t)n;
 }
 
 static void conn_io_cb(wisp__io *io, unsigned events)

@@ -6,8 +6,9 @@
  *
  * Timing checks compare wisp_loop_now values: a grant may never come
  * before the bucket allows it (exact), and must come within SLACK_MS of
- * that moment (generous, for sanitizer builds on a busy machine; a
- * limiter that polls or forgets to re-arm misses it by far). */
+ * that moment (generous: sanitizer builds on a busy 2-core machine were
+ * seen 80 ms late; a limiter that polls, or forgets to re-arm and waits
+ * for some unrelated wake-up, misses it by far or never grants). */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -18,7 +19,7 @@
 #include "test.h"
 #include "wisp/rate.h"
 
-#define SLACK_MS 60
+#define SLACK_MS 150
 
 /* ------------------------------------------------------------ bucket */
 
