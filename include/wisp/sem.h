@@ -26,8 +26,9 @@ extern "C" {
 typedef struct wisp_sem wisp_sem_t;
 
 /* A semaphore on `loop` with `permits` permits (> 0) and room for at most
- * `max_waiters` queued acquisitions (0: 65536). Returns NULL with errno
- * EINVAL or ENOMEM. */
+ * `max_waiters` waiting acquisitions (0: 65536); waiters that timed out
+ * or were cancelled do not count. Returns NULL with errno EINVAL or
+ * ENOMEM. */
 WISP_API wisp_sem_t *wisp_sem_create(wisp_loop_t *loop, uint32_t permits,
                                      uint32_t max_waiters);
 
@@ -39,9 +40,9 @@ WISP_API void wisp_sem_destroy(wisp_sem_t *s);
 /* A future (one reference, the caller's) that resolves with a permit when
  * one is free — at once if one is — or fails with -ETIMEDOUT after
  * `timeout_ms` (0: wait forever), -EAGAIN when max_waiters are already
- * queued, -ECANCELED when the semaphore is destroyed. Cancelling the
- * future while it waits removes it from the queue without using a
- * permit. Returns NULL only on ENOMEM. */
+ * waiting (still pending), -ECANCELED when the semaphore is destroyed.
+ * Cancelling the future while it waits removes it from the queue without
+ * using a permit. Returns NULL only on ENOMEM. */
 WISP_API wisp_future_t *wisp_sem_acquire(wisp_sem_t *s, uint64_t timeout_ms);
 
 /* Permits free now, and acquisitions waiting now. */

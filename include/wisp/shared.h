@@ -40,7 +40,9 @@ WISP_API int wisp_conn_write_shared(wisp_conn_t *c, wisp_shared_t *msg);
 /* Run `deliver(loop, msg, arg)` on each of the `n` loops (each holds a
  * reference to `msg` until its delivery returns; the caller keeps its
  * own). Deliveries go through the loops' inboxes; a loop whose inbox is
- * full is skipped and counted. Returns the number of loops the message
+ * full is skipped and counted. A delivery still queued when its loop is
+ * destroyed (wisp_loop_destroy) never runs: it drops its reference then,
+ * on the destroying thread. Returns the number of loops the message
  * was queued to (n when all were), or -ENOMEM / -EINVAL. Thread: any. */
 typedef void (*wisp_broadcast_cb)(wisp_loop_t *loop, wisp_shared_t *msg,
                                   void *arg);

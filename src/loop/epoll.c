@@ -106,7 +106,6 @@ int wisp__be_wait(wisp_loop_t *loop, int timeout_ms)
     struct epoll_event *evs = loop->events;
     int n = (int)sys_epoll_wait(loop->backend_fd, evs, loop->max_events,
                                timeout_ms);
-    atomic_store_explicit(&loop->sleeping, 0, memory_order_relaxed);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     /* Events are handled with the time they arrived at, not the time the

@@ -254,7 +254,8 @@ static void push(wisp_loop_t *loop, wisp__inbox_shard *s, wisp__task *t)
     }
 }
 
-int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
+static int post_task(wisp_loop_t *loop, wisp_task_cb cb, wisp_task_cb drop,
+                     void *arg)
 {
     if (!loop || !cb)
         return -EINVAL;
@@ -278,9 +279,20 @@ int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
     t->arg = arg;
     t->intrusive = 0;
     t->charge = charge;
-    t->drop = NULL;
+    t->drop = drop;
     push(loop, s, t);
     return 0;
+}
+
+int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg)
+{
+    return post_task(loop, cb, NULL, arg);
+}
+
+int wisp__loop_post_drop(wisp_loop_t *loop, wisp_task_cb cb,
+                         wisp_task_cb drop, void *arg)
+{
+    return post_task(loop, cb, drop, arg);
 }
 
 void wisp__loop_post_node(wisp_loop_t *loop, wisp__task *node)
@@ -311,7 +323,6 @@ void wisp__inbox_init(wisp_loop_t *loop)
     atomic_init(&loop->inbox_epoch, next_epoch());
     atomic_init(&loop->closing, 0);
     atomic_init(&loop->inbox_gate, 0);
-    atomic_init(&loop->sleeping, 0);
 }
 
 /* ---- the loop */
@@ -531,10 +542,12 @@ void wisp__inbox_discard(wisp_loop_t *loop)
     wisp__task *t = take_fifo(loop, &charge);
     while (t) {
         wisp__task *next = t->next;
+        wisp_task_cb drop = t->drop;
+        void *arg = t->arg;
         if (!t->intrusive)
             free(t);
-        else if (t->drop)
-            t->drop(t->arg);
+        if (drop) /* may free an intrusive node's owner, t with it */
+            drop(arg);
         t = next;
     }
     for (int i = 0; i < SHARDS; i++) {

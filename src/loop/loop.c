@@ -79,10 +79,12 @@ void wisp_loop_destroy(wisp_loop_t *loop)
     wisp__task *t = loop->defer_head;
     while (t) {
         wisp__task *n = t->next;
+        wisp_task_cb drop = t->drop;
+        void *arg = t->arg;
         if (!t->intrusive)
             free(t);
-        else if (t->drop)
-            t->drop(t->arg);
+        if (drop) /* may free an intrusive node's owner, t with it */
+            drop(arg);
         t = n;
     }
     t = loop->task_free;

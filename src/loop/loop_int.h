@@ -147,9 +147,6 @@ struct wisp_loop {
     _Atomic int closing;
     /* The inbox gate: WISP__GATE_* below. */
     _Alignas(WISP__CACHE_LINE) _Atomic uint32_t inbox_gate;
-    /* Stored by the backend after its wait; nothing reads it any more
-     * (the inbox gate above replaced it). */
-    _Atomic int sleeping;
 
     /* End-of-iteration hook (a new line: loop-private from here on). */
     _Alignas(WISP__CACHE_LINE) wisp__loop_hook hook;

@@ -3,7 +3,16 @@
  * or were cancelled are skipped, lazily). A permit is the value of the
  * waiter's future, and its destructor gives the permit back, so every
  * way a holder can end — finishing, failing, disappearing — releases
- * it exactly once. */
+ * it exactly once.
+ *
+ * max_waiters counts live (pending) waiters only. A waiter can stop
+ * pending behind a live one at any time (a timeout, or a cancel from any
+ * thread) without the semaphore hearing of it, so the ring's length is
+ * only an upper bound: when it reaches max_waiters, an acquire compacts
+ * the ring (drops every dead entry, keeping the live ones in order) and
+ * looks again. Each dead entry is dropped once, so the compaction pays
+ * for itself while there are dead entries to drop; with max_waiters
+ * live waiters, a refused acquire costs one pass over them. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -76,6 +85,21 @@ static void prune(wisp_sem_t *s)
     }
 }
 
+/* Drop every waiter that is no longer pending, wherever it sits; the
+ * live ones keep their order (FIFO). */
+static void compact(wisp_sem_t *s)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < s->count; i++) {
+        wisp_future_t *f = s->ring[(s->head + i) % s->cap];
+        if (wisp_future_state(f) != WISP_FUTURE_PENDING)
+            wisp_future_unref(f);
+        else
+            s->ring[(s->head + kept++) % s->cap] = f;
+    }
+    s->count = kept;
+}
+
 wisp_sem_t *wisp_sem_create(wisp_loop_t *loop, uint32_t permits,
                             uint32_t max_waiters)
 {
@@ -128,6 +152,8 @@ wisp_future_t *wisp_sem_acquire(wisp_sem_t *s, uint64_t timeout_ms)
         resolve_with_permit(s, f);
         return f;
     }
+    if (s->count >= s->max_waiters)
+        compact(s); /* dead waiters behind a live head do not count */
     if (s->count >= s->max_waiters) {
         wisp_future_fail(f, -EAGAIN);
         return f;

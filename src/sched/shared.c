@@ -91,6 +91,10 @@ int wisp_conn_write_shared(wisp_conn_t *c, wisp_shared_t *msg)
     return wisp_conn_write_ref(c, msg->data, msg->len, unref_cb, msg);
 }
 
+/* One loop's delivery: holds a reference to the message until it has
+ * run, or until it is dropped because its loop was destroyed with it
+ * still queued (the inbox then calls delivery_drop instead of
+ * deliver_task), so the reference goes exactly once either way. */
 typedef struct delivery {
     wisp_loop_t *loop;
     wisp_shared_t *msg;
@@ -98,12 +102,18 @@ typedef struct delivery {
     void *arg;
 } delivery;
 
+static void delivery_drop(void *arg)
+{
+    delivery *d = arg;
+    wisp_shared_unref(d->msg);
+    free(d);
+}
+
 static void deliver_task(void *arg)
 {
     delivery *d = arg;
     d->deliver(d->loop, d->msg, d->arg);
-    wisp_shared_unref(d->msg);
-    free(d);
+    delivery_drop(d);
 }
 
 ssize_t wisp_broadcast(wisp_loop_t *const *loops, size_t n,
@@ -122,9 +132,12 @@ ssize_t wisp_broadcast(wisp_loop_t *const *loops, size_t n,
         d->deliver = deliver;
         d->arg = arg;
         wisp_shared_ref(msg);
-        if (wisp_loop_post(loops[i], deliver_task, d) < 0) {
-            wisp_shared_unref(msg);
-            free(d);
+        /* Counted against the inbox limit like any post (a full inbox
+         * skips this loop), with a drop for a loop destroyed before it
+         * runs the delivery. */
+        if (wisp__loop_post_drop(loops[i], deliver_task, delivery_drop,
+                                 d) < 0) {
+            delivery_drop(d);
             continue;
         }
         queued++;

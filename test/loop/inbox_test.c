@@ -1,6 +1,7 @@
 /* The inbox (src/loop/inbox.c): FIFO per producer, the bound (exact below
  * 2 * GRANT_DIV, within the documented slack per producer thread above),
- * -EAGAIN and -ECANCELED, intrusive nodes, the sleep/wake gate, node
+ * -EAGAIN and -ECANCELED, intrusive nodes, counted posts whose drop runs
+ * instead when the loop is destroyed first, the sleep/wake gate, node
  * recycling across threads, threads that exit with cached nodes, wake-ups
  * of a sleeping loop, and a stress of millions of posts from many threads
  * to several running loops (run under TSan, ASan and valgrind in CI: the
@@ -222,6 +223,59 @@ static void test_closing_and_intrusive(void)
     wisp_loop_destroy(loop);
     CHECK_EQ_INT(o.dropped, 1);
     CHECK_EQ_INT(o.ran, 1);
+}
+
+/* ---- counted posts with a drop (wisp__loop_post_drop) */
+
+typedef struct held {
+    int ran, dropped;
+} held;
+
+static void held_run(void *arg)
+{
+    ((held *)arg)->ran++;
+}
+
+static void held_drop(void *arg)
+{
+    ((held *)arg)->dropped++;
+}
+
+static void test_post_drop(void)
+{
+    wisp_loop_t *loop = wisp_loop_create();
+    wisp_loop_set_inbox_limit(loop, 2);
+    held a = {0}, b = {0}, c = {0}, d = {0};
+    /* Counted like any post, bound included; after an error neither
+     * callback runs. */
+    CHECK_EQ_INT(wisp__loop_post_drop(loop, held_run, held_drop, &a), 0);
+    CHECK_EQ_INT(wisp__loop_post_drop(loop, held_run, held_drop, &b), 0);
+    CHECK_EQ_INT(wisp__loop_post_drop(loop, held_run, held_drop, &c),
+                 -EAGAIN);
+    CHECK_EQ_INT(wisp__loop_post_drop(loop, NULL, held_drop, &c), -EINVAL);
+    CHECK_EQ_INT(atomic_load(&loop->inbox_len), 2);
+    /* Taken by the loop: cb runs, drop does not. */
+    CHECK_EQ_INT(wisp__inbox_drain(loop), 2);
+    CHECK(a.ran == 1 && a.dropped == 0);
+    CHECK(b.ran == 1 && b.dropped == 0);
+    CHECK(c.ran == 0 && c.dropped == 0);
+    /* A recycled node posted with plain wisp_loop_post drops nothing. */
+    total = 0;
+    CHECK_EQ_INT(wisp_loop_post(loop, note, (void *)7), 0);
+    /* Still queued at destroy: drop runs once, cb never. */
+    CHECK_EQ_INT(wisp__loop_post_drop(loop, held_run, held_drop, &d), 0);
+    wisp_loop_destroy(loop);
+    CHECK(d.ran == 0 && d.dropped == 1);
+    CHECK(a.dropped == 0 && b.dropped == 0);
+    CHECK_EQ_INT(total, 0);
+    /* Closing: refused, neither runs. */
+    loop = wisp_loop_create();
+    atomic_store(&loop->closing, 1);
+    CHECK_EQ_INT(wisp__loop_post_drop(loop, held_run, held_drop, &c),
+                 -ECANCELED);
+    atomic_store(&loop->closing, 0);
+    wisp_loop_destroy(loop);
+    CHECK(c.ran == 0 && c.dropped == 0);
 }
 
 /* ---- the gate: sleeping and waking */
@@ -814,6 +868,7 @@ int main(void)
     test_fifo_and_bound();
     test_grant_slack();
     test_closing_and_intrusive();
+    test_post_drop();
     test_gate();
     test_recycling();
     test_thread_exit();

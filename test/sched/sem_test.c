@@ -1,6 +1,7 @@
 /* Async semaphore (src/sched/sem.c): at most N holders, FIFO waiters,
  * permits returned when the holding future goes, timeouts and cancels
- * that consume no permit, max_waiters, destroy. */
+ * that consume no permit, max_waiters (counting live waiters only),
+ * destroy. */
 #include <stdint.h>
 
 #include "loop/loop_int.h"
@@ -116,6 +117,72 @@ static void test_timeout_and_limits(wisp_loop_t *loop)
     flush(loop);
 }
 
+/* max_waiters counts live waiters only: one that was cancelled or timed
+ * out while a live waiter sat in front of it (so it was not pruned from
+ * the front of the queue) frees its place at once, and the live waiters
+ * are still granted in FIFO order. */
+static void test_dead_waiters_not_counted(wisp_loop_t *loop)
+{
+    wisp_sem_t *s = wisp_sem_create(loop, 1, 2);
+    wisp_future_t *held = wisp_sem_acquire(s, 0);
+    CHECK(wisp_future_state(held) == WISP_FUTURE_RESOLVED);
+    wisp_future_t *a = wisp_sem_acquire(s, 0);  /* the live head */
+    wisp_future_t *b = wisp_sem_acquire(s, 20); /* behind it */
+    CHECK(wisp_future_state(b) == WISP_FUTURE_PENDING);
+    wisp_future_t *x = wisp_sem_acquire(s, 0); /* a and b wait: full */
+    CHECK_EQ_INT(wisp_future_error(x), -EAGAIN);
+
+    /* Timed out behind the head: its place is free. */
+    timed_out = 0;
+    wisp_future_then(b, on_timeout, NULL);
+    wisp_loop_run(loop);
+    CHECK(timed_out);
+    CHECK_EQ_INT(wisp_sem_waiting(s), 1);
+    wisp_future_t *c = wisp_sem_acquire(s, 0);
+    CHECK_MSG(wisp_future_state(c) == WISP_FUTURE_PENDING,
+              "error %d with one live waiter of 2", wisp_future_error(c));
+    CHECK_EQ_INT(wisp_sem_waiting(s), 2);
+    wisp_future_t *y = wisp_sem_acquire(s, 0); /* a and c wait: full */
+    CHECK_EQ_INT(wisp_future_error(y), -EAGAIN);
+
+    /* Cancelled behind the head: its place is free at once. */
+    CHECK_EQ_INT(wisp_future_cancel(c), 0);
+    CHECK_EQ_INT(wisp_sem_waiting(s), 1);
+    wisp_future_t *d = wisp_sem_acquire(s, 0);
+    CHECK_MSG(wisp_future_state(d) == WISP_FUTURE_PENDING,
+              "error %d with one live waiter of 2", wisp_future_error(d));
+    wisp_future_t *e = wisp_sem_acquire(s, 0); /* a and d wait: full */
+    CHECK_EQ_INT(wisp_future_error(e), -EAGAIN);
+    CHECK_EQ_INT(wisp_sem_waiting(s), 2);
+    CHECK_EQ_INT(wisp_sem_available(s), 0);
+
+    /* FIFO among the live ones: a, then d; the dead ones get nothing. */
+    norder = 0;
+    wisp_future_then(a, granted, (void *)(intptr_t)1);
+    wisp_future_then(d, granted, (void *)(intptr_t)2);
+    wisp_future_unref(held); /* -> a */
+    CHECK(wisp_future_state(a) == WISP_FUTURE_RESOLVED);
+    CHECK(wisp_future_state(d) == WISP_FUTURE_PENDING);
+    flush(loop);
+    wisp_future_unref(a); /* -> d */
+    CHECK(wisp_future_state(d) == WISP_FUTURE_RESOLVED);
+    flush(loop);
+    CHECK_EQ_INT(norder, 2);
+    CHECK(order[0] == 1 && order[1] == 2);
+    CHECK_EQ_INT(wisp_sem_waiting(s), 0);
+    CHECK_EQ_INT(wisp_future_error(b), -ETIMEDOUT);
+    CHECK_EQ_INT(wisp_future_error(c), -ECANCELED);
+    wisp_future_unref(d);
+    CHECK_EQ_INT(wisp_sem_available(s), 1);
+    wisp_future_unref(b);
+    wisp_future_unref(c);
+    wisp_future_unref(x);
+    wisp_future_unref(y);
+    wisp_future_unref(e);
+    wisp_sem_destroy(s);
+    flush(loop);
+}
+
 /* Many acquire/release rounds: never more than N holders at once. */
 static int holders, max_holders, finished;
 static wisp_sem_t *S;
@@ -165,6 +232,7 @@ int main(void)
     wisp_loop_t *loop = wisp_loop_create();
     test_fifo(loop);
     test_timeout_and_limits(loop);
+    test_dead_waiters_not_counted(loop);
     test_cap(loop);
     wisp_loop_destroy(loop);
     return t_done("sem");

@@ -1,7 +1,8 @@
 /* Shared payloads and broadcast (src/sched/shared.c): one message reaches
  * objects on every loop, every delivery sees the same bytes (no copy per
  * destination), and the payload is destroyed exactly once after the last
- * delivery. Threads: one per loop (run under TSan in CI). */
+ * delivery, also when a delivery never runs because its loop is destroyed
+ * first. Threads: one per loop (run under TSan in CI). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -57,6 +58,76 @@ static void check_ptr(wisp_loop_t *loop, wisp_shared_t *msg, void *arg)
         atomic_fetch_add(&wrong_ptr, 1);
 }
 
+/* Deliveries that never run: a loop that is not running (never was, or
+ * has left wisp_loop_run) keeps them in its inbox, and destroying it
+ * drops them. Each dropped delivery gives its reference back, so the
+ * payload is destroyed exactly once and nothing leaks (LeakSanitizer
+ * checks the delivery records in the ASan build). */
+static _Atomic int late_destroyed, late_delivered;
+
+static void late_destroy(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&late_destroyed, 1);
+}
+
+static void late_deliver(wisp_loop_t *loop, wisp_shared_t *msg, void *arg)
+{
+    (void)loop;
+    (void)msg;
+    (void)arg;
+    atomic_fetch_add(&late_delivered, 1);
+}
+
+static void break_task(void *arg)
+{
+    wisp_loop_break(arg);
+}
+
+static void test_dropped_deliveries(void)
+{
+    static char payload[16];
+    /* A loop that never runs. */
+    wisp_loop_t *idle = wisp_loop_create();
+    atomic_store(&late_destroyed, 0);
+    atomic_store(&late_delivered, 0);
+    wisp_shared_t *msg = wisp_shared_wrap(payload, sizeof payload,
+                                          late_destroy, NULL);
+    CHECK_EQ_INT(wisp_broadcast(&idle, 1, msg, late_deliver, NULL), 1);
+    CHECK_EQ_INT(wisp_broadcast(&idle, 1, msg, late_deliver, NULL), 1);
+    wisp_shared_unref(msg);
+    CHECK_EQ_INT(atomic_load(&late_destroyed), 0); /* still queued */
+    wisp_loop_destroy(idle);
+    CHECK_EQ_INT(atomic_load(&late_delivered), 0);
+    CHECK_EQ_INT(atomic_load(&late_destroyed), 1);
+
+    /* A loop that ran and has returned from wisp_loop_run, next to one
+     * that is still running: the running one delivers, the stopped one
+     * drops at destroy; the payload goes once, after both. */
+    wisp_loop_t *pair[2];
+    pair[0] = wisp_loop_create();
+    pair[1] = wisp_loop_create();
+    wisp_loop_defer(pair[1], break_task, pair[1]);
+    wisp_loop_run(pair[1]);
+    pthread_t th;
+    pthread_create(&th, NULL, run_loop, pair[0]);
+    atomic_store(&late_destroyed, 0);
+    msg = wisp_shared_wrap(payload, sizeof payload, late_destroy, NULL);
+    CHECK_EQ_INT(wisp_broadcast(pair, 2, msg, late_deliver, NULL), 2);
+    wisp_shared_unref(msg);
+    for (int i = 0; i < 2000 && atomic_load(&late_delivered) < 1; i++)
+        usleep(1000);
+    wisp_loop_break(pair[0]);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(atomic_load(&late_delivered), 1);
+    CHECK_EQ_INT(atomic_load(&late_destroyed), 0); /* pair[1] holds it */
+    wisp_loop_destroy(pair[1]);
+    CHECK_EQ_INT(atomic_load(&late_destroyed), 1);
+    wisp_loop_destroy(pair[0]);
+    CHECK_EQ_INT(atomic_load(&late_destroyed), 1);
+    CHECK_EQ_INT(atomic_load(&late_delivered), 1);
+}
+
 int main(void)
 {
     wisp_shared_t *s = wisp_shared_create("hello", 5);
@@ -96,5 +167,6 @@ int main(void)
         CHECK(seen_ptr[i] == payload);
         wisp_loop_destroy(loops[i]);
     }
+    test_dropped_deliveries();
     return t_done("shared");
 }
