@@ -324,8 +324,22 @@ def sanitized(binary):
     return False
 
 
+def musl_or_static(binary):
+    """valgrind replaces glibc's malloc family; against musl (its
+    interpreter is ld-musl) or in a static binary it misses some of the
+    allocations and then reports each of their frees as invalid."""
+    try:
+        with open(binary, "rb") as f:
+            head = f.read(16384)
+    except OSError:
+        return False
+    return b"ld-musl" in head or b"ld-linux" not in head
+
+
 if VG and sanitized(HELLO):
     print("lifecycle: sanitizer build, valgrind leak check skipped")
+elif VG and musl_or_static(HELLO):
+    print("lifecycle: musl or static binary, valgrind leak check skipped")
 elif VG:
     vgdir = tempfile.mkdtemp(prefix="wisp-vg-")
     try:
