@@ -282,13 +282,50 @@ SENDERS, PER = 3, 200
 group = open_spread(A, 9)
 c.check(len(loops_of(group)) == 2,
         "clients on both loops (loops %s)" % [cl.loop for cl in group])
+join_seq = []
 for i, cl in enumerate(group):
     j, _ = cl.join("order", "o%d" % i)
     c.eq(j["count"], i + 1, "order: joined %d" % i)
-for i, cl in enumerate(group):  # presence of the later joiners, in order
-    got = [cl.recv()["nick"] for _ in range(len(group) - 1 - i)]
-    c.eq(got, ["o%d" % k for k in range(i + 1, len(group))],
-         "order: presence joins seen by o%d" % i)
+    join_seq.append(j["seq"])
+c.check(all(a < b for a, b in zip(join_seq, join_seq[1:])),
+        "order: joins one after another get rising seq (%s)" % join_seq)
+# Presence of the later joiners. Each join event is posted by its
+# joiner's loop, and a loop's inbox is FIFO per posting thread only
+# (loop.h, wisp_loop_post): a loop may deliver the join events of two
+# joiners on different loops in either order, even though the second
+# joined only after the first had its `joined`. What the server promises
+# (docs/guide.md, "The join race"): each member hears of every later
+# joiner once, with the seq of that joiner's `joined` (seq is the room's
+# one order); the joiners of one loop in the order they joined; and,
+# since one delivery serves all of a loop's members, the members on one
+# loop in the same order.
+heard = []
+for i, cl in enumerate(group):
+    got = [cl.recv() for _ in range(len(group) - 1 - i)]
+    heard.append([int(m["nick"][1:]) for m in got
+                  if str(m.get("nick")).startswith("o") and
+                  m["nick"][1:].isdigit() and
+                  int(m["nick"][1:]) < len(group)])
+    c.eq(sorted(((m.get("type"), m.get("event"), m.get("room"),
+                  m.get("nick"), m.get("seq")) for m in got),
+                key=lambda t: (t[4] is None, t[4] or 0)),
+         [("presence", "join", "order", "o%d" % k, join_seq[k])
+          for k in range(i + 1, len(group))],
+         "order: o%d heard each later joiner once, with its join seq" % i)
+    for lp in loops_of(group):
+        mine = [k for k in heard[i] if group[k].loop == lp]
+        c.eq(mine, sorted(mine),
+             "order: o%d heard loop %s's joiners in join order" % (i, lp))
+for a in range(len(group)):
+    for b in range(a + 1, len(group)):
+        if group[a].loop is not None and group[a].loop == group[b].loop:
+            c.eq([k for k in heard[a] if k in heard[b]], heard[b],
+                 "order: o%d and o%d (loop %s) heard joins in one order"
+                 % (a, b, group[a].loop))
+swapped = sum(h != sorted(h) for h in heard)
+if swapped:
+    print("  %d of %d members heard joins from two loops out of join order"
+          % (swapped, len(group)))
 # Senders from both loops when possible.
 by_loop = {}
 for i, cl in enumerate(group):
