@@ -6,9 +6,10 @@
  *
  * Timing checks compare wisp_loop_now values: a grant may never come
  * before the bucket allows it (exact), and must come within SLACK_MS of
- * that moment (generous: sanitizer builds on a busy 2-core machine were
- * seen 80 ms late; a limiter that polls, or forgets to re-arm and waits
- * for some unrelated wake-up, misses it by far or never grants). */
+ * that moment (see CHECK_AT: late runs are retried; sanitizer builds on
+ * a busy 2-core machine were seen up to 154 ms late; a limiter that
+ * polls, or forgets to re-arm and waits for some unrelated wake-up,
+ * misses it by far or never grants). */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -232,10 +233,44 @@ static uint64_t start(void)
     return wisp_loop_now(L);
 }
 
+/* Never early is checked hard. Late beyond SLACK_MS only marks the run
+ * (`late`): the timed tests run again, up to three times, and fail only
+ * if every run was late. A loop held off the CPU once by a loaded
+ * machine (CI runs two suites' processes on 2 cores; 154 ms was seen)
+ * passes on a rerun; a limiter that polls or fails to re-arm is late
+ * every time. */
+static int late;
+static char late_msg[160];
+
 #define CHECK_AT(r, t0, ms)                                                 \
-    CHECK_MSG((r).at >= (t0) + (ms) && (r).at <= (t0) + (ms) + SLACK_MS,  \
-              "settled at +%lld ms, want +%d", (long long)((r).at - (t0)), \
-              (int)(ms))
+    do {                                                                    \
+        CHECK_MSG((r).at >= (t0) + (ms), "settled at +%lld ms, before +%d", \
+                  (long long)((r).at - (t0)), (int)(ms));                   \
+        if ((r).at > (t0) + (ms) + SLACK_MS) {                              \
+            late++;                                                         \
+            snprintf(late_msg, sizeof late_msg,                             \
+                     "%s:%d: settled at +%lld ms, want +%d", __FILE__,      \
+                     __LINE__, (long long)((r).at - (t0)), (int)(ms));      \
+        }                                                                   \
+    } while (0)
+
+/* Run a test with timing checks until it is on time, three runs at most. */
+static void timed(void (*fn)(void), const char *name)
+{
+    for (int run = 1;; run++) {
+        late = 0;
+        fn();
+        if (!late)
+            return;
+        if (run == 3) {
+            CHECK_MSG(0, "%s: late in 3 runs out of 3 (last: %s)", name,
+                      late_msg);
+            return;
+        }
+        fprintf(stderr, "%s: %d grant(s) late in run %d (%s); again\n",
+                name, late, run, late_msg);
+    }
+}
 
 static void test_create_errors(void)
 {
@@ -602,10 +637,13 @@ static void test_many(void)
     CHECK(cancelled > 0 && cancelled < MANY / 7 + 1);
     CHECK(granted > burst);
     uint64_t need_ms = granted > burst ? (granted - burst + 1) / 2 : 0;
-    CHECK_MSG(last_at <= t0 + need_ms + SLACK_MS,
-              "last grant at +%llu ms, tokens allow +%llu",
-              (unsigned long long)(last_at - t0),
-              (unsigned long long)need_ms);
+    if (last_at > t0 + need_ms + SLACK_MS) {
+        late++;
+        snprintf(late_msg, sizeof late_msg,
+                 "last grant at +%llu ms, tokens allow +%llu",
+                 (unsigned long long)(last_at - t0),
+                 (unsigned long long)need_ms);
+    }
     for (int i = 0; i < MANY; i++)
         wisp_future_unref(many_f[i]);
     CHECK_EQ_INT(wisp_limiter_waiting(l), 0);
@@ -622,15 +660,15 @@ int main(void)
     L = wisp_loop_create();
     test_create_errors();
     test_immediate();
-    test_fifo_mixed();
-    test_pacing();
-    test_timeout();
-    test_cancel();
+    timed(test_fifo_mixed, "fifo_mixed");
+    timed(test_pacing, "pacing");
+    timed(test_timeout, "timeout");
+    timed(test_cancel, "cancel");
     test_cancel_from_thread();
     test_limits_and_destroy();
     test_try();
-    test_dropped();
-    test_many();
+    timed(test_dropped, "dropped");
+    timed(test_many, "many");
     flush();
     wisp_loop_destroy(L);
     return t_done("rate");
