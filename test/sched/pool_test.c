@@ -281,16 +281,24 @@ static void test_config(void)
         const char *name;
         unsigned min, max;
         uint32_t limit;
+        int nice;
+        size_t stack;
     } bad[] = {
-        {"min above max is refused", 3, 2, 16},
-        {"max 0 is refused", 0, 0, 16},
-        {"queue_limit 0 is refused", 1, 2, 0},
+        {"min above max is refused", 3, 2, 16, 10, 0},
+        {"max 0 is refused", 0, 0, 16, 10, 0},
+        {"queue_limit 0 is refused", 1, 2, 0, 10, 0},
+        {"negative nice is refused", 1, 2, 16, -1, 0},
+        {"nice above 19 is refused", 1, 2, 16, 20, 0},
+        {"a stack below PTHREAD_STACK_MIN is refused", 1, 2, 16, 10, 1},
+        {"an absurd stack size is refused", 1, 2, 16, 10, SIZE_MAX - 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         wisp_pool_config_t b = c;
         b.min_threads = bad[i].min;
         b.max_threads = bad[i].max;
         b.queue_limit = bad[i].limit;
+        b.nice = bad[i].nice;
+        b.stack_size = bad[i].stack;
         errno = 0;
         wisp_pool_t *p = wisp_pool_create(&b);
         CHECK_MSG(p == NULL && errno == EINVAL, "%s", bad[i].name);
@@ -695,27 +703,6 @@ static void test_nice_and_stack(void)
     errno = 0;
     int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
     CHECK_EQ_INT(errno, 0);
-
-    static const struct {
-        const char *name;
-        int nice;
-        size_t stack;
-    } bad[] = {
-        {"negative nice is refused", -1, 0},
-        {"nice above 19 is refused", 20, 0},
-        {"a stack below PTHREAD_STACK_MIN is refused", 10, 1},
-        {"an absurd stack size is refused", 10, SIZE_MAX - 1},
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        wisp_pool_config_t c;
-        wisp_pool_config_init(&c);
-        c.nice = bad[i].nice;
-        c.stack_size = bad[i].stack;
-        errno = 0;
-        wisp_pool_t *p = wisp_pool_create(&c);
-        CHECK_MSG(p == NULL && errno == EINVAL, "%s", bad[i].name);
-        wisp_pool_destroy(p);
-    }
 
     /* Default: 10 above the creator, also on a thread started by a pool
      * thread (which itself runs niced: the value is absolute, not added
