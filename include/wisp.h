@@ -13,5 +13,6 @@
 #include "wisp/rate.h"
 #include "wisp/shared.h"
 #include "wisp/ws.h"
+#include "wisp/json.h"
 
 #endif

@@ -48,6 +48,12 @@ enum {
     WISP_EEXPECT = -4010,         /* unsupported Expect (417) */
 };
 
+/* A byte string that is not NUL-terminated. `ptr` is NULL when absent. */
+typedef struct wisp_str {
+    const char *ptr;
+    size_t len;
+} wisp_str_t;
+
 /* Name of an error code returned by any wisp function: a static string,
  * never NULL, for every negative errno value and every WISP_E* code.
  * Thread: any. */

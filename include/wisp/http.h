@@ -33,11 +33,6 @@ typedef struct wisp_req wisp_req_t;
 typedef struct wisp_res wisp_res_t;
 typedef struct wisp_conn wisp_conn_t;
 
-/* A byte string that is not NUL-terminated. `ptr` is NULL when absent. */
-typedef struct wisp_str {
-    const char *ptr;
-    size_t len;
-} wisp_str_t;
 
 typedef enum wisp_method {
     WISP_METHOD_GET = 0,
