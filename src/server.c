@@ -14,7 +14,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "http/http_int.h"
+#include "server_int.h"
 #include "wisp/log.h"
 
 void wisp_server_config_init(wisp_server_config_t *cfg)
@@ -69,21 +69,30 @@ wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg)
     srv->cfg.unix_path = srv->unix_path;
     srv->cfg.access_log_path = srv->access_log_path;
     srv->cfg.server_name = srv->server_name;
-    srv->router = wisp__router_create();
-    srv->access_fd = -1;
+    srv->http.router = wisp__router_create();
+    srv->http.access_fd = -1;
     srv->sig_fd = -1;
-    if (!srv->router || !srv->server_name) {
+    if (!srv->http.router || !srv->server_name) {
         wisp_server_destroy(srv);
         errno = ENOMEM;
         return NULL;
     }
-    srv->limits.max_request_line = cfg->max_request_line_bytes;
-    srv->limits.max_head = cfg->max_header_bytes;
-    srv->limits.max_headers = cfg->max_headers;
+    srv->http.max_body_bytes = cfg->max_body_bytes;
+    srv->http.header_timeout_ms = cfg->header_timeout_ms;
+    srv->http.body_timeout_ms = cfg->body_timeout_ms;
+    srv->http.idle_timeout_ms = cfg->idle_timeout_ms;
+    srv->http.alog_on = cfg->access_log_format != WISP_ACCESS_LOG_NONE;
+    srv->http.alog_combined =
+        cfg->access_log_format == WISP_ACCESS_LOG_COMBINED;
+    srv->http.access_log_hook = cfg->access_log_hook;
+    srv->http.access_log_arg = cfg->access_log_arg;
+    srv->http.limits.max_request_line = cfg->max_request_line_bytes;
+    srv->http.limits.max_head = cfg->max_header_bytes;
+    srv->http.limits.max_headers = cfg->max_headers;
     if (*srv->server_name) {
-        int n = snprintf(srv->server_hdr, sizeof srv->server_hdr,
+        int n = snprintf(srv->http.server_hdr, sizeof srv->http.server_hdr,
                          "Server: %.60s\r\n", srv->server_name);
-        srv->server_hdr_len = n > 0 ? (uint32_t)n : 0;
+        srv->http.server_hdr_len = n > 0 ? (uint32_t)n : 0;
     }
     atomic_init(&srv->stop_requested, 0);
     atomic_init(&srv->workers_running, 0);
@@ -108,7 +117,7 @@ static int add_route(wisp_server_t *srv, wisp_method_t method,
         rt->max_body = opts->max_body_bytes;
         rt->stream_body = opts->stream_body;
     }
-    int r = wisp__router_add(srv->router, (int)method, pattern, rt);
+    int r = wisp__router_add(srv->http.router, (int)method, pattern, rt);
     if (r < 0) {
         free(rt);
         return r;
@@ -165,6 +174,12 @@ int wisp_server_static(wisp_server_t *srv, const char *prefix,
 
 /* ------------------------------------------------------------ listen */
 
+static void worker_empty(void *arg)
+{
+    wisp__worker *w = arg;
+    wisp_loop_break(w->loop);
+}
+
 int wisp_server_listen(wisp_server_t *srv)
 {
     if (srv->state != WISP__S_NEW)
@@ -181,14 +196,21 @@ int wisp_server_listen(wisp_server_t *srv)
         return -ENOMEM;
     srv->nworkers = n;
     for (unsigned i = 0; i < n; i++) {
-        srv->workers[i].lsn_tcp.fd = -1;
-        srv->workers[i].lsn_unix.fd = -1;
+        srv->workers[i].lsn_tcp.io.fd = -1;
+        srv->workers[i].lsn_unix.io.fd = -1;
     }
     int r = 0;
     srv->main_loop = wisp_loop_create();
     if (!srv->main_loop)
         return -errno;
     uint16_t port = srv->cfg.port;
+    wisp__net_conf nc = {
+        .write_timeout_ms = srv->cfg.write_timeout_ms,
+        .write_high_water = srv->cfg.write_high_water,
+        .max_connections = srv->cfg.max_connections,
+    };
+    const wisp_conn_handlers_t *http = &wisp__http_proto.h;
+    uint32_t first = srv->cfg.header_timeout_ms;
     for (unsigned i = 0; i < n && r == 0; i++) {
         wisp__worker *w = &srv->workers[i];
         w->srv = srv;
@@ -198,26 +220,29 @@ int wisp_server_listen(wisp_server_t *srv)
             r = -errno;
             break;
         }
-        w->cork = malloc(WISP__CORK_SIZE);
-        if (!w->cork) {
-            r = -ENOMEM;
+        r = wisp__net_init(&w->net, w->loop, &nc);
+        if (r == 0)
+            r = wisp__http_loop_init(w->loop, &w->net, &srv->http);
+        if (r < 0)
             break;
-        }
-        wisp_timer_init(w->loop, &w->accept_timer);
-        wisp__loop_set_hook(w->loop, wisp__worker_end_iteration, w);
-        wisp__date_refresh(w);
+        w->net.on_empty = worker_empty;
+        w->net.empty_arg = w;
+        int fd = -1;
         if (!srv->cfg.no_tcp)
-            r = wisp__listen_tcp(srv, &w->lsn_tcp.fd, &port);
+            r = wisp__listen_tcp(srv->host, srv->cfg.backlog, &fd, &port);
+        wisp__listener_init(&w->lsn_tcp, &w->net, fd, http, NULL, 1, first);
+        fd = -1;
         if (r == 0 && i == 0 && srv->unix_path)
-            r = wisp__listen_unix(srv, &w->lsn_unix.fd);
+            r = wisp__listen_unix(srv->unix_path, srv->cfg.backlog, &fd);
+        wisp__listener_init(&w->lsn_unix, &w->net, fd, http, NULL, 1, first);
     }
     if (r == 0 && srv->cfg.no_tcp && !srv->unix_path)
         r = -EINVAL;
     if (r == 0 && srv->access_log_path &&
         srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE) {
-        srv->access_fd = open(srv->access_log_path,
+        srv->http.access_fd = open(srv->access_log_path,
                               O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (srv->access_fd < 0)
+        if (srv->http.access_fd < 0)
             r = -errno;
     }
     srv->port = srv->cfg.no_tcp ? 0 : port;
@@ -255,11 +280,13 @@ static void *worker_main(void *arg)
 {
     wisp__worker *w = arg;
     wisp_server_t *srv = w->srv;
-    wisp__worker_start_accepting(w);
+    wisp__listener_start(&w->lsn_tcp);
+    wisp__listener_start(&w->lsn_unix);
     wisp_loop_run(w->loop);
-    wisp__worker_free_conns(w);
-    wisp__alog_flush(w);
-    wisp_timer_stop(&w->accept_timer);
+    wisp__listener_close(&w->lsn_tcp);
+    wisp__listener_close(&w->lsn_unix);
+    wisp__net_fini(&w->net);
+    wisp__alog_flush(wisp_loop_get_data(w->loop, wisp__http_key));
     if (atomic_fetch_sub(&srv->workers_running, 1) == 1)
         wisp_loop_post(srv->main_loop, main_worker_exited, srv);
     return NULL;
@@ -298,51 +325,26 @@ int wisp_server_start(wisp_server_t *srv)
 
 /* ------------------------------------------------------------ stop */
 
-static void worker_check_done(wisp__worker *w)
-{
-    if (w->stopping && w->nconns == 0)
-        wisp_loop_break(w->loop);
-}
-
-void wisp__worker_conn_gone(wisp__worker *w)
-{
-    if (w->stopping && w->nconns == 0)
-        wisp_loop_break(w->loop);
-}
-
 static void worker_stop(void *arg)
 {
     wisp__worker *w = arg;
-    if (w->stopping)
+    if (w->net.stopping)
         return;
-    w->stopping = 1;
+    w->net.stopping = 1;
     if (w->srv->stop_cb)
         w->srv->stop_cb(w->srv, w->loop, w->srv->stop_arg);
-    wisp_timer_stop(&w->accept_timer);
-    wisp__worker_drain_and_close_listeners(w);
-    wisp_conn_t *c = w->conns;
-    while (c) {
-        wisp_conn_t *next = c->next;
-        if (c->state == WISP__C_IDLE && !c->in_len && !c->wq_head &&
-            (c->flags & WISP__CF_SERVED))
-            wisp__conn_abort(c, 0); /* idle keep-alive: nothing to lose */
-        else if (c->state == WISP__C_UPGRADED) {
-            if (c->h && c->h->on_stop)
-                c->h->on_stop(c, c->harg); /* e.g. a WebSocket close */
-            else
-                wisp__conn_abort(c, WISP_ECLOSED);
-        }
-        c = next;
-    }
-    worker_check_done(w);
+    wisp__listener_drain_close(&w->lsn_tcp);
+    wisp__listener_drain_close(&w->lsn_unix);
+    /* Idle keep-alive connections close, requests in flight finish,
+     * taken-over connections run their on_stop; the loop leaves when the
+     * last connection is gone (worker_empty). */
+    wisp__net_stop(&w->net);
 }
 
 static void worker_force(void *arg)
 {
     wisp__worker *w = arg;
-    w->stopping = 1;
-    while (w->conns)
-        wisp__conn_abort(w->conns, WISP_ECLOSED);
+    wisp__net_force(&w->net);
     wisp_loop_break(w->loop);
 }
 
@@ -448,21 +450,16 @@ void wisp_server_destroy(wisp_server_t *srv)
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         wisp__worker *w = &srv->workers[i];
-        if (w->loop)
-            wisp__worker_free_conns(w);
-        if (w->lsn_tcp.fd >= 0)
-            close(w->lsn_tcp.fd);
-        if (w->lsn_unix.fd >= 0)
-            close(w->lsn_unix.fd);
+        wisp__listener_close(&w->lsn_tcp);
+        wisp__listener_close(&w->lsn_unix);
+        wisp__net_fini(&w->net);
         wisp_loop_destroy(w->loop);
-        free(w->cork);
-        free(w->alog);
     }
     free(srv->workers);
     if (srv->unix_path && srv->state != WISP__S_NEW)
         unlink(srv->unix_path);
     wisp_loop_destroy(srv->main_loop);
-    wisp__router_destroy(srv->router);
+    wisp__router_destroy(srv->http.router);
     while (srv->routes) {
         wisp__route *rt = srv->routes;
         srv->routes = rt->next;
@@ -487,8 +484,8 @@ void wisp_server_destroy(wisp_server_t *srv)
         }
         pthread_sigmask(SIG_SETMASK, &srv->old_mask, NULL);
     }
-    if (srv->access_fd >= 0)
-        close(srv->access_fd);
+    if (srv->http.access_fd >= 0)
+        close(srv->http.access_fd);
     free(srv->host);
     free(srv->unix_path);
     free(srv->access_log_path);

@@ -6,75 +6,25 @@
 #include <signal.h>
 #include <time.h>
 
-#include "http/parse.h"
-#include "http/router.h"
+#include "http/http_int.h"
 #include "loop/loop_int.h"
-#include "util/fixpool.h"
 #include "net/conn.h"
+#include "net/listen.h"
 #include "wisp/server.h"
 
-typedef struct wisp__route {
-    struct wisp__route *next;     /* server's list, for freeing */
-    wisp_handler handler;
-    void *arg;
-    uint64_t max_body;
-    int stream_body;
-    void *owned;                  /* freed with the route (static opts) */
-} wisp__route;
+typedef struct wisp__worker wisp__worker;
 
-#define WISP__CORK_SIZE (64 * 1024)
-#define WISP__INBUF_SIZE (16 * 1024)
-
+/* One I/O loop of the server: its transport, its listeners. HTTP's and
+ * WebSocket's per-loop state live in the loop's data (their own keys). */
 struct wisp__worker {
     wisp_server_t *srv;
     wisp_loop_t *loop;
     unsigned index;
     pthread_t thread;
     int thread_started;
-    wisp__io lsn_tcp;
-    wisp__io lsn_unix;
-    int stopping;
-
-    /* Connections: live list, count, free lists. */
-    wisp_conn_t *conns;
-    uint32_t nconns;
-    wisp_conn_t *conn_free;
-    void **slabs;
-    uint32_t nslabs;
-    uint32_t slab_cap;
-    wisp_conn_t *resume_list;
-    wisp_conn_t *close_list;
-
-    /* Cork: one output buffer shared by this loop's connections. */
-    char *cork;
-    size_t cork_len;
-    wisp_conn_t *cork_owner;
-
-    /* Pools of input buffers (WISP__INBUF_SIZE) and exchanges. */
-    void *inbuf_free;
-    uint32_t inbuf_free_len;
-    wisp__exchange *ex_free;
-    uint32_t ex_free_len;
-
-    /* Cached Date header and access-log time, refreshed once a second. */
-    time_t date_sec;
-    uint64_t date_mono_s; /* loop second of the last check */
-    char date_hdr[48];   /* "Date: ...\r\n" */
-    uint32_t date_len;
-    uint32_t head200_len;
-    char head200[160];   /* "HTTP/1.1 200 OK\r\n" Server Date, prebuilt */
-    char log_time[40];   /* "[24/Nov/2026:08:16:43 +0000]" */
-
-    /* Access-log lines waiting for one write per iteration. */
-    char *alog;
-    size_t alog_len;
-
-    wisp_timer_t accept_timer;
-
-    /* WebSocket sessions (src/ws/ws.c), and messages posted to them from
-     * other threads that have not run yet. */
-    wisp__fixpool ws_pool;
-    _Atomic uint32_t ws_posted;
+    wisp__net net;
+    wisp__listener lsn_tcp;
+    wisp__listener lsn_unix;
 };
 
 enum { WISP__S_NEW = 0, WISP__S_LISTENING, WISP__S_RUNNING,
@@ -86,9 +36,8 @@ struct wisp_server {
     char *unix_path;
     char *access_log_path;
     char *server_name;
-    wisp__router *router;
     wisp__route *routes;
-    wisp__parse_limits limits;
+    wisp__http_conf http;         /* router, limits, timeouts, log */
     int state;
     uint16_t port;
     unsigned nworkers;
@@ -96,7 +45,6 @@ struct wisp_server {
     wisp_loop_t *main_loop;
     _Atomic int stop_requested;
     _Atomic unsigned workers_running;
-    int access_fd;
     int sig_fd;
     wisp__io sig_io;
     sigset_t old_mask;
@@ -104,25 +52,6 @@ struct wisp_server {
     wisp_timer_t deadline;
     wisp_server_stop_cb stop_cb;  /* wisp_server_on_stop */
     void *stop_arg;
-    char server_hdr[80];  /* "Server: wisp\r\n" or "" */
-    uint32_t server_hdr_len;
 };
-
-/* net/listen.c */
-int wisp__listen_tcp(wisp_server_t *srv, int *fd_out, uint16_t *port_io);
-int wisp__listen_unix(wisp_server_t *srv, int *fd_out);
-void wisp__worker_start_accepting(wisp__worker *w);
-void wisp__worker_drain_and_close_listeners(wisp__worker *w);
-
-/* net/conn.c */
-void wisp__worker_end_iteration(wisp_loop_t *loop, void *arg);
-void wisp__worker_free_conns(wisp__worker *w);
-void wisp__worker_conn_gone(wisp__worker *w);
-
-/* http/date.c */
-void wisp__date_refresh(wisp__worker *w);
-
-/* http/access_log.c */
-void wisp__alog_flush(wisp__worker *w);
 
 #endif

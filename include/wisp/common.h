@@ -54,6 +54,10 @@ typedef struct wisp_str {
     size_t len;
 } wisp_str_t;
 
+/* Releases what a caller handed over (a buffer, an argument): called
+ * exactly once, as each function taking one documents. */
+typedef void (*wisp_free_cb)(void *arg);
+
 /* Name of an error code returned by any wisp function: a static string,
  * never NULL, for every negative errno value and every WISP_E* code.
  * Thread: any. */

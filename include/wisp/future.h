@@ -21,7 +21,6 @@
 #define WISP_FUTURE_H
 
 #include "common.h"
-#include "http.h"
 #include "loop.h"
 
 #ifdef __cplusplus
@@ -120,20 +119,6 @@ WISP_API wisp_future_t *wisp_future_all(wisp_loop_t *loop,
  * errors as wisp_future_all. */
 WISP_API wisp_future_t *wisp_future_any(wisp_loop_t *loop,
                                         wisp_future_t *const *fs, size_t n);
-
-/* HTTP: finish `res` when `f` settles. `done(res, f, arg)` runs on the
- * response's loop once `f` has settled and must finish the response. If
- * the client goes away first, `f` is cancelled (a late result is
- * destroyed), `done` never runs, and `cancelled(arg)` (may be NULL) runs
- * instead so the caller can free `arg`. Uses the response's abort
- * callback slot (wisp_res_on_abort). `f` must belong to the response's
- * loop. Takes its own reference on `f`.
- * Returns 0, WISP_ECLOSED, -EXDEV, or -ENOMEM (then nothing will run). */
-typedef void (*wisp_res_future_cb)(wisp_res_t *res, wisp_future_t *f,
-                                   void *arg);
-WISP_API int wisp_res_await(wisp_res_t *res, wisp_future_t *f,
-                            wisp_res_future_cb done, wisp_free_cb cancelled,
-                            void *arg);
 
 #ifdef __cplusplus
 }

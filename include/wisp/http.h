@@ -23,6 +23,8 @@
 #define WISP_HTTP_H
 
 #include "common.h"
+#include "conn.h"
+#include "future.h"
 #include "loop.h"
 
 #ifdef __cplusplus
@@ -31,7 +33,6 @@ extern "C" {
 
 typedef struct wisp_req wisp_req_t;
 typedef struct wisp_res wisp_res_t;
-typedef struct wisp_conn wisp_conn_t;
 
 
 typedef enum wisp_method {
@@ -155,7 +156,6 @@ WISP_API int wisp_res_send(wisp_res_t *res, int status,
  * until it is written and then calls `done(arg)` (if not NULL) exactly
  * once on this loop, also when the connection closes first or the call
  * fails. */
-typedef void (*wisp_free_cb)(void *arg);
 WISP_API int wisp_res_send_ref(wisp_res_t *res, int status,
                                const char *content_type, const void *body,
                                size_t len, wisp_free_cb done, void *arg);
@@ -200,63 +200,35 @@ WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
 
 /* ------------------------------------------------- connection take-over */
 
-/* Callbacks of a connection taken over from HTTP (wisp_res_upgrade). */
-typedef struct wisp_conn_handlers {
-    /* Bytes arrived. Return how many were consumed (0..len); the rest is
-     * kept and presented again, ahead of new bytes. Bytes are valid only
-     * during the call. Required. */
-    size_t (*on_data)(wisp_conn_t *c, const char *data, size_t len,
-                      void *arg);
-    /* Everything queued has been written. Optional. */
-    void (*on_drain)(wisp_conn_t *c, void *arg);
-    /* The connection is closed (0: closed by us, -ECONNRESET, -ETIMEDOUT,
-     * WISP_ECLOSED at server stop...). Runs once; `c` is invalid after.
-     * Required. */
-    void (*on_close)(wisp_conn_t *c, int reason, void *arg);
-    /* The server is stopping: finish up and close (e.g. a WebSocket
-     * close handshake). Connections still open at the stop deadline are
-     * closed with WISP_ECLOSED. Optional: without it the connection is
-     * closed at once with WISP_ECLOSED. */
-    void (*on_stop)(wisp_conn_t *c, void *arg);
-    /* The idle timeout or the timeout set with wisp_conn_set_timeout has
-     * passed. Optional: without it the connection is closed with
-     * -ETIMEDOUT. The handler may set a new timeout or close. */
-    void (*on_timeout)(wisp_conn_t *c, void *arg);
-} wisp_conn_handlers_t;
-
 /* Send the head with status 101 (and the headers added so far), then hand
- * the connection to `h`. Bytes that followed the request are delivered to
- * h->on_data first. Returns 0, or WISP_ESTATE / WISP_ECLOSED; then the
- * response is unchanged. The request and response are invalid after
- * success. */
+ * the connection to the protocol whose callbacks are `h` (see
+ * wisp/conn.h; `h` and what it points to must outlive the connection).
+ * Bytes that followed the request are delivered to h->on_data first: at
+ * once when the call is made inside the handler (after it returns), or
+ * before this call returns when made later. No other callback runs
+ * inside the call. Returns 0, or WISP_ESTATE (the head was already
+ * sent, or the response is finished) / WISP_ECLOSED (the client went
+ * away); then the response is unchanged. The request and response are
+ * invalid after success. Thread: the response's loop. */
 WISP_API int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
                               void *arg);
 
-/* Queue bytes on a taken-over connection. wisp_conn_write copies;
- * wisp_conn_write_ref references `data` until written, then calls
- * `done(arg)` once. Returns 0 or WISP_ECLOSED (then `done` has run). */
-WISP_API int wisp_conn_write(wisp_conn_t *c, const void *data, size_t len);
-WISP_API int wisp_conn_write_ref(wisp_conn_t *c, const void *data,
-                                 size_t len, wisp_free_cb done, void *arg);
-/* Bytes queued and not yet written. */
-WISP_API size_t wisp_conn_buffered(const wisp_conn_t *c);
-/* Stop / resume delivering bytes (on_data). */
-WISP_API void wisp_conn_pause(wisp_conn_t *c);
-WISP_API void wisp_conn_resume(wisp_conn_t *c);
-/* Close after the queued bytes are written (graceful) or at once
- * (abort). on_close runs once either way. */
-WISP_API void wisp_conn_close(wisp_conn_t *c);
-WISP_API void wisp_conn_abort(wisp_conn_t *c);
-/* Time out when no bytes arrive for `ms` (0: never): every arriving byte
- * restarts the count. A connection has one timeout: this replaces the
- * one set with wisp_conn_set_timeout, and the reverse. */
-WISP_API void wisp_conn_set_idle_timeout(wisp_conn_t *c, uint32_t ms);
-/* Time out once, `ms` from now, whatever arrives (0: cancel). While
- * queued output makes no progress the server's write timeout stands in
- * for it; on_drain is the place to set it again. */
-WISP_API void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms);
-/* The loop that owns the connection. */
-WISP_API wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c);
+/* Finish `res` when `f` settles. `done(res, f, arg)` runs on the
+ * response's loop once `f` has settled and must finish the response. If
+ * the client goes away first, `f` is cancelled (a late result is
+ * destroyed), `done` never runs, and `cancelled(arg)` (may be NULL) runs
+ * instead so the caller can free `arg`. Uses the response's abort
+ * callback slot (wisp_res_on_abort). `f` must belong to the response's
+ * loop. Takes its own reference on `f`. Neither callback runs inside the
+ * call (a future already settled runs `done` from the loop, as
+ * wisp_future_then does). Thread: the response's loop.
+ * Returns 0, WISP_ECLOSED, -EXDEV, -EINVAL (f or done NULL), or -ENOMEM
+ * (then nothing will run). */
+typedef void (*wisp_res_future_cb)(wisp_res_t *res, wisp_future_t *f,
+                                   void *arg);
+WISP_API int wisp_res_await(wisp_res_t *res, wisp_future_t *f,
+                            wisp_res_future_cb done, wisp_free_cb cancelled,
+                            void *arg);
 
 #ifdef __cplusplus
 }

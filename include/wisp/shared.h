@@ -9,7 +9,6 @@
 #define WISP_SHARED_H
 
 #include "common.h"
-#include "http.h"
 #include "loop.h"
 
 #ifdef __cplusplus
@@ -31,11 +30,6 @@ WISP_API void wisp_shared_ref(wisp_shared_t *s);
 WISP_API void wisp_shared_unref(wisp_shared_t *s);
 WISP_API const void *wisp_shared_data(const wisp_shared_t *s);
 WISP_API size_t wisp_shared_len(const wisp_shared_t *s);
-
-/* Queue `msg` on a taken-over connection without copying it (the
- * connection holds a reference until the bytes are written). Returns 0
- * or WISP_ECLOSED. Thread: the connection's loop. */
-WISP_API int wisp_conn_write_shared(wisp_conn_t *c, wisp_shared_t *msg);
 
 /* Run `deliver(loop, msg, arg)` on each of the `n` loops (each holds a
  * reference to `msg` until its delivery returns; the caller keeps its

@@ -19,10 +19,17 @@ static size_t put_field(char *p, size_t room, const char *s, size_t n)
     return i;
 }
 
+static void alog_flush_task(void *arg)
+{
+    wisp__http_loop *w = arg;
+    w->alog_flush_queued = 0;
+    wisp__alog_flush(w);
+}
+
 void wisp__alog_request(wisp__exchange *ex)
 {
-    wisp__worker *w = ex->w;
-    wisp_server_t *srv = w->srv;
+    wisp__http_loop *w = ex->w;
+    const wisp__http_conf *cf = w->conf;
     const wisp__req_head *rh = &ex->req.rh;
     char line[4096];
     size_t n = 0, room = sizeof line - 64;
@@ -35,7 +42,7 @@ void wisp__alog_request(wisp__exchange *ex)
     n += (size_t)snprintf(line + n, room - n, " HTTP/1.%d\" %d %llu",
                           rh->minor, ex->res.status,
                           (unsigned long long)ex->res.body_bytes);
-    if (srv->cfg.access_log_format == WISP_ACCESS_LOG_COMBINED) {
+    if (cf->alog_combined) {
         wisp_str_t ref = wisp_req_header(&ex->req, "Referer");
         wisp_str_t ua = wisp_req_header(&ex->req, "User-Agent");
         line[n++] = ' ';
@@ -53,9 +60,9 @@ void wisp__alog_request(wisp__exchange *ex)
             line[n++] = '-';
         line[n++] = '"';
     }
-    if (srv->cfg.access_log_hook)
-        srv->cfg.access_log_hook(line, n, srv->cfg.access_log_arg);
-    if (srv->access_fd >= 0) {
+    if (cf->access_log_hook)
+        cf->access_log_hook(line, n, cf->access_log_arg);
+    if (cf->access_fd >= 0) {
         if (!w->alog)
             w->alog = malloc(ALOG_CAP);
         if (!w->alog)
@@ -65,13 +72,17 @@ void wisp__alog_request(wisp__exchange *ex)
         memcpy(w->alog + w->alog_len, line, n);
         w->alog[w->alog_len + n] = '\n';
         w->alog_len += n + 1;
+        /* One write for the lines of this iteration: after its I/O. */
+        if (!w->alog_flush_queued &&
+            wisp_loop_defer(w->loop, alog_flush_task, w) == 0)
+            w->alog_flush_queued = 1;
     }
 }
 
-void wisp__alog_flush(wisp__worker *w)
+void wisp__alog_flush(wisp__http_loop *w)
 {
-    if (w->alog_len && w->srv->access_fd >= 0) {
-        ssize_t r = write(w->srv->access_fd, w->alog, w->alog_len);
+    if (w->alog_len && w->conf->access_fd >= 0) {
+        ssize_t r = write(w->conf->access_fd, w->alog, w->alog_len);
         (void)r; /* a full disk must not stop the server */
     }
     w->alog_len = 0;

@@ -20,23 +20,44 @@
  *
  * Responses leave strictly in order: while one is pending, later
  * pipelined requests stay unparsed in the buffer and reading stops. */
+#include <pthread.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "http/http_int.h"
+
+/* The connection's protocol words hold HTTP's state (http_int.h). */
+static int taken_over(const wisp_conn_t *c)
+{
+    return c->h != &wisp__http_proto.h;
+}
+
+static void http_deadline(wisp_conn_t *c, uint32_t ms, uint8_t kind)
+{
+    c->pkind = kind;
+    wisp__conn_deadline(c, ms, WISP__T_PROTO);
+}
+
+/* Read while HTTP can take requests; while a response is pending only
+ * the peer's close is watched (pipelined requests wait their turn). */
+static void read_policy(wisp_conn_t *c)
+{
+    wisp__conn_pause_read(c, c->pstate == WISP__H_PENDING);
+}
+
+static void http_resume(wisp_conn_t *c);
 
 static void dispatch(wisp_conn_t *c, wisp__exchange *ex);
 static void body_data(wisp__exchange *ex, const char *p, size_t n);
 static int stream_body_end(wisp__exchange *ex, int status);
 static void body_failed(wisp_conn_t *c, wisp__exchange *ex, int err);
-static void finish_orphan(wisp__worker *w, wisp__exchange *ex);
+static void finish_orphan(wisp__http_loop *w, wisp__exchange *ex);
 static int closed_during(wisp_conn_t *c, wisp__exchange *ex);
 static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
                      size_t len, size_t *used);
 
 /* ------------------------------------------------------------ exchanges */
 
-static wisp__exchange *ex_get(wisp__worker *w)
+static wisp__exchange *ex_get(wisp__http_loop *w)
 {
     wisp__exchange *ex = w->ex_free;
     if (ex) {
@@ -44,7 +65,7 @@ static wisp__exchange *ex_get(wisp__worker *w)
         w->ex_free_len--;
     } else {
         ex = malloc(sizeof *ex +
-                    w->srv->limits.max_headers * sizeof(wisp__header));
+                    w->conf->limits.max_headers * sizeof(wisp__header));
         if (!ex)
             return NULL;
     }
@@ -56,7 +77,7 @@ static wisp__exchange *ex_get(wisp__worker *w)
     ex->body_state = WISP__B_NONE;
     ex->own = NULL;
     ex->req.rh.headers = ex->headers;
-    ex->req.rh.max_headers = w->srv->limits.max_headers;
+    ex->req.rh.max_headers = w->conf->limits.max_headers;
     ex->req.match.nparams = 0;
     ex->req.body = NULL;
     ex->req.body_len = 0;
@@ -74,7 +95,7 @@ static wisp__exchange *ex_get(wisp__worker *w)
     return ex;
 }
 
-void wisp__ex_free(wisp__worker *w, wisp__exchange *ex)
+void wisp__ex_free(wisp__http_loop *w, wisp__exchange *ex)
 {
     if (ex->res.hdrs != ex->res.hdrs_inline)
         free(ex->res.hdrs);
@@ -128,8 +149,8 @@ static int settle(wisp_conn_t *c, char *buf, char *pin, size_t pin_len,
         /* In place: pin and rest are inside c->in, pin first. */
         if (pin_len && pin != c->in) {
             memmove(c->in, pin, pin_len);
-            if (c->ex)
-                wisp__ex_rebase(c->ex, pin, pin_len, c->in);
+            if (wisp__cx(c))
+                wisp__ex_rebase(wisp__cx(c), pin, pin_len, c->in);
         }
         if (rest_len && rest != c->in + pin_len)
             memmove(c->in + pin_len, rest, rest_len);
@@ -144,12 +165,12 @@ static int settle(wisp_conn_t *c, char *buf, char *pin, size_t pin_len,
     if (!need)
         return 0;
     c->in_len = 0;
-    if (wisp__in_reserve(c, need) < 0)
+    if (wisp__in_reserve(c, need, NULL, NULL) < 0)
         return -ENOMEM;
     if (pin_len) {
         memcpy(c->in, pin, pin_len);
-        if (c->ex)
-            wisp__ex_rebase(c->ex, pin, pin_len, c->in);
+        if (wisp__cx(c))
+            wisp__ex_rebase(wisp__cx(c), pin, pin_len, c->in);
     }
     if (rest_len)
         memcpy(c->in + pin_len, rest, rest_len);
@@ -177,15 +198,15 @@ static void drop_pinned(wisp_conn_t *c)
 
 void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open)
 {
-    wisp__worker *w = c->w;
+    wisp__http_loop *w = wisp__hl(c);
     const char *reason = wisp__reason(status);
     char buf[512];
     wisp__date_refresh(w);
     int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 %d %s\r\n%.*s%.*sContent-Type: text/plain\r\n"
                      "Content-Length: %zu\r\n%s\r\n%s\n",
-                     status, reason, (int)w->srv->server_hdr_len,
-                     w->srv->server_hdr, (int)w->date_len, w->date_hdr,
+                     status, reason, (int)w->conf->server_hdr_len,
+                     w->conf->server_hdr, (int)w->date_len, w->date_hdr,
                      strlen(reason) + 1,
                      keep_open ? "" : "Connection: close\r\n", reason);
     if (n > 0 && (size_t)n < sizeof buf)
@@ -196,23 +217,23 @@ void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open)
 
 static void idle_deadline(wisp_conn_t *c)
 {
-    wisp__conn_deadline(c, c->w->srv->cfg.idle_timeout_ms, WISP__T_IDLE);
+    http_deadline(c, wisp__hl(c)->conf->idle_timeout_ms, WISP__HT_IDLE);
 }
 
 /* The response of `ex` is complete and the request is over. Returns 0 to
  * go on with pipelined requests, -1 when the connection closes. */
 static int complete(wisp_conn_t *c, wisp__exchange *ex)
 {
-    wisp__worker *w = c->w;
+    wisp__http_loop *w = wisp__hl(c);
     int keep = ex->keep_alive && !(ex->res.flags & WISP__RS_UNTIL_CLOSE) &&
                ex->body_state != WISP__B_CL &&
-               ex->body_state != WISP__B_CHUNKED && !w->stopping;
-    if (w->srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE)
+               ex->body_state != WISP__B_CHUNKED && !w->net->stopping;
+    if (w->conf->alog_on)
         wisp__alog_request(ex);
-    c->ex = NULL;
+    c->harg = NULL;
     wisp__ex_free(w, ex);
-    c->flags |= WISP__CF_SERVED;
-    c->state = WISP__C_IDLE;
+    c->pflags |= WISP__HF_SERVED;
+    c->pstate = WISP__H_IDLE;
     if (!keep) {
         wisp__conn_close_graceful(c);
         return -1;
@@ -232,17 +253,11 @@ void wisp__http_response_done(wisp__exchange *ex)
     }
     /* An asynchronous response has ended: drop the pinned request, then
      * continue with pipelined requests at the end of this iteration. */
-    int streaming = c->state == WISP__C_BODY;
     if (complete(c, ex) < 0)
-        return;
-    (void)streaming; /* complete() closes while a body is still arriving */
+        return; /* also closes while a body is still arriving */
     drop_pinned(c);
     idle_deadline(c);
-    if (!(c->flags & WISP__CF_RESUME)) {
-        c->flags |= WISP__CF_RESUME;
-        c->later = c->w->resume_list;
-        c->w->resume_list = c;
-    }
+    wisp__conn_resume_later(c);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -293,12 +308,12 @@ static const wisp__route route_404 = {.handler = not_found};
 static const wisp__route route_405 = {.handler = not_allowed};
 static const wisp__route route_opts = {.handler = options_star};
 
-static const wisp__route *route_for(wisp__worker *w, wisp__exchange *ex)
+static const wisp__route *route_for(wisp__http_loop *w, wisp__exchange *ex)
 {
     wisp__req_head *rh = &ex->req.rh;
     if (rh->flags & WISP__RH_ASTERISK)
         return &route_opts;
-    int r = wisp__router_match(w->srv->router, rh->method, rh->path,
+    int r = wisp__router_match(w->conf->router, rh->method, rh->path,
                                rh->path_len, &ex->req.match);
     if (r == 0)
         return ex->req.match.route;
@@ -314,7 +329,7 @@ static void send_continue(wisp_conn_t *c)
 
 static void body_deadline(wisp_conn_t *c)
 {
-    wisp__conn_deadline(c, c->w->srv->cfg.body_timeout_ms, WISP__T_BODY);
+    http_deadline(c, wisp__hl(c)->conf->body_timeout_ms, WISP__HT_BODY);
 }
 
 /* Handle the head just parsed into ex. `after`..`end` are the bytes that
@@ -324,7 +339,7 @@ static void body_deadline(wisp_conn_t *c)
 static int begin(wisp_conn_t *c, wisp__exchange *ex, char *after,
                  size_t avail, size_t *used)
 {
-    wisp__worker *w = c->w;
+    wisp__http_loop *w = wisp__hl(c);
     wisp__req_head *rh = &ex->req.rh;
     *used = 0;
 
@@ -340,14 +355,14 @@ static int begin(wisp_conn_t *c, wisp__exchange *ex, char *after,
     ex->keep_alive = (uint8_t)(rh->minor
                                    ? !(rh->flags & WISP__RH_CLOSE)
                                    : !!(rh->flags & WISP__RH_KEEPALIVE)) &&
-                     !w->stopping;
+                     !w->net->stopping;
     const wisp__route *rt = route_for(w, ex);
     ex->route = rt;
-    uint64_t limit = rt->max_body ? rt->max_body : w->srv->cfg.max_body_bytes;
+    uint64_t limit = rt->max_body ? rt->max_body : w->conf->max_body_bytes;
 
     if (rh->flags & WISP__RH_CHUNKED) {
         ex->body_state = WISP__B_CHUNKED;
-        wisp__chunked_init(&ex->ch, w->srv->limits.max_head);
+        wisp__chunked_init(&ex->ch, w->conf->limits.max_head);
     } else if (rh->content_length > 0) {
         if ((uint64_t)rh->content_length > limit) {
             /* Refuse before reading (and before any 100 Continue). */
@@ -391,7 +406,7 @@ static int body_feed(wisp_conn_t *c, wisp__exchange *ex, char *buf,
 {
     const wisp__route *rt = ex->route;
     uint64_t limit = rt->max_body ? rt->max_body
-                                  : c->w->srv->cfg.max_body_bytes;
+                                  : wisp__hl(c)->conf->max_body_bytes;
     int stream = rt->stream_body;
     *used = 0;
     if (ex->body_state == WISP__B_CL) {
@@ -453,11 +468,11 @@ static int run_handler(wisp_conn_t *c, wisp__exchange *ex)
     ex->route->handler(&ex->req, &ex->res, ex->route->arg);
     ex->in_handler = 0;
     if (c->state == WISP__C_CLOSED) {
-        finish_orphan(c->w, ex);
+        finish_orphan(ex->w, ex);
         return -1;
     }
-    if (c->state == WISP__C_UPGRADED) {
-        wisp__ex_free(c->w, ex);
+    if (taken_over(c)) {
+        wisp__ex_free(ex->w, ex);
         return -1;
     }
     return 0;
@@ -473,10 +488,10 @@ static void upgraded_rest(wisp_conn_t *c, char *buf, char *p, char *end)
         c->in = NULL;
         c->in_len = c->in_cap = c->in_keep = 0;
         if (n)
-            wisp__conn_upgraded_input(c, p, n);
-        wisp__inbuf_put(c->w, tmp, cap);
+            wisp__conn_deliver(c, p, n);
+        wisp__inbuf_put(c->net, tmp, cap);
     } else if (n) {
-        wisp__conn_upgraded_input(c, p, n);
+        wisp__conn_deliver(c, p, n);
     }
 }
 
@@ -514,8 +529,8 @@ static void body_failed(wisp_conn_t *c, wisp__exchange *ex, int err)
     if (closed_during(c, ex))
         return;
     int answered = ex->state == WISP__X_DONE;
-    c->ex = NULL;
-    wisp__ex_free(c->w, ex);
+    c->harg = NULL;
+    wisp__ex_free(wisp__hl(c), ex);
     if (answered)
         wisp__conn_close_graceful(c); /* its answer, then close */
     else
@@ -531,7 +546,7 @@ static int closed_during(wisp_conn_t *c, wisp__exchange *ex)
     if (c->state != WISP__C_CLOSED)
         return 0;
     if (!ex->conn)
-        finish_orphan(c->w, ex);
+        finish_orphan(wisp__hl(c), ex);
     return 1;
 }
 
@@ -540,32 +555,33 @@ static int closed_during(wisp_conn_t *c, wisp__exchange *ex)
  * must be kept. */
 static void process(wisp_conn_t *c, char *buf, size_t len)
 {
-    wisp__worker *w = c->w;
+    wisp__http_loop *w = wisp__hl(c);
     char *p = buf, *end = buf + len;
     while (p < end) {
-        if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+        if (c->state != WISP__C_OPEN)
             return;
-        if (c->flags & WISP__CF_PAUSED)
+        if (c->flags & WISP__CF_PAUSED) {
+            c->pflags |= WISP__HF_STALLED; /* on_drain goes on */
             break;
+        }
         wisp__exchange *ex = ex_get(w);
         if (!ex) {
             wisp__conn_abort(c, -ENOMEM);
             return;
         }
-        size_t scan = c->scan;
+        size_t scan = (size_t)c->pword;
         ssize_t r = wisp__parse_request(p, (size_t)(end - p), &scan,
-                                        &ex->req.rh, &w->srv->limits);
+                                        &ex->req.rh, &w->conf->limits);
         if (r == -EAGAIN) {
             wisp__ex_free(w, ex);
-            c->scan = scan;
-            if (c->state == WISP__C_IDLE) {
-                c->state = WISP__C_HEAD;
-                wisp__conn_deadline(c, w->srv->cfg.header_timeout_ms,
-                                    WISP__T_HEAD);
+            c->pword = scan;
+            if (c->pstate == WISP__H_IDLE) {
+                c->pstate = WISP__H_HEAD;
+                http_deadline(c, w->conf->header_timeout_ms, WISP__HT_HEAD);
             }
             break;
         }
-        c->scan = 0;
+        c->pword = 0;
         if (r < 0) {
             wisp__ex_free(w, ex);
             wisp__http_send_error(c, error_status((int)r), 0);
@@ -580,19 +596,19 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
             wisp__ex_free(w, ex);
             return;
         }
-        c->ex = ex;
+        c->harg = ex;
         if (b == 0) {
             /* Body still arriving: pin head + body so far. */
-            c->state = WISP__C_BODY;
+            c->pstate = WISP__H_BODY;
             size_t pin = (size_t)(p - head) + (size_t)ex->req.body_len;
             if (settle(c, buf, head, pin, end, end) < 0)
                 wisp__conn_abort(c, -ENOMEM);
             return;
         }
         p += used;
-        c->state = WISP__C_PENDING;
+        c->pstate = WISP__H_PENDING;
         if (run_handler(c, ex) < 0) {
-            if (c->state == WISP__C_UPGRADED)
+            if (c->state == WISP__C_OPEN && taken_over(c))
                 upgraded_rest(c, buf, p, end);
             return;
         }
@@ -609,12 +625,12 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
             if (br == 0) {
                 if (ex->state == WISP__X_DONE) {
                     /* Answered before the body ended: close after. */
-                    c->ex = NULL;
+                    c->harg = NULL;
                     ex->body_state = WISP__B_CL;
                     complete(c, ex);
                     return;
                 }
-                c->state = WISP__C_BODY;
+                c->pstate = WISP__H_BODY;
                 body_deadline(c);
                 if (settle(c, buf, head, (size_t)r, end, end) < 0)
                     wisp__conn_abort(c, -ENOMEM);
@@ -635,21 +651,20 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
                 return;
             }
             wisp__conn_deadline(c, 0, WISP__T_NONE);
-            wisp__conn_update_read(c);
+            read_policy(c);
             return;
         }
         if (complete(c, ex) < 0)
             return;
-        if (wisp__pending_out(c) > w->srv->cfg.write_high_water) {
-            c->flags |= WISP__CF_PAUSED;
-            wisp__conn_update_read(c);
+        if (wisp__conn_backpressure(c)) {
+            c->pflags |= WISP__HF_STALLED; /* on_drain goes on */
             break;
         }
     }
-    if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+    if (c->state != WISP__C_OPEN)
         return;
     if (p == end) {
-        if (c->state == WISP__C_IDLE)
+        if (c->pstate == WISP__H_IDLE)
             idle_deadline(c);
         if (buf == c->in)
             wisp__in_release(c);
@@ -663,7 +678,7 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
  * bytes are already appended to c->in after the pinned prefix. */
 static void body_continue(wisp_conn_t *c)
 {
-    wisp__exchange *ex = c->ex;
+    wisp__exchange *ex = wisp__cx(c);
     char *raw = c->in + c->in_keep;
     size_t raw_len = c->in_len - c->in_keep;
     size_t used;
@@ -704,15 +719,15 @@ static void body_continue(wisp_conn_t *c)
             if (complete(c, ex) < 0)
                 return;
             drop_pinned(c);
-            wisp__http_resume(c);
+            http_resume(c);
             return;
         }
-        c->state = WISP__C_PENDING;
+        c->pstate = WISP__H_PENDING;
         wisp__conn_deadline(c, 0, WISP__T_NONE);
-        wisp__conn_update_read(c);
+        read_policy(c);
         return;
     }
-    c->state = WISP__C_PENDING;
+    c->pstate = WISP__H_PENDING;
     wisp__conn_deadline(c, 0, WISP__T_NONE);
     ex->req.body = c->in + (c->in_keep - ex->req.body_len);
     dispatch(c, ex);
@@ -722,7 +737,7 @@ static void body_continue(wisp_conn_t *c)
 static void dispatch(wisp_conn_t *c, wisp__exchange *ex)
 {
     if (run_handler(c, ex) < 0) {
-        if (c->state == WISP__C_UPGRADED) {
+        if (c->state == WISP__C_OPEN && taken_over(c)) {
             char *buf = c->in;
             upgraded_rest(c, buf, buf ? buf + c->in_keep : NULL,
                           buf ? buf + c->in_len : NULL);
@@ -730,106 +745,147 @@ static void dispatch(wisp_conn_t *c, wisp__exchange *ex)
         return;
     }
     if (ex->state != WISP__X_DONE) {
-        wisp__conn_update_read(c);
+        read_policy(c);
         return;
     }
     if (complete(c, ex) < 0)
         return;
     drop_pinned(c);
-    wisp__http_resume(c);
+    http_resume(c);
 }
 
-void wisp__http_on_recv(wisp_conn_t *c, const char *data, size_t len)
+/* HTTP's on_data: every byte is HTTP's (a built-in protocol keeps its
+ * own input buffer: a pinned request, then unprocessed bytes). */
+static size_t http_on_data(wisp_conn_t *c, const char *data, size_t len,
+                           void *arg)
 {
-    if (c->state == WISP__C_BODY || c->in_len > c->in_keep ||
-        c->state == WISP__C_HEAD) {
+    (void)arg;
+    if (c->pstate == WISP__H_BODY || c->in_len > c->in_keep ||
+        c->pstate == WISP__H_HEAD) {
         /* Append to what is buffered. It stays bounded: the parser fails a
          * head past max_head, a body past its limit fails in body_feed, and
          * while a response is pending nothing is read. */
-        if (wisp__in_reserve(c, len) < 0) {
+        char *old;
+        uint32_t old_cap;
+        if (wisp__in_reserve(c, len, &old, &old_cap) < 0) {
             wisp__conn_abort(c, -ENOMEM);
-            return;
+            return len;
+        }
+        if (old) {
+            /* A request in flight points into the old buffer. */
+            if (wisp__cx(c))
+                wisp__ex_rebase(wisp__cx(c), old, old_cap, c->in);
+            wisp__inbuf_put(c->net, old, old_cap);
         }
         memcpy(c->in + c->in_len, data, len);
         c->in_len += (uint32_t)len;
-        if (c->state == WISP__C_BODY) {
+        if (c->pstate == WISP__H_BODY) {
             body_continue(c);
-            return;
+            return len;
         }
-        if (c->state == WISP__C_PENDING || (c->flags & WISP__CF_PAUSED))
-            return;
+        if (c->pstate == WISP__H_PENDING || (c->flags & WISP__CF_PAUSED))
+            return len;
         process(c, c->in, c->in_len);
-        return;
+        return len;
     }
     process(c, (char *)data, len);
+    return len;
 }
 
-void wisp__http_resume(wisp_conn_t *c)
+/* Go on with pipelined requests kept in the buffer. */
+static void http_resume(wisp_conn_t *c)
 {
-    if (c->state != WISP__C_IDLE)
+    if (c->pstate != WISP__H_IDLE)
         return;
     if (c->in && c->in_len)
         process(c, c->in, c->in_len);
-    if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+    if (c->state != WISP__C_OPEN || taken_over(c))
         return;
-    if (c->state == WISP__C_IDLE && !c->in)
+    if (c->pstate == WISP__H_IDLE && !c->in)
         idle_deadline(c);
-    wisp__conn_update_read(c);
+    read_policy(c);
 }
 
-void wisp__http_drained(wisp_conn_t *c)
+static void http_on_resume(wisp_conn_t *c, void *arg)
 {
-    wisp__exchange *ex = c->ex;
+    (void)arg;
+    http_resume(c);
+}
+
+/* Output drained (after every write that left nothing queued). */
+static void http_on_drain(wisp_conn_t *c, void *arg)
+{
+    (void)arg;
+    wisp__exchange *ex = wisp__cx(c);
     if (ex && ex->res.on_drain) {
         wisp_res_cb cb = ex->res.on_drain;
         ex->res.on_drain = NULL;
         cb(&ex->res, ex->res.drain_arg);
-        if (c->state == WISP__C_CLOSED)
+        if (c->state != WISP__C_OPEN || taken_over(c))
             return;
     }
-    if (c->flags & WISP__CF_PAUSED) {
-        c->flags &= (uint8_t)~WISP__CF_PAUSED;
-        if (c->state == WISP__C_IDLE) {
-            wisp__http_resume(c);
+    if ((c->pflags & WISP__HF_STALLED) && !(c->flags & WISP__CF_PAUSED)) {
+        /* Backpressure is over: go on with pipelined requests. */
+        c->pflags &= ~WISP__HF_STALLED & 0xfu;
+        if (c->pstate == WISP__H_IDLE) {
+            http_resume(c);
             return;
         }
-        wisp__conn_update_read(c);
     }
-    if (c->state == WISP__C_IDLE && c->timeout_kind == WISP__T_NONE)
+    if (c->pstate == WISP__H_IDLE && c->timeout_kind == WISP__T_NONE)
         idle_deadline(c);
-    else if (c->state == WISP__C_BODY)
+    else if (c->pstate == WISP__H_BODY && c->timeout_kind == WISP__T_NONE)
         body_deadline(c);
 }
 
-void wisp__http_timeout(wisp_conn_t *c, uint8_t kind)
+static void http_on_timeout(wisp_conn_t *c, void *arg)
 {
-    switch (kind) {
-    case WISP__T_HEAD:
-        if (c->in_len || c->state == WISP__C_HEAD)
+    (void)arg;
+    switch (c->pkind) {
+    case WISP__HT_HEAD:
+        /* Silent close for a connection that never sent a byte. */
+        if (c->in_len || c->pstate == WISP__H_HEAD)
             wisp__http_send_error(c, 408, 0);
         else
             wisp__conn_abort(c, -ETIMEDOUT);
         break;
-    case WISP__T_BODY:
-        if (c->ex)
-            body_failed(c, c->ex, -ETIMEDOUT);
+    case WISP__HT_BODY:
+        if (wisp__cx(c))
+            body_failed(c, wisp__cx(c), -ETIMEDOUT);
         else
             wisp__http_send_error(c, 408, 0);
         break;
-    case WISP__T_IDLE:
+    case WISP__HT_IDLE:
     default:
         wisp__conn_abort(c, 0);
         break;
     }
 }
 
-/* The peer closed or failed while HTTP was active. */
-void wisp__http_conn_closed(wisp_conn_t *c, int reason)
+/* Server stop: an idle keep-alive connection has nothing to lose; the
+ * others finish their request (its response says Connection: close). */
+static void http_on_stop(wisp_conn_t *c, void *arg)
 {
-    wisp__conn_abort(c, reason);
+    (void)arg;
+    if (c->pstate == WISP__H_IDLE && !c->in_len && !c->wq_head &&
+        (c->pflags & WISP__HF_SERVED))
+        wisp__conn_abort(c, 0);
 }
 
-static void finish_orphan(wisp__worker *w, wisp__exchange *ex)
+static void http_on_close(wisp_conn_t *c, int reason, void *arg);
+
+const wisp__proto wisp__http_proto = {
+    .h = {
+        .on_data = http_on_data,
+        .on_drain = http_on_drain,
+        .on_close = http_on_close,
+        .on_stop = http_on_stop,
+        .on_timeout = http_on_timeout,
+    },
+    .on_resume = http_on_resume,
+};
+
+static void finish_orphan(wisp__http_loop *w, wisp__exchange *ex)
 {
     ex->res.flags |= WISP__RS_ABORTED;
     if (ex->state != WISP__X_DONE)
@@ -876,20 +932,22 @@ static void own_request(wisp__exchange *ex)
     wisp__ex_rebase(ex, lo, span, ex->own);
 }
 
-/* The connection is closing with a request in flight (called from the
- * net layer's close, before its buffers go): detach the exchange and
- * tell the application. */
-void wisp__http_orphan(wisp_conn_t *c, int reason)
+/* The connection is closed (the transport calls a built-in protocol in
+ * the call, before its buffers go): a request in flight is detached and
+ * the application told. */
+static void http_on_close(wisp_conn_t *c, int reason, void *arg)
 {
-    wisp__exchange *ex = c->ex;
-    c->ex = NULL;
+    wisp__exchange *ex = arg;
     (void)reason;
+    c->harg = NULL;
+    if (!ex)
+        return;
     ex->conn = NULL;
     ex->res.flags |= WISP__RS_ABORTED;
     if (ex->state != WISP__X_DONE)
         own_request(ex);
     if (!ex->in_handler)
-        finish_orphan(c->w, ex);
+        finish_orphan(ex->w, ex);
 }
 
 /* wisp_res_upgrade succeeded: the exchange is over. */
@@ -897,17 +955,15 @@ void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex,
                          const wisp_conn_handlers_t *h, void *arg)
 {
     int async = !ex->in_handler;
-    /* The exchange and the new owner's handlers share their bytes in the
-     * connection: from here on the connection is the owner's. */
-    c->ex = NULL;
-    c->state = WISP__C_UPGRADED;
-    c->h = h;
-    c->harg = arg;
+    wisp__http_loop *w = ex->w;
+    /* From here on the connection is the new protocol's: its table
+     * replaces HTTP's (its deadline and pause go with it). */
+    wisp__conn_set_proto(c, h, arg, 0);
     ex->state = WISP__X_DONE;
-    if (c->w->srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE)
+    if (w->conf->alog_on)
         wisp__alog_request(ex);
     if (!ex->in_handler)
-        wisp__ex_free(c->w, ex);
+        wisp__ex_free(w, ex);
     else
         ex->conn = NULL; /* freed by finish_orphan after the handler */
     if (async) {
@@ -916,4 +972,44 @@ void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex,
         if (c->in)
             upgraded_rest(c, c->in, c->in, c->in + c->in_len);
     }
+}
+
+/* ------------------------------------------------------------ per loop */
+
+int wisp__http_key = -1;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void http_loop_free(void *arg)
+{
+    wisp__http_loop *w = arg;
+    wisp__alog_flush(w);
+    while (w->ex_free) {
+        wisp__exchange *ex = w->ex_free;
+        w->ex_free = (wisp__exchange *)ex->conn;
+        free(ex);
+    }
+    free(w->alog);
+    free(w);
+}
+
+static void key_init(void)
+{
+    wisp__http_key = wisp_loop_key_create(http_loop_free);
+}
+
+int wisp__http_loop_init(wisp_loop_t *loop, wisp__net *net,
+                         const wisp__http_conf *conf)
+{
+    pthread_once(&key_once, key_init);
+    if (wisp__http_key < 0)
+        return -ENOSPC;
+    wisp__http_loop *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->conf = conf;
+    w->loop = loop;
+    w->net = net;
+    wisp__date_refresh(w);
+    wisp_loop_set_data(loop, wisp__http_key, w);
+    return 0;
 }

@@ -3,14 +3,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "server_int.h"
+#include "http/http_int.h"
 
 static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
                                 "Thu", "Fri", "Sat"};
 static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-void wisp__date_refresh(wisp__worker *w)
+void wisp__date_refresh(wisp__http_loop *w)
 {
     /* Look at the wall clock only when the loop's cached monotonic clock
      * enters a new second: the header may lag the wall clock by under a
@@ -32,7 +32,7 @@ void wisp__date_refresh(wisp__worker *w)
                      tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     w->date_len = n > 0 ? (uint32_t)n : 0;
     /* The most common head prefix, ready to copy in one piece. */
-    const wisp_server_t *srv = w->srv;
+    const wisp__http_conf *srv = w->conf;
     static const char ok[] = "HTTP/1.1 200 OK\r\n";
     size_t l = sizeof ok - 1;
     memcpy(w->head200, ok, l);

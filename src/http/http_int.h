@@ -3,10 +3,82 @@
 #ifndef WISP_HTTP_INT_H
 #define WISP_HTTP_INT_H
 
+#include <time.h>
+
 #include "http/chunked.h"
 #include "http/parse.h"
 #include "http/router.h"
-#include "server_int.h"
+#include "net/conn.h"
+#include "wisp/http.h"
+
+typedef struct wisp__exchange wisp__exchange;
+
+typedef struct wisp__route {
+    struct wisp__route *next;     /* server's list, for freeing */
+    wisp_handler handler;
+    void *arg;
+    uint64_t max_body;
+    int stream_body;
+    void *owned;                  /* freed with the route (static opts) */
+} wisp__route;
+
+/* What HTTP needs to know of the server's configuration: filled by the
+ * server before the loops start, read-only after, shared by all loops. */
+typedef struct wisp__http_conf {
+    wisp__router *router;
+    wisp__parse_limits limits;
+    uint64_t max_body_bytes;
+    uint32_t header_timeout_ms;
+    uint32_t body_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint8_t alog_on;             /* an access log is wanted */
+    uint8_t alog_combined;       /* combined format (else common) */
+    int access_fd;               /* -1: none */
+    void (*access_log_hook)(const char *line, size_t len, void *arg);
+    void *access_log_arg;
+    char server_hdr[80];         /* "Server: wisp\r\n" or "" */
+    uint32_t server_hdr_len;
+} wisp__http_conf;
+
+/* HTTP's per-loop state, kept in the loop's data under wisp__http_key. */
+typedef struct wisp__http_loop {
+    const wisp__http_conf *conf;
+    wisp_loop_t *loop;
+    wisp__net *net;
+
+    /* Free exchanges. */
+    wisp__exchange *ex_free;
+    uint32_t ex_free_len;
+
+    /* Cached Date header and access-log time, refreshed once a second. */
+    time_t date_sec;
+    uint64_t date_mono_s; /* loop second of the last check */
+    char date_hdr[48];   /* "Date: ...\r\n" */
+    uint32_t date_len;
+    uint32_t head200_len;
+    char head200[160];   /* "HTTP/1.1 200 OK\r\n" Server Date, prebuilt */
+    char log_time[40];   /* "[24/Nov/2026:08:16:43 +0000]" */
+
+    /* Access-log lines waiting for one write per iteration. */
+    char *alog;
+    size_t alog_len;
+    int alog_flush_queued;
+} wisp__http_loop;
+
+extern int wisp__http_key;
+
+static inline wisp__http_loop *wisp__hl(const wisp_conn_t *c)
+{
+    return (wisp__http_loop *)c->net->loop->data[wisp__http_key];
+}
+
+/* Set HTTP up on `loop` (its per-loop state, freed with the loop).
+ * Returns 0, -ENOMEM, or -ENOSPC (no loop key left). */
+int wisp__http_loop_init(wisp_loop_t *loop, wisp__net *net,
+                         const wisp__http_conf *conf);
+/* HTTP's table, installed by the listener on every accepted connection
+ * (with arg NULL, as a built-in protocol), and its first deadline. */
+extern const wisp__proto wisp__http_proto;
 
 struct wisp_req {
     wisp__req_head rh;
@@ -51,7 +123,7 @@ struct wisp__exchange {
     struct wisp_req req;      /* first: wisp_req_t* == exchange* */
     struct wisp_res res;
     wisp_conn_t *conn;
-    wisp__worker *w;
+    wisp__http_loop *w;
     const wisp__route *route;
     uint8_t keep_alive;
     uint8_t state;            /* WISP__X_* */
@@ -76,18 +148,32 @@ static inline wisp__exchange *wisp__ex_of_req(const wisp_req_t *req)
     return (wisp__exchange *)req;
 }
 
+/* HTTP's per-connection state (the connection's protocol words): pstate
+ * is one of these, pkind the deadline HTTP armed, pflags HTTP's flags,
+ * pword the parser's scan offset, harg the exchange in flight. */
+enum wisp__hstate {
+    WISP__H_IDLE = 0,  /* keep-alive, nothing buffered */
+    WISP__H_HEAD,      /* part of a request head has arrived */
+    WISP__H_BODY,      /* buffering a request body */
+    WISP__H_PENDING,   /* the handler has not finished its response */
+};
+enum { WISP__HT_HEAD = 0, WISP__HT_BODY, WISP__HT_IDLE };
+enum {
+    WISP__HF_SERVED = 1u << 0,  /* has completed at least one request */
+    WISP__HF_STALLED = 1u << 1, /* stopped processing under backpressure */
+};
+
+static inline wisp__exchange *wisp__cx(const wisp_conn_t *c)
+{
+    return (wisp__exchange *)c->harg;
+}
+
 /* http/conn.c */
-void wisp__http_on_recv(wisp_conn_t *c, const char *data, size_t len);
-void wisp__http_orphan(wisp_conn_t *c, int reason);
 void wisp__ex_rebase(wisp__exchange *ex, const char *old, size_t old_cap,
                      char *nb);
 void wisp__http_response_done(wisp__exchange *ex);
-void wisp__http_conn_closed(wisp_conn_t *c, int reason);
-void wisp__http_resume(wisp_conn_t *c);
-void wisp__http_drained(wisp_conn_t *c);
-void wisp__http_timeout(wisp_conn_t *c, uint8_t kind);
 void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open);
-void wisp__ex_free(wisp__worker *w, wisp__exchange *ex);
+void wisp__ex_free(wisp__http_loop *w, wisp__exchange *ex);
 void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex,
                          const wisp_conn_handlers_t *h, void *arg);
 
@@ -99,6 +185,12 @@ int wisp__res_head(wisp__exchange *ex, int64_t content_length,
 
 /* http/access_log.c */
 void wisp__alog_request(wisp__exchange *ex);
+
+/* http/date.c */
+void wisp__date_refresh(wisp__http_loop *w);
+
+/* http/access_log.c */
+void wisp__alog_flush(wisp__http_loop *w);
 
 /* http/static.c */
 const char *wisp__mime_type(const char *path, size_t len);

@@ -149,8 +149,8 @@ static int no_body_status(int status)
 static char *write_head(wisp__exchange *ex, char *p, int64_t cl,
                         const char *ctype, size_t ctype_len)
 {
-    wisp__worker *w = ex->w;
-    wisp_server_t *srv = w->srv;
+    wisp__http_loop *w = ex->w;
+    const wisp__http_conf *srv = w->conf;
     struct wisp_res *res = &ex->res;
     int status = res->status;
     if (status == 200) {
@@ -179,7 +179,7 @@ static char *write_head(wisp__exchange *ex, char *p, int64_t cl,
         res->flags |= WISP__RS_UNTIL_CLOSE;
         ex->keep_alive = 0;
     }
-    if (!ex->keep_alive || w->stopping) {
+    if (!ex->keep_alive || w->net->stopping) {
         ex->keep_alive = 0;
         p = PUTLIT(p, "Connection: close\r\n");
     } else if (ex->req.rh.minor == 0) {
@@ -537,10 +537,10 @@ int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
     if (!h || !h->on_data || !h->on_close)
         return -EINVAL;
     wisp_conn_t *c = ex->conn;
-    if ((res->flags & WISP__RS_HEAD_SENT) || c->state != WISP__C_PENDING ||
+    if ((res->flags & WISP__RS_HEAD_SENT) || c->pstate != WISP__H_PENDING ||
         ex->body_state != WISP__B_DONE)
         return WISP_ESTATE;
-    wisp__worker *w = ex->w;
+    wisp__http_loop *w = ex->w;
     size_t max = HEAD_FIXED + res->hdrs_len;
     wisp__date_refresh(w);
     char *p = wisp__out_reserve(c, max);
@@ -548,7 +548,7 @@ int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
         return WISP_ECLOSED;
     char *s = p;
     p = PUTLIT(p, "HTTP/1.1 101 Switching Protocols\r\n");
-    p = put(p, w->srv->server_hdr, w->srv->server_hdr_len);
+    p = put(p, w->conf->server_hdr, w->conf->server_hdr_len);
     p = put(p, w->date_hdr, w->date_len);
     p = PUTLIT(p, "Connection: Upgrade\r\n");
     if (res->hdrs_len)
@@ -557,10 +557,7 @@ int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
     wisp__out_commit(c, (size_t)(p - s));
     res->status = 101;
     res->flags |= WISP__RS_HEAD_SENT;
-    wisp__conn_deadline(c, 0, WISP__T_NONE);
     wisp__http_upgraded(c, ex, h, arg);
-    if (c->state == WISP__C_UPGRADED)
-        wisp__conn_update_read(c);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
+#include "wisp/server.h"
 
 typedef struct static_ctx {
     int root_fd;

@@ -4,8 +4,11 @@
  * costs epoll_wait + recv + send and nothing else. */
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -188,4 +191,79 @@ ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return n;
+}
+
+int wisp__be_accept(wisp_loop_t *loop, wisp__io *io,
+                    struct sockaddr_storage *ss, socklen_t *len,
+                    int nodelay)
+{
+    (void)loop;
+    *len = sizeof *ss;
+    int fd = accept4(io->fd, (struct sockaddr *)ss, len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    if (nodelay && ss->ss_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    return fd;
+}
+
+ssize_t wisp__be_sendfile(wisp_loop_t *loop, wisp__io *io, int file_fd,
+                          uint64_t *off, size_t len)
+{
+    (void)loop;
+    off_t o = (off_t)*off;
+    ssize_t n = sendfile(io->fd, file_fd, &o, len);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    *off = (uint64_t)o;
+    return n;
+}
+
+int wisp__be_shutdown(wisp_loop_t *loop, wisp__io *io)
+{
+    (void)loop;
+    return shutdown(io->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+void wisp__be_close(wisp_loop_t *loop, wisp__io *io)
+{
+    if (io->fd < 0)
+        return;
+    wisp__be_del(loop, io);
+    close(io->fd);
+    io->fd = -1;
+}
+
+int wisp__be_connect(wisp_loop_t *loop, wisp__io *io,
+                     const struct sockaddr *sa, socklen_t len)
+{
+    (void)loop;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+    if (fd < 0) {
+        io->fd = -1;
+        return -errno;
+    }
+    io->fd = fd;
+    if (connect(fd, sa, len) == 0)
+        return 0;
+    int e = errno;
+    if (e == EINPROGRESS)
+        return -EINPROGRESS;
+    close(fd);
+    io->fd = -1;
+    return -e;
+}
+
+int wisp__be_connect_result(wisp_loop_t *loop, wisp__io *io)
+{
+    (void)loop;
+    int err = 0;
+    socklen_t l = sizeof err;
+    if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+        return -errno;
+    return -err;
 }

@@ -11,7 +11,16 @@
  *     backend provides (the loop's shared receive buffer for epoll; a
  *     provided-buffer-ring entry for io_uring), so the caller never needs
  *     a buffer of its own while idle;
- *   - wisp__be_send writes an iovec and reports how much left.
+ *   - wisp__be_send writes an iovec and reports how much left;
+ *   - wisp__be_accept, wisp__be_sendfile, wisp__be_shutdown,
+ *     wisp__be_close and wisp__be_connect are the rest of what a
+ *     connection asks of the kernel.
+ * Every operation names the io it is for and returns what the
+ * completion reports (a count, a new fd, 0, or a negative errno;
+ * -EAGAIN: not now, the io's callback says when), so a completion
+ * backend can submit each natively and deliver its result through the
+ * same call when the io's callback runs (io_uring: a multishot accept or
+ * recv, a send or sendfile/splice, a shutdown, a close, a connect).
  * The epoll backend (src/loop/epoll.c) emulates completion by doing the
  * recv/send itself when the fd is ready; a completion backend submits the
  * same operations (multishot recv/accept) and calls the same callbacks.
@@ -24,6 +33,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "wisp/loop.h"
@@ -274,6 +284,34 @@ ssize_t wisp__be_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
  * negative errno. Never raises SIGPIPE. */
 ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
                       const struct iovec *iov, int iovcnt);
+
+/* Accept one connection on the listening io: a non-blocking,
+ * close-on-exec socket (TCP_NODELAY set when `nodelay`), its peer in
+ * *ss / *len. Returns the fd, -EAGAIN when none is waiting, or a
+ * negative errno (EMFILE, ENFILE, ENOBUFS, ENOMEM: out of resources;
+ * ECONNABORTED: that one went away, try again). */
+int wisp__be_accept(wisp_loop_t *loop, wisp__io *io,
+                    struct sockaddr_storage *ss, socklen_t *len,
+                    int nodelay);
+/* Send up to `len` bytes of the file `file_fd` from *off; *off advances.
+ * Returns bytes sent, 0 when the file ended, -EAGAIN, or a negative
+ * errno. */
+ssize_t wisp__be_sendfile(wisp_loop_t *loop, wisp__io *io, int file_fd,
+                          uint64_t *off, size_t len);
+/* Shut the write side (SHUT_WR) of the io's socket. Returns 0 or a
+ * negative errno. */
+int wisp__be_shutdown(wisp_loop_t *loop, wisp__io *io);
+/* Forget the io (wisp__be_del) and close its fd; io->fd becomes -1. */
+void wisp__be_close(wisp_loop_t *loop, wisp__io *io);
+/* Open a non-blocking, close-on-exec stream socket for `sa` into io->fd
+ * and start connecting. Returns 0 (connected), -EINPROGRESS (register
+ * the io for WISP__IO_SEND: the send event completes it; then
+ * wisp__be_connect_result), or a negative errno (io->fd is -1). */
+int wisp__be_connect(wisp_loop_t *loop, wisp__io *io,
+                     const struct sockaddr *sa, socklen_t len);
+/* The outcome of a connect that returned -EINPROGRESS, once the io's
+ * send event came: 0, or a negative errno (-ECONNREFUSED, ...). */
+int wisp__be_connect_result(wisp_loop_t *loop, wisp__io *io);
 
 /* Set the io's wanted operations, telling the backend only on change. */
 static inline int wisp__io_want(wisp_loop_t *loop, wisp__io *io,

@@ -1,21 +1,26 @@
-/* Accepted connections: allocation from per-loop slabs, the receive path,
- * corked output and the write queue, deadlines, two-phase close.
+/* Connections: allocation from per-loop slabs, the receive path,
+ * corked output and the write queue, backpressure, deadlines, two-phase
+ * close, and the public wisp_conn_* API. No protocol lives here: events
+ * go to the handler table installed on the connection (net/conn.h).
  *
  * Output: everything written while the loop handles one event goes into
- * the worker's cork (one buffer per loop) and leaves in one send when the
+ * the loop's cork (one buffer per loop) and leaves in one send when the
  * event is done (wisp__flush), so 16 pipelined responses cost one
  * syscall. Bytes the kernel does not take move to the connection's write
- * queue, and the connection waits for writability. */
+ * queue, and the connection waits for writability.
+ *
+ * Close: the transport half closes at once (fd closed, queue dropped);
+ * the protocol hears of it through on_close — in the call for a built-in
+ * protocol, at the end of the iteration for a public table — and the
+ * slot returns to the free list after that, at the end of the iteration
+ * (an event already fetched for a closed connection sees CLOSED and is
+ * skipped). */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "http/http_int.h"
 #include "net/conn.h"
-#include "server_int.h"
+#include "wisp/shared.h"
 
 #define SLAB_CONNS 64
 #define INBUF_POOL_MAX 64
@@ -25,89 +30,226 @@ static void conn_io_cb(wisp__io *io, unsigned events);
 static void conn_timer_cb(wisp_timer_t *t, void *arg);
 static void conn_finish_close(wisp_conn_t *c, int reason);
 static void start_linger(wisp_conn_t *c);
+static void end_iteration(wisp_loop_t *loop, void *arg);
+static void update_read(wisp_conn_t *c);
+static void flush_ev(wisp_conn_t *c);
+
+static inline const wisp__proto *proto(const wisp_conn_t *c)
+{
+    return (const wisp__proto *)(const void *)c->h;
+}
+
+/* ------------------------------------------------------------ per loop */
+
+int wisp__net_init(wisp__net *n, wisp_loop_t *loop, const wisp__net_conf *cf)
+{
+    memset(n, 0, sizeof *n);
+    n->loop = loop;
+    n->conf = *cf;
+    n->cork = malloc(WISP__CORK_SIZE);
+    if (!n->cork)
+        return -ENOMEM;
+    wisp__loop_set_hook(loop, end_iteration, n);
+    return 0;
+}
+
+/* Run the deferred on_close of the connections closed so far, then give
+ * their slots back. A callback may close more: they join the list. */
+static void reap_closed(wisp__net *n)
+{
+    while (n->close_list) {
+        wisp_conn_t *c = n->close_list;
+        n->close_list = c->later;
+        if (c->flags & WISP__CF_NOTIFY) {
+            c->flags &= (uint8_t)~WISP__CF_NOTIFY;
+            if (c->h && c->h->on_close)
+                c->h->on_close(c, c->close_reason, c->harg);
+        }
+        c->h = NULL;
+        c->harg = NULL;
+        c->later = n->conn_free;
+        n->conn_free = c;
+    }
+}
+
+void wisp__net_fini(wisp__net *n)
+{
+    if (!n->loop)
+        return;
+    while (n->conns)
+        wisp__conn_abort(n->conns, WISP_ECLOSED);
+    /* Connections still listed for a resume are closed: reap them too. */
+    while (n->resume_list) {
+        wisp_conn_t *c = n->resume_list;
+        n->resume_list = c->later;
+        c->flags &= (uint8_t)~WISP__CF_RESUME;
+        c->later = n->close_list;
+        n->close_list = c;
+    }
+    reap_closed(n);
+    for (uint32_t i = 0; i < n->nslabs; i++)
+        free(n->slabs[i]);
+    free(n->slabs);
+    n->slabs = NULL;
+    n->nslabs = n->slab_cap = 0;
+    n->conn_free = NULL;
+    while (n->inbuf_free) {
+        void *b = n->inbuf_free;
+        n->inbuf_free = *(void **)b;
+        free(b);
+    }
+    n->inbuf_free_len = 0;
+    free(n->cork);
+    n->cork = NULL;
+    if (n->loop->hook_arg == n)
+        wisp__loop_set_hook(n->loop, NULL, NULL);
+    n->loop = NULL;
+}
+
+static void check_empty(wisp__net *n)
+{
+    if (n->stopping && n->nconns == 0 && n->on_empty)
+        n->on_empty(n->empty_arg);
+}
+
+void wisp__net_stop(wisp__net *n)
+{
+    n->stopping = 1;
+    wisp_conn_t *c = n->conns;
+    while (c) {
+        wisp_conn_t *next = c->next;
+        if (c->state == WISP__C_OPEN) {
+            if (c->h->on_stop)
+                c->h->on_stop(c, c->harg);
+            else
+                wisp__conn_abort(c, WISP_ECLOSED);
+            if (c->state != WISP__C_CLOSED)
+                flush_ev(c);
+        }
+        c = next;
+    }
+    check_empty(n);
+}
+
+void wisp__net_force(wisp__net *n)
+{
+    n->stopping = 1;
+    while (n->conns)
+        wisp__conn_abort(n->conns, WISP_ECLOSED);
+}
 
 /* ------------------------------------------------------------ allocation */
 
-static int grow_slabs(wisp__worker *w)
+static int grow_slabs(wisp__net *n)
 {
-    if (w->nslabs == w->slab_cap) {
-        uint32_t cap = w->slab_cap ? w->slab_cap * 2 : 16;
-        void **s = realloc(w->slabs, cap * sizeof *s);
+    if (n->nslabs == n->slab_cap) {
+        uint32_t cap = n->slab_cap ? n->slab_cap * 2 : 16;
+        void **s = realloc(n->slabs, cap * sizeof *s);
         if (!s)
             return -ENOMEM;
-        w->slabs = s;
-        w->slab_cap = cap;
+        n->slabs = s;
+        n->slab_cap = cap;
     }
     wisp_conn_t *slab = malloc(SLAB_CONNS * sizeof *slab);
     if (!slab)
         return -ENOMEM;
-    w->slabs[w->nslabs++] = slab;
+    n->slabs[n->nslabs++] = slab;
     for (int i = SLAB_CONNS - 1; i >= 0; i--) {
-        slab[i].later = w->conn_free;
-        w->conn_free = &slab[i];
+        slab[i].gen = 0;
+        slab[i].later = n->conn_free;
+        n->conn_free = &slab[i];
     }
     return 0;
 }
 
-wisp_conn_t *wisp__conn_new(wisp__worker *w, int fd)
+wisp_conn_t *wisp__conn_new(wisp__net *n, int fd)
 {
-    if (!w->conn_free && grow_slabs(w) < 0)
+    if (!n->conn_free && grow_slabs(n) < 0)
         return NULL;
-    wisp_conn_t *c = w->conn_free;
-    w->conn_free = c->later;
+    wisp_conn_t *c = n->conn_free;
+    n->conn_free = c->later;
     uint32_t gen = c->gen;
     memset(c, 0, sizeof *c);
     c->gen = gen + 1;
     c->io.fd = fd;
     c->io.cb = conn_io_cb;
-    c->w = w;
-    wisp_timer_init(w->loop, &c->timer);
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
+    c->net = n;
+    wisp_timer_init(n->loop, &c->timer);
+    c->next = n->conns;
+    if (n->conns)
+        n->conns->prev = c;
+    n->conns = c;
+    n->nconns++;
     return c;
 }
 
-void wisp__conn_accepted(wisp_conn_t *c)
+void wisp__conn_set_proto(wisp_conn_t *c, const wisp_conn_handlers_t *h,
+                          void *harg, int proto_int)
 {
+    c->h = h;
+    c->harg = harg;
+    c->pstate = 0;
+    c->pkind = 0;
+    c->pflags = 0;
+    c->pword = 0;
+    c->idle_ms = 0;
+    if (proto_int)
+        c->flags |= WISP__CF_PROTO_INT;
+    else
+        c->flags &= (uint8_t)~WISP__CF_PROTO_INT;
+    if (c->timeout_kind == WISP__T_PROTO)
+        wisp__conn_deadline(c, 0, WISP__T_NONE);
+    if (c->flags & WISP__CF_USER_PAUSE) {
+        c->flags &= (uint8_t)~WISP__CF_USER_PAUSE;
+        update_read(c);
+    }
+}
+
+int wisp__conn_start(wisp_conn_t *c, const wisp_conn_handlers_t *h,
+                     void *harg, int proto_int, uint32_t first_timeout_ms)
+{
+    wisp__conn_set_proto(c, h, harg, proto_int);
     c->io.want = WISP__IO_RECV;
     c->io.edge = 1;
-    if (wisp__be_add(c->w->loop, &c->io) < 0) {
-        wisp__conn_abort(c, -errno);
-        return;
+    int r = wisp__be_add(c->net->loop, &c->io);
+    if (r < 0) {
+        wisp__conn_abort(c, r);
+        return r;
     }
-    /* A connection that never sends a request is a slowloris too. */
-    wisp__conn_deadline(c, c->w->srv->cfg.header_timeout_ms, WISP__T_HEAD);
+    if (first_timeout_ms)
+        wisp__conn_deadline(c, first_timeout_ms, WISP__T_PROTO);
+    return 0;
 }
 
 /* ------------------------------------------------------------ input */
 
-static char *inbuf_get(wisp__worker *w)
+static char *inbuf_get(wisp__net *n)
 {
-    void *b = w->inbuf_free;
+    void *b = n->inbuf_free;
     if (b) {
-        w->inbuf_free = *(void **)b;
-        w->inbuf_free_len--;
+        n->inbuf_free = *(void **)b;
+        n->inbuf_free_len--;
         return b;
     }
     return malloc(WISP__INBUF_SIZE);
 }
 
-void wisp__inbuf_put(wisp__worker *w, char *b, uint32_t cap)
+void wisp__inbuf_put(wisp__net *n, char *b, uint32_t cap)
 {
-    if (cap == WISP__INBUF_SIZE && w->inbuf_free_len < INBUF_POOL_MAX) {
-        *(void **)b = w->inbuf_free;
-        w->inbuf_free = b;
-        w->inbuf_free_len++;
+    if (cap == WISP__INBUF_SIZE && n->inbuf_free_len < INBUF_POOL_MAX) {
+        *(void **)b = n->inbuf_free;
+        n->inbuf_free = b;
+        n->inbuf_free_len++;
     } else {
         free(b);
     }
 }
 
-int wisp__in_reserve(wisp_conn_t *c, size_t extra)
+int wisp__in_reserve(wisp_conn_t *c, size_t extra, char **moved,
+                     uint32_t *moved_cap)
 {
+    if (moved)
+        *moved = NULL;
     size_t need = (size_t)c->in_len + extra;
     if (need <= c->in_cap)
         return 0;
@@ -117,7 +259,7 @@ int wisp__in_reserve(wisp_conn_t *c, size_t extra)
     char *nb;
     uint32_t cap;
     if (!old && need <= WISP__INBUF_SIZE) {
-        nb = inbuf_get(c->w);
+        nb = inbuf_get(c->net);
         cap = WISP__INBUF_SIZE;
     } else {
         size_t want = c->in_cap ? (size_t)c->in_cap * 2 : WISP__INBUF_SIZE;
@@ -133,10 +275,13 @@ int wisp__in_reserve(wisp_conn_t *c, size_t extra)
     if (!nb)
         return -ENOMEM;
     if (old) {
-        /* A request in flight points into the old buffer. */
-        if (c->state < WISP__C_UPGRADED && c->ex)
-            wisp__ex_rebase(c->ex, old, c->in_cap, nb);
-        wisp__inbuf_put(c->w, old, c->in_cap);
+        if (moved) {
+            /* The protocol moves its pointers, then releases it. */
+            *moved = old;
+            *moved_cap = c->in_cap;
+        } else {
+            wisp__inbuf_put(c->net, old, c->in_cap);
+        }
     }
     c->in = nb;
     c->in_cap = cap;
@@ -146,7 +291,7 @@ int wisp__in_reserve(wisp_conn_t *c, size_t extra)
 void wisp__in_release(wisp_conn_t *c)
 {
     if (c->in) {
-        wisp__inbuf_put(c->w, c->in, c->in_cap);
+        wisp__inbuf_put(c->net, c->in, c->in_cap);
         c->in = NULL;
     }
     c->in_len = c->in_cap = c->in_keep = 0;
@@ -169,8 +314,8 @@ void wisp__in_consume(wisp_conn_t *c, size_t n)
 uint64_t wisp__pending_out(const wisp_conn_t *c)
 {
     uint64_t n = c->wq_bytes;
-    if (c->w->cork_owner == c)
-        n += c->w->cork_len;
+    if (c->net->cork_owner == c)
+        n += c->net->cork_len;
     return n;
 }
 
@@ -193,7 +338,7 @@ static void seg_free(wisp__wseg *s)
     if (s->kind == WISP__SEG_REF && s->done)
         s->done(s->arg);
     else if (s->kind == WISP__SEG_FILE && s->fd >= 0)
-        close(s->fd);
+        close(s->fd); /* a file, not a connection */
     free(s);
 }
 
@@ -222,33 +367,30 @@ static void wq_clear(wisp_conn_t *c)
 
 static void write_progress(wisp_conn_t *c)
 {
-    uint32_t ms = c->w->srv->cfg.write_timeout_ms;
     if (c->wq_head)
-        wisp__conn_deadline(c, ms, WISP__T_WRITE);
+        wisp__conn_deadline(c, c->net->conf.write_timeout_ms, WISP__T_WRITE);
 }
 
 /* Try to send the write queue. Returns 0, or a negative errno when the
- * connection failed (it is then aborted). */
+ * connection failed (the caller aborts it). */
 static int wq_drain(wisp_conn_t *c)
 {
-    wisp_loop_t *loop = c->w->loop;
+    wisp_loop_t *loop = c->net->loop;
     while (c->wq_head) {
         wisp__wseg *s = c->wq_head;
         if (s->kind == WISP__SEG_FILE) {
-            off_t off = (off_t)s->file_off;
             size_t chunk = s->len > (1u << 30) ? (1u << 30) : (size_t)s->len;
-            ssize_t n = sendfile(c->io.fd, s->fd, &off, chunk);
-            if (n < 0) {
-                if (errno == EAGAIN)
-                    break;
-                return -errno;
-            }
+            ssize_t n = wisp__be_sendfile(loop, &c->io, s->fd, &s->file_off,
+                                          chunk);
+            if (n == -EAGAIN)
+                break;
+            if (n < 0)
+                return (int)n;
             if (n == 0) {
                 /* The file shrank under us: the promised length cannot be
                  * delivered, so the connection cannot continue. */
                 return -EIO;
             }
-            s->file_off += (uint64_t)n;
             s->len -= (uint64_t)n;
             c->wq_bytes -= (uint64_t)n;
             if (s->len == 0) {
@@ -292,17 +434,38 @@ static int wq_drain(wisp_conn_t *c)
     return 0;
 }
 
-static void after_write(wisp_conn_t *c, uint64_t before)
+/* The queue is empty: tell the protocol (a public one only when the
+ * queue had held bytes, and only from the loop's own event handling). */
+static void drained(wisp_conn_t *c, int notify)
 {
-    wisp__worker *w = c->w;
+    if (!(c->flags & WISP__CF_PROTO_INT) && !notify)
+        return;
+    if (c->h->on_drain)
+        c->h->on_drain(c, c->harg);
+    if (c->state == WISP__C_OPEN && c->idle_ms &&
+        c->timeout_kind == WISP__T_NONE)
+        wisp__conn_deadline(c, c->idle_ms, WISP__T_PROTO);
+}
+
+/* After a send: arm or clear writability, the write deadline and the
+ * backpressure pause. `notify`: the queue held bytes and this runs from
+ * the loop's event handling (writable), so on_drain may run. */
+static void after_write(wisp_conn_t *c, uint64_t before, int notify)
+{
+    wisp__net *n = c->net;
     if (c->wq_head) {
-        wisp__io_want(w->loop, &c->io, c->io.want | WISP__IO_SEND);
+        wisp__io_want(n->loop, &c->io, c->io.want | WISP__IO_SEND);
         if (c->wq_bytes < before || c->timeout_kind != WISP__T_WRITE)
             write_progress(c);
+        if (c->wq_bytes > n->conf.write_high_water &&
+            !(c->flags & WISP__CF_PAUSED) && c->state == WISP__C_OPEN) {
+            c->flags |= WISP__CF_PAUSED;
+            update_read(c);
+        }
         return;
     }
     if (c->io.want & WISP__IO_SEND)
-        wisp__io_want(w->loop, &c->io, c->io.want & ~WISP__IO_SEND);
+        wisp__io_want(n->loop, &c->io, c->io.want & ~WISP__IO_SEND);
     if (c->timeout_kind == WISP__T_WRITE)
         wisp__conn_deadline(c, 0, WISP__T_NONE);
     if (c->state == WISP__C_LINGER) {
@@ -312,23 +475,33 @@ static void after_write(wisp_conn_t *c, uint64_t before)
         }
         return;
     }
-    if (c->state == WISP__C_UPGRADED) {
-        if (c->h && c->h->on_drain)
-            c->h->on_drain(c, c->harg);
-        if (c->state == WISP__C_UPGRADED && c->idle_ms &&
-            c->timeout_kind == WISP__T_NONE)
-            wisp__conn_deadline(c, c->idle_ms, WISP__T_USER);
-    } else if (c->state != WISP__C_CLOSED) {
-        wisp__http_drained(c);
+    if (c->state != WISP__C_OPEN)
+        return;
+    if (c->flags & WISP__CF_PAUSED) {
+        c->flags &= (uint8_t)~WISP__CF_PAUSED;
+        update_read(c);
     }
+    drained(c, notify);
+}
+
+int wisp__conn_backpressure(wisp_conn_t *c)
+{
+    if (c->flags & WISP__CF_PAUSED)
+        return 1;
+    if (wisp__pending_out(c) <= c->net->conf.write_high_water)
+        return 0;
+    c->flags |= WISP__CF_PAUSED;
+    update_read(c);
+    return 1;
 }
 
 /* Send the cork (if `c` owns it) ahead of `extra` (optional). Returns 0
  * or a negative errno (the connection is aborted). */
 static int send_with_cork(wisp_conn_t *c, const struct iovec *extra,
-                          int nextra, int ref, wisp_free_cb done, void *arg)
+                          int nextra, int ref, wisp_free_cb done, void *arg,
+                          int notify)
 {
-    wisp__worker *w = c->w;
+    wisp__net *w = c->net;
     struct iovec iov[2];
     int cnt = 0;
     size_t cork = (w->cork_owner == c) ? w->cork_len : 0;
@@ -399,20 +572,28 @@ static int send_with_cork(wisp_conn_t *c, const struct iovec *extra,
     }
     if (done)
         done(arg); /* fully sent */
-    after_write(c, before + total);
+    after_write(c, before + total, notify);
     return 0;
 }
 
 void wisp__flush(wisp_conn_t *c)
 {
-    if (c->w->cork_owner != c || c->state == WISP__C_CLOSED)
+    if (c->net->cork_owner != c || c->state == WISP__C_CLOSED)
         return;
-    send_with_cork(c, NULL, 0, 0, NULL, NULL);
+    send_with_cork(c, NULL, 0, 0, NULL, NULL, 0);
+}
+
+/* The flush at the end of an event the loop handled for `c`. */
+static void flush_ev(wisp_conn_t *c)
+{
+    if (c->net->cork_owner != c || c->state == WISP__C_CLOSED)
+        return;
+    send_with_cork(c, NULL, 0, 0, NULL, NULL, 1);
 }
 
 static void take_cork(wisp_conn_t *c)
 {
-    wisp__worker *w = c->w;
+    wisp__net *w = c->net;
     if (w->cork_owner && w->cork_owner != c)
         wisp__flush(w->cork_owner);
     w->cork_owner = c;
@@ -420,12 +601,12 @@ static void take_cork(wisp_conn_t *c)
 
 char *wisp__out_reserve(wisp_conn_t *c, size_t len)
 {
-    wisp__worker *w = c->w;
+    wisp__net *w = c->net;
     if (len > WISP__CORK_SIZE)
         return NULL;
     take_cork(c);
     if (w->cork_len + len > WISP__CORK_SIZE) {
-        send_with_cork(c, NULL, 0, 0, NULL, NULL);
+        send_with_cork(c, NULL, 0, 0, NULL, NULL, 0);
         if (c->state == WISP__C_CLOSED)
             return NULL;
         w->cork_owner = c;
@@ -435,7 +616,7 @@ char *wisp__out_reserve(wisp_conn_t *c, size_t len)
 
 void wisp__out_commit(wisp_conn_t *c, size_t len)
 {
-    c->w->cork_len += len;
+    c->net->cork_len += len;
 }
 
 int wisp__out(wisp_conn_t *c, const void *data, size_t len)
@@ -459,8 +640,8 @@ int wisp__out(wisp_conn_t *c, const void *data, size_t len)
      * the rest. */
     take_cork(c);
     struct iovec iov = {(void *)data, len};
-    return send_with_cork(c, &iov, 1, 0, NULL, NULL) < 0 ? WISP_ECLOSED
-                                                            : 0;
+    return send_with_cork(c, &iov, 1, 0, NULL, NULL, 0) < 0 ? WISP_ECLOSED
+                                                               : 0;
 }
 
 int wisp__out_ref(wisp_conn_t *c, const void *data, size_t len,
@@ -480,8 +661,8 @@ int wisp__out_ref(wisp_conn_t *c, const void *data, size_t len,
     }
     take_cork(c);
     struct iovec iov = {(void *)data, len};
-    return send_with_cork(c, &iov, 1, 1, done, arg) < 0 ? WISP_ECLOSED
-                                                           : 0;
+    return send_with_cork(c, &iov, 1, 1, done, arg, 0) < 0 ? WISP_ECLOSED
+                                                              : 0;
 }
 
 int wisp__out_file(wisp_conn_t *c, int fd, uint64_t off, uint64_t len)
@@ -515,7 +696,7 @@ int wisp__out_file(wisp_conn_t *c, int fd, uint64_t off, uint64_t len)
             return WISP_ECLOSED;
         }
     }
-    after_write(c, before + len);
+    after_write(c, before + len, 0);
     return 0;
 }
 
@@ -529,36 +710,36 @@ static void on_writable(wisp_conn_t *c)
         wisp__conn_abort(c, err);
         return;
     }
-    after_write(c, before);
+    after_write(c, before, 1);
 }
 
 /* Offer the retained input (new bytes already appended) to the owner. */
-static void upgraded_retained(wisp_conn_t *c)
+static void deliver_retained(wisp_conn_t *c)
 {
     size_t used = c->h->on_data(c, c->in, c->in_len, c->harg);
-    if (c->state != WISP__C_UPGRADED)
+    if (c->state != WISP__C_OPEN)
         return;
     wisp__in_consume(c, used < c->in_len ? used : c->in_len);
 }
 
-void wisp__conn_upgraded_input(wisp_conn_t *c, const char *data, size_t n)
+void wisp__conn_deliver(wisp_conn_t *c, const char *data, size_t n)
 {
     if (c->in_len) {
-        if (wisp__in_reserve(c, n) < 0) {
+        if (wisp__in_reserve(c, n, NULL, NULL) < 0) {
             wisp__conn_abort(c, -ENOMEM);
             return;
         }
         memcpy(c->in + c->in_len, data, n);
         c->in_len += (uint32_t)n;
-        upgraded_retained(c);
+        deliver_retained(c);
         return;
     }
     /* Nothing retained: the owner reads the loop's buffer in place, and
      * only what it leaves is copied into the connection's. */
     size_t used = c->h->on_data(c, data, n, c->harg);
-    if (c->state != WISP__C_UPGRADED || used >= n)
+    if (c->state != WISP__C_OPEN || used >= n)
         return;
-    if (wisp__in_reserve(c, n - used) < 0) {
+    if (wisp__in_reserve(c, n - used, NULL, NULL) < 0) {
         wisp__conn_abort(c, -ENOMEM);
         return;
     }
@@ -568,7 +749,7 @@ void wisp__conn_upgraded_input(wisp_conn_t *c, const char *data, size_t n)
 
 /* Edge-triggered: a read that filled the whole buffer may have left more
  * in the kernel, and no new edge will say so. Read again, up to a budget
- * of bytes per event; past that the connection goes on the worker's list
+ * of bytes per event; past that the connection goes on the loop's list
  * and continues at the end of the iteration, so one fast sender cannot
  * starve the others. A budget of bytes, not of reads: the loop's buffer
  * is large (a whole 64 KiB WebSocket frame and its header fit one read),
@@ -577,6 +758,15 @@ void wisp__conn_upgraded_input(wisp_conn_t *c, const char *data, size_t n)
 #define READ_BUDGET (256 * 1024)
 
 static size_t on_readable_once(wisp_conn_t *c, int *full);
+
+static void list_resume(wisp_conn_t *c)
+{
+    if (!(c->flags & WISP__CF_RESUME)) {
+        c->flags |= WISP__CF_RESUME;
+        c->later = c->net->resume_list;
+        c->net->resume_list = c;
+    }
+}
 
 static void on_readable(wisp_conn_t *c)
 {
@@ -588,35 +778,39 @@ static void on_readable(wisp_conn_t *c)
             return; /* drained, closed, or paused (resuming re-polls) */
     }
     c->flags |= WISP__CF_MORE_INPUT;
-    if (!(c->flags & WISP__CF_RESUME)) {
-        c->flags |= WISP__CF_RESUME;
-        c->later = c->w->resume_list;
-        c->w->resume_list = c;
-    }
+    list_resume(c);
 }
 
-void wisp__conn_read_more(wisp_conn_t *c)
+static void read_more(wisp_conn_t *c)
 {
     c->flags &= (uint8_t)~WISP__CF_MORE_INPUT;
     if (c->state != WISP__C_CLOSED && (c->io.want & WISP__IO_RECV))
         on_readable(c);
 }
 
-/* A taken-over connection waiting for the rest of a large message (its
- * owner left bytes unconsumed, and the buffer has room) reads straight
- * into that buffer instead of the loop's: one copy less per byte. The
- * buffer grows only as the owner's unconsumed bytes need (the WebSocket
- * layer bounds those by max_frame), so this is no unbounded read-ahead. */
+/* A connection of a public protocol waiting for the rest of a large
+ * message (its owner left bytes unconsumed, and the buffer has room)
+ * reads straight into that buffer instead of the loop's: one copy less
+ * per byte. The buffer grows only as the owner's unconsumed bytes need
+ * (the WebSocket layer bounds those by max_frame), so this is no
+ * unbounded read-ahead. */
 #define DIRECT_READ_MIN (16 * 1024)
+
+static void restart_idle(wisp_conn_t *c)
+{
+    if (c->timeout_kind == WISP__T_PROTO && c->idle_ms)
+        c->deadline_ms = c->net->loop->now_ms + c->idle_ms;
+}
 
 static size_t on_readable_once(wisp_conn_t *c, int *full)
 {
     char *data;
     ssize_t n;
-    if (c->state == WISP__C_UPGRADED && c->in_len &&
-        c->in_cap - c->in_len >= DIRECT_READ_MIN) {
+    wisp_loop_t *loop = c->net->loop;
+    if (c->in_len && c->in_cap - c->in_len >= DIRECT_READ_MIN &&
+        !(c->flags & WISP__CF_PROTO_INT) && c->state == WISP__C_OPEN) {
         size_t room = c->in_cap - c->in_len;
-        n = wisp__be_recv_into(c->w->loop, &c->io, c->in + c->in_len, room);
+        n = wisp__be_recv_into(loop, &c->io, c->in + c->in_len, room);
         *full = n > 0 && (size_t)n == room;
         if (n == -EAGAIN)
             return 0;
@@ -624,44 +818,31 @@ static size_t on_readable_once(wisp_conn_t *c, int *full)
             wisp__conn_abort(c, n == 0 ? -ECONNRESET : (int)n);
             return 0;
         }
-        if (c->timeout_kind == WISP__T_USER && c->idle_ms)
-            c->deadline_ms = c->w->loop->now_ms + c->idle_ms;
+        restart_idle(c);
         c->in_len += (uint32_t)n;
-        upgraded_retained(c);
-        if (c->state != WISP__C_CLOSED)
-            wisp__flush(c);
+        deliver_retained(c);
+        flush_ev(c);
         return (size_t)n;
     }
-    n = wisp__be_recv(c->w->loop, &c->io, &data);
-    *full = n > 0 && (size_t)n == c->w->loop->rbuf_cap;
+    n = wisp__be_recv(loop, &c->io, &data);
+    *full = n > 0 && (size_t)n == loop->rbuf_cap;
     if (n == -EAGAIN)
         return 0;
     if (n <= 0) {
-        int reason = n == 0 ? -ECONNRESET : (int)n;
-        if (c->state == WISP__C_LINGER || c->state == WISP__C_UPGRADED ||
-            c->state == WISP__C_IDLE) {
-            wisp__conn_abort(c, n == 0 && c->state != WISP__C_UPGRADED
-                                    ? 0 : reason);
-            return 0;
-        }
-        c->flags |= WISP__CF_PEER_EOF;
-        wisp__http_conn_closed(c, reason);
+        if (n == 0)
+            c->flags |= WISP__CF_PEER_EOF;
+        wisp__conn_abort(c, c->state == WISP__C_LINGER ? 0
+                            : n == 0 ? -ECONNRESET : (int)n);
         return 0;
     }
-    switch (c->state) {
-    case WISP__C_LINGER:
-        return (size_t)n; /* discard: we only wait for the peer's close */
-    case WISP__C_UPGRADED:
-        if (c->timeout_kind == WISP__T_USER && c->idle_ms)
-            c->deadline_ms = c->w->loop->now_ms + c->idle_ms;
-        wisp__conn_upgraded_input(c, data, (size_t)n);
-        break;
-    default:
-        wisp__http_on_recv(c, data, (size_t)n);
-        break;
-    }
-    if (c->state != WISP__C_CLOSED)
-        wisp__flush(c);
+    if (c->state != WISP__C_OPEN)
+        return (size_t)n; /* linger: discard, we wait for the peer's close */
+    restart_idle(c);
+    if (c->flags & WISP__CF_PROTO_INT)
+        c->h->on_data(c, data, (size_t)n, c->harg); /* takes every byte */
+    else
+        wisp__conn_deliver(c, data, (size_t)n);
+    flush_ev(c);
     return (size_t)n;
 }
 
@@ -680,24 +861,33 @@ static void conn_io_cb(wisp__io *io, unsigned events)
         /* The peer went away while we were not reading (a pending
          * response, backpressure): treat it as an abort, as nginx does
          * with a client that closes before its response. */
-        if (c->state == WISP__C_LINGER || c->state == WISP__C_IDLE)
-            wisp__conn_abort(c, 0);
-        else if (c->state == WISP__C_UPGRADED)
-            wisp__conn_abort(c, -ECONNRESET);
-        else
-            wisp__http_conn_closed(c, -ECONNRESET);
+        wisp__conn_abort(c, c->state == WISP__C_LINGER ? 0 : -ECONNRESET);
     }
 }
 
-void wisp__conn_update_read(wisp_conn_t *c)
+static void update_read(wisp_conn_t *c)
 {
-    if (c->state == WISP__C_CLOSED)
+    if (c->state != WISP__C_OPEN)
         return;
     unsigned want = c->io.want & WISP__IO_SEND;
-    int paused = (c->flags & (WISP__CF_PAUSED | WISP__CF_USER_PAUSE)) ||
-                 c->state == WISP__C_PENDING;
+    int paused = c->flags & (WISP__CF_PAUSED | WISP__CF_USER_PAUSE);
     want |= paused ? WISP__IO_HUP : WISP__IO_RECV;
-    wisp__io_want(c->w->loop, &c->io, want);
+    wisp__io_want(c->net->loop, &c->io, want);
+}
+
+void wisp__conn_pause_read(wisp_conn_t *c, int paused)
+{
+    uint8_t f = paused ? (uint8_t)(c->flags | WISP__CF_USER_PAUSE)
+                       : (uint8_t)(c->flags & ~WISP__CF_USER_PAUSE);
+    if (f == c->flags)
+        return;
+    c->flags = f;
+    update_read(c);
+}
+
+void wisp__conn_resume_later(wisp_conn_t *c)
+{
+    list_resume(c);
 }
 
 /* ------------------------------------------------------------ deadlines */
@@ -710,7 +900,7 @@ void wisp__conn_deadline(wisp_conn_t *c, uint32_t ms, uint8_t kind)
         /* Leave the timer armed: it notices the cleared deadline. */
         return;
     }
-    uint64_t due = c->w->loop->now_ms + ms;
+    uint64_t due = c->net->loop->now_ms + ms;
     c->deadline_ms = due;
     /* Lazy re-arm: a later deadline is picked up when the armed timer
      * fires, so the common keep-alive path does no heap work at all. */
@@ -724,7 +914,7 @@ static void conn_timer_cb(wisp_timer_t *t, void *arg)
     (void)t;
     if (c->state == WISP__C_CLOSED || c->deadline_ms == 0)
         return;
-    uint64_t now = c->w->loop->now_ms;
+    uint64_t now = c->net->loop->now_ms;
     if (c->deadline_ms > now) {
         wisp_timer_start(&c->timer, c->deadline_ms - now, conn_timer_cb, c);
         return;
@@ -739,35 +929,31 @@ static void conn_timer_cb(wisp_timer_t *t, void *arg)
     case WISP__T_LINGER:
         wisp__conn_abort(c, 0);
         break;
-    case WISP__T_USER:
-        if (c->state == WISP__C_UPGRADED && c->h->on_timeout)
+    default:
+        if (c->state == WISP__C_OPEN && c->h->on_timeout)
             c->h->on_timeout(c, c->harg);
         else
             wisp__conn_abort(c, -ETIMEDOUT);
         break;
-    default:
-        wisp__http_timeout(c, kind);
-        break;
     }
-    if (c->state != WISP__C_CLOSED)
-        wisp__flush(c);
+    flush_ev(c);
 }
 
 /* ------------------------------------------------------------ close */
 
 void wisp__conn_close_graceful(wisp_conn_t *c)
 {
-    if (c->state == WISP__C_CLOSED || c->state == WISP__C_LINGER)
+    if (c->state != WISP__C_OPEN)
         return;
     wisp__flush(c);
-    if (c->state == WISP__C_CLOSED)
+    if (c->state != WISP__C_OPEN)
         return;
     c->state = WISP__C_LINGER;
     wisp__in_release(c);
     if (c->wq_head) {
-        /* Shut down once the queue is out (wisp__http_drained). */
+        /* Shut down once the queue is out (after_write). */
         c->flags |= WISP__CF_CLOSE_AFTER;
-        wisp__io_want(c->w->loop, &c->io, WISP__IO_SEND | WISP__IO_RECV);
+        wisp__io_want(c->net->loop, &c->io, WISP__IO_SEND | WISP__IO_RECV);
         return;
     }
     start_linger(c);
@@ -782,9 +968,8 @@ static void start_linger(wisp_conn_t *c)
     /* Half-close and read until the peer closes (bounded), so unread
      * request bytes do not turn our close into a reset that destroys the
      * response in flight. */
-    shutdown(c->io.fd, SHUT_WR);
-    c->flags |= WISP__CF_SHUT_WR;
-    wisp__io_want(c->w->loop, &c->io, WISP__IO_RECV);
+    wisp__be_shutdown(c->net->loop, &c->io);
+    wisp__io_want(c->net->loop, &c->io, WISP__IO_RECV);
     wisp__conn_deadline(c, 2000, WISP__T_LINGER);
 }
 
@@ -797,25 +982,20 @@ void wisp__conn_abort(wisp_conn_t *c, int reason)
 
 static void conn_finish_close(wisp_conn_t *c, int reason)
 {
-    wisp__worker *w = c->w;
-    uint8_t old = c->state;
+    wisp__net *w = c->net;
     c->state = WISP__C_CLOSED;
     if (w->cork_owner == c) {
         w->cork_owner = NULL;
         w->cork_len = 0;
     }
     wisp_timer_stop(&c->timer);
-    wisp__be_del(w->loop, &c->io);
-    close(c->io.fd);
-    c->io.fd = -1;
+    wisp__be_close(w->loop, &c->io);
     wq_clear(c);
-    if (old == WISP__C_UPGRADED) {
-        if (c->h && c->h->on_close)
-            c->h->on_close(c, reason, c->harg);
-    } else if (old != WISP__C_UPGRADED && c->ex) {
-        wisp__http_orphan(c, reason);
+    int notify_now = (c->flags & WISP__CF_PROTO_INT) && c->h;
+    if (!notify_now && c->h && !(c->flags & WISP__CF_NOTIFY)) {
+        c->flags |= WISP__CF_NOTIFY;
+        c->close_reason = reason;
     }
-    wisp__in_release(c);
     /* Unlink now; free at the end of the iteration (events already
      * fetched for this connection see CLOSED and are skipped). */
     if (c->prev)
@@ -830,21 +1010,24 @@ static void conn_finish_close(wisp_conn_t *c, int reason)
         w->close_list = c;
     }
     w->nconns--;
-    wisp__worker_conn_gone(w);
+    if (notify_now)
+        c->h->on_close(c, reason, c->harg); /* built in: in the call */
+    wisp__in_release(c);
+    check_empty(w);
 }
 
-/* ------------------------------------------------------------ worker */
+/* ------------------------------------------------------------ per loop */
 
-void wisp__worker_end_iteration(wisp_loop_t *loop, void *arg)
+static void end_iteration(wisp_loop_t *loop, void *arg)
 {
-    wisp__worker *w = arg;
+    wisp__net *w = arg;
     (void)loop;
-    /* Connections whose async response finished continue with their
-     * pipelined requests, and those with input left in the kernel read
-     * on. Only the ones listed now: a connection that lists itself again
-     * (still more input) waits for the next iteration, after the others
-     * and the next poll have had their turn — otherwise one client that
-     * keeps sending would hold the loop here. */
+    /* Connections whose protocol asked to resume continue, and those with
+     * input left in the kernel read on. Only the ones listed now: a
+     * connection that lists itself again (still more input) waits for
+     * the next iteration, after the others and the next poll have had
+     * their turn — otherwise one client that keeps sending would hold
+     * the loop here. */
     wisp_conn_t *list = w->resume_list;
     w->resume_list = NULL;
     while (list) {
@@ -856,63 +1039,41 @@ void wisp__worker_end_iteration(wisp_loop_t *loop, void *arg)
             w->close_list = c;
             continue;
         }
-        if (c->flags & WISP__CF_MORE_INPUT)
-            wisp__conn_read_more(c);
-        else
-            wisp__http_resume(c);
-        if (c->state != WISP__C_CLOSED)
-            wisp__flush(c);
-        else if (!(c->flags & WISP__CF_RESUME)) {
-            /* already on close_list via conn_finish_close */
+        if (c->flags & WISP__CF_NOTIFY) {
+            /* Closed by its owner (wisp_conn_close) and still flushing:
+             * the owner is told now, the transport finishes alone. */
+            c->flags &= (uint8_t)~WISP__CF_NOTIFY;
+            const wisp_conn_handlers_t *h = c->h;
+            c->h = NULL;
+            h->on_close(c, c->close_reason, c->harg);
+            c->harg = NULL;
+            if (c->state == WISP__C_CLOSED) {
+                if (!(c->flags & WISP__CF_RESUME)) {
+                    c->later = w->close_list;
+                    w->close_list = c;
+                }
+                continue;
+            }
         }
+        if (c->flags & WISP__CF_MORE_INPUT)
+            read_more(c);
+        else if (c->flags & WISP__CF_PROTO_INT && proto(c)->on_resume)
+            proto(c)->on_resume(c, c->harg);
+        flush_ev(c);
     }
     if (w->cork_owner)
-        wisp__flush(w->cork_owner);
+        flush_ev(w->cork_owner);
     if (w->resume_list)
         wisp__loop_keep_awake(w->loop); /* poll, but do not sleep */
-    while (w->close_list) {
-        wisp_conn_t *c = w->close_list;
-        w->close_list = c->later;
-        c->later = w->conn_free;
-        w->conn_free = c;
-    }
-    if (w->alog_len)
-        wisp__alog_flush(w);
+    reap_closed(w);
 }
 
-void wisp__worker_free_conns(wisp__worker *w)
-{
-    while (w->conns)
-        wisp__conn_abort(w->conns, WISP_ECLOSED);
-    w->resume_list = NULL;
-    w->close_list = NULL;
-    for (uint32_t i = 0; i < w->nslabs; i++)
-        free(w->slabs[i]);
-    free(w->slabs);
-    w->slabs = NULL;
-    w->nslabs = w->slab_cap = 0;
-    w->conn_free = NULL;
-    wisp__fixpool_destroy(&w->ws_pool); /* sessions went with their conns */
-    while (w->inbuf_free) {
-        void *b = w->inbuf_free;
-        w->inbuf_free = *(void **)b;
-        free(b);
-    }
-    w->inbuf_free_len = 0;
-    while (w->ex_free) {
-        wisp__exchange *ex = w->ex_free;
-        w->ex_free = (wisp__exchange *)ex->conn;
-        free(ex);
-    }
-    w->ex_free_len = 0;
-}
-
-/* wisp_conn_* public API for taken-over connections. */
+/* ------------------------------------------------------------ public API */
 
 int wisp_conn_write(wisp_conn_t *c, const void *data, size_t len)
 {
-    WISP__ASSERT_OWNER(c->w->loop);
-    if (c->state != WISP__C_UPGRADED)
+    WISP__ASSERT_OWNER(c->net->loop);
+    if (c->state != WISP__C_OPEN)
         return WISP_ECLOSED;
     return wisp__out(c, data, len);
 }
@@ -920,8 +1081,8 @@ int wisp_conn_write(wisp_conn_t *c, const void *data, size_t len)
 int wisp_conn_write_ref(wisp_conn_t *c, const void *data, size_t len,
                         wisp_free_cb done, void *arg)
 {
-    WISP__ASSERT_OWNER(c->w->loop);
-    if (c->state != WISP__C_UPGRADED) {
+    WISP__ASSERT_OWNER(c->net->loop);
+    if (c->state != WISP__C_OPEN) {
         if (done)
             done(arg);
         return WISP_ECLOSED;
@@ -929,62 +1090,85 @@ int wisp_conn_write_ref(wisp_conn_t *c, const void *data, size_t len,
     return wisp__out_ref(c, data, len, done, arg);
 }
 
+static void unref_shared(void *arg)
+{
+    wisp_shared_unref(arg);
+}
+
+int wisp_conn_write_shared(wisp_conn_t *c, wisp_shared_t *msg)
+{
+    wisp_shared_ref(msg);
+    /* The write queue references the bytes; the reference goes when they
+     * are written or the connection closes (unref_shared runs either
+     * way). */
+    return wisp_conn_write_ref(c, wisp_shared_data(msg), wisp_shared_len(msg),
+                               unref_shared, msg);
+}
+
 size_t wisp_conn_buffered(const wisp_conn_t *c)
 {
+    WISP__ASSERT_OWNER(c->net->loop);
     return (size_t)wisp__pending_out(c);
 }
 
 void wisp_conn_pause(wisp_conn_t *c)
 {
-    WISP__ASSERT_OWNER(c->w->loop);
-    c->flags |= WISP__CF_USER_PAUSE;
-    wisp__conn_update_read(c);
+    WISP__ASSERT_OWNER(c->net->loop);
+    wisp__conn_pause_read(c, 1);
 }
 
 void wisp_conn_resume(wisp_conn_t *c)
 {
-    WISP__ASSERT_OWNER(c->w->loop);
-    c->flags &= (uint8_t)~WISP__CF_USER_PAUSE;
-    wisp__conn_update_read(c);
+    WISP__ASSERT_OWNER(c->net->loop);
+    wisp__conn_pause_read(c, 0);
 }
 
 void wisp_conn_close(wisp_conn_t *c)
 {
-    WISP__ASSERT_OWNER(c->w->loop);
-    if (c->state != WISP__C_UPGRADED)
+    WISP__ASSERT_OWNER(c->net->loop);
+    if (c->state != WISP__C_OPEN)
         return;
-    const wisp_conn_handlers_t *h = c->h;
-    void *harg = c->harg;
-    c->h = NULL;
-    c->harg = NULL; /* shares its bytes with the (absent) exchange */
     wisp__conn_close_graceful(c);
-    if (h && h->on_close)
-        h->on_close(c, 0, harg);
+    if (c->state == WISP__C_LINGER && c->h &&
+        !(c->flags & (WISP__CF_PROTO_INT | WISP__CF_NOTIFY))) {
+        /* The owner is done with the connection now; the transport
+         * flushes and lingers on its own. Tell the owner at the end of
+         * the iteration (the resume list), not in this call. */
+        c->flags |= WISP__CF_NOTIFY;
+        c->close_reason = 0;
+        list_resume(c);
+    }
 }
 
 void wisp_conn_abort(wisp_conn_t *c)
 {
-    WISP__ASSERT_OWNER(c->w->loop);
+    WISP__ASSERT_OWNER(c->net->loop);
+    if (c->state != WISP__C_OPEN)
+        return; /* closing on its own already (wisp_conn_close) */
     wisp__conn_abort(c, 0);
 }
 
 void wisp_conn_set_idle_timeout(wisp_conn_t *c, uint32_t ms)
 {
-    WISP__ASSERT_OWNER(c->w->loop);
+    WISP__ASSERT_OWNER(c->net->loop);
+    if (c->state != WISP__C_OPEN)
+        return;
     c->idle_ms = ms;
     if (c->timeout_kind != WISP__T_WRITE)
-        wisp__conn_deadline(c, ms, ms ? WISP__T_USER : WISP__T_NONE);
+        wisp__conn_deadline(c, ms, ms ? WISP__T_PROTO : WISP__T_NONE);
 }
 
 void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms)
 {
-    WISP__ASSERT_OWNER(c->w->loop);
+    WISP__ASSERT_OWNER(c->net->loop);
+    if (c->state != WISP__C_OPEN)
+        return;
     c->idle_ms = 0;
     if (c->timeout_kind != WISP__T_WRITE)
-        wisp__conn_deadline(c, ms, ms ? WISP__T_USER : WISP__T_NONE);
+        wisp__conn_deadline(c, ms, ms ? WISP__T_PROTO : WISP__T_NONE);
 }
 
 wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c)
 {
-    return c->w->loop;
+    return c->net->loop;
 }

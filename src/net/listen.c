@@ -10,7 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "server_int.h"
+#include "net/conn.h"
+#include "net/listen.h"
 #include "wisp/log.h"
 
 #define ACCEPT_BATCH 64
@@ -59,7 +60,7 @@ static int resolve(const char *host, uint16_t port,
     return -EINVAL;
 }
 
-static int bind_one(wisp_server_t *srv, const struct sockaddr_storage *ss,
+static int bind_one(int backlog, const struct sockaddr_storage *ss,
                     socklen_t len, int *fd_out)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -76,7 +77,7 @@ static int bind_one(wisp_server_t *srv, const struct sockaddr_storage *ss,
     if (ss->ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (bind(fd, (const struct sockaddr *)ss, len) < 0 ||
-        listen(fd, srv->cfg.backlog) < 0) {
+        listen(fd, backlog) < 0) {
         int e = -errno;
         close(fd);
         return e;
@@ -85,19 +86,20 @@ static int bind_one(wisp_server_t *srv, const struct sockaddr_storage *ss,
     return 0;
 }
 
-int wisp__listen_tcp(wisp_server_t *srv, int *fd_out, uint16_t *port_io)
+int wisp__listen_tcp(const char *host, int backlog, int *fd_out,
+                     uint16_t *port_io)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    int r = resolve(srv->host, *port_io, &ss, &len);
+    int r = resolve(host, *port_io, &ss, &len);
     if (r < 0)
         return r;
-    r = bind_one(srv, &ss, len, fd_out);
-    if (r == -EAFNOSUPPORT && (!srv->host || !*srv->host)) {
+    r = bind_one(backlog, &ss, len, fd_out);
+    if (r == -EAFNOSUPPORT && (!host || !*host)) {
         /* No IPv6 here: fall back to IPv4 any. */
         r = resolve("0.0.0.0", *port_io, &ss, &len);
         if (r == 0)
-            r = bind_one(srv, &ss, len, fd_out);
+            r = bind_one(backlog, &ss, len, fd_out);
     }
     if (r < 0)
         return r;
@@ -112,21 +114,21 @@ int wisp__listen_tcp(wisp_server_t *srv, int *fd_out, uint16_t *port_io)
     return 0;
 }
 
-int wisp__listen_unix(wisp_server_t *srv, int *fd_out)
+int wisp__listen_unix(const char *path, int backlog, int *fd_out)
 {
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);
     sun.sun_family = AF_UNIX;
-    size_t l = strlen(srv->unix_path);
+    size_t l = strlen(path);
     if (l >= sizeof sun.sun_path)
         return -ENAMETOOLONG;
-    memcpy(sun.sun_path, srv->unix_path, l);
+    memcpy(sun.sun_path, path, l);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    unlink(srv->unix_path); /* a stale socket from an earlier run */
+    unlink(path); /* a stale socket from an earlier run */
     if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
-        listen(fd, srv->cfg.backlog) < 0) {
+        listen(fd, backlog) < 0) {
         int e = -errno;
         close(fd);
         return e;
@@ -135,51 +137,61 @@ int wisp__listen_unix(wisp_server_t *srv, int *fd_out)
     return 0;
 }
 
-static void accept_resume(wisp_timer_t *t, void *arg)
+void wisp__listener_init(wisp__listener *l, wisp__net *n, int fd,
+                         const wisp_conn_handlers_t *h, void *harg,
+                         int proto_int, uint32_t first_timeout_ms)
 {
-    wisp__worker *w = arg;
-    (void)t;
-    if (w->stopping)
-        return;
-    if (w->lsn_tcp.fd >= 0)
-        wisp__io_want(w->loop, &w->lsn_tcp, WISP__IO_RECV);
-    if (w->lsn_unix.fd >= 0)
-        wisp__io_want(w->loop, &w->lsn_unix, WISP__IO_RECV);
+    memset(l, 0, sizeof *l);
+    l->io.fd = fd;
+    l->net = n;
+    l->h = h;
+    l->harg = harg;
+    l->proto_int = (uint8_t)(proto_int != 0);
+    l->nodelay = 1;
+    l->first_timeout_ms = first_timeout_ms;
+    wisp_timer_init(n->loop, &l->pause_timer);
 }
 
-/* Accept up to `max` connections from `lsn`. Returns how many. */
-static int accept_some(wisp__worker *w, wisp__io *lsn, int max)
+static void accept_resume(wisp_timer_t *t, void *arg)
 {
+    wisp__listener *l = arg;
+    (void)t;
+    if (l->net->stopping || l->io.fd < 0)
+        return;
+    wisp__io_want(l->net->loop, &l->io, WISP__IO_RECV);
+}
+
+/* Accept up to `max` connections from `l`. Returns how many. */
+static int accept_some(wisp__listener *l, int max)
+{
+    wisp__net *net = l->net;
     int n = 0;
     while (n < max) {
         struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        int fd = accept4(lsn->fd, (struct sockaddr *)&ss, &sl,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        socklen_t sl;
+        int fd = wisp__be_accept(net->loop, &l->io, &ss, &sl, l->nodelay);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            if (fd == -EINTR || fd == -ECONNABORTED)
                 continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM) {
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
+                fd == -ENOMEM) {
                 /* Out of descriptors: stop accepting for a moment rather
                  * than spin on a listener that stays readable. */
                 wisp_log(WISP_LOG_WARN, "accept: %s; pausing 100 ms",
-                         strerror(errno));
-                wisp__io_want(w->loop, &w->lsn_tcp, 0);
-                if (w->lsn_unix.fd >= 0)
-                    wisp__io_want(w->loop, &w->lsn_unix, 0);
-                wisp_timer_start(&w->accept_timer, 100, accept_resume, w);
+                         strerror(-fd));
+                wisp__io_want(net->loop, &l->io, 0);
+                wisp_timer_start(&l->pause_timer, 100, accept_resume, l);
             }
             break;
         }
         n++;
-        if (w->nconns >= w->srv->cfg.max_connections) {
-            close(fd); /* over the per-loop limit: refuse at once */
-            continue;
-        }
-        wisp_conn_t *c = wisp__conn_new(w, fd);
+        wisp_conn_t *c = net->nconns >= net->conf.max_connections
+                             ? NULL : wisp__conn_new(net, fd);
         if (!c) {
-            close(fd);
+            /* Over the per-loop limit (or out of memory): refuse at
+             * once. Not yet a connection: a bare descriptor. */
+            wisp__io tmp = {.fd = fd};
+            wisp__be_close(net->loop, &tmp);
             continue;
         }
         c->peer_family = (uint8_t)ss.ss_family;
@@ -189,60 +201,49 @@ static int accept_some(wisp__worker *w, wisp__io *lsn, int max)
             memcpy(c->peer_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr,
                    16);
         }
-        if (ss.ss_family != AF_UNIX) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        wisp__conn_accepted(c);
+        wisp__conn_start(c, l->h, l->harg, l->proto_int,
+                         l->first_timeout_ms);
     }
     return n;
 }
 
-static void on_tcp_listener(wisp__io *io, unsigned events)
+static void on_listener(wisp__io *io, unsigned events)
 {
     (void)events;
-    wisp__worker *w =
-        (wisp__worker *)((char *)io - offsetof(wisp__worker, lsn_tcp));
-    accept_some(w, io, ACCEPT_BATCH);
+    accept_some((wisp__listener *)io, ACCEPT_BATCH);
 }
 
-static void on_unix_listener(wisp__io *io, unsigned events)
+int wisp__listener_start(wisp__listener *l)
 {
-    (void)events;
-    wisp__worker *w =
-        (wisp__worker *)((char *)io - offsetof(wisp__worker, lsn_unix));
-    accept_some(w, io, ACCEPT_BATCH);
+    if (l->io.fd < 0)
+        return 0;
+    l->io.cb = on_listener;
+    l->io.want = WISP__IO_RECV;
+    return wisp__be_add(l->net->loop, &l->io);
 }
 
-void wisp__worker_start_accepting(wisp__worker *w)
+void wisp__listener_drain_close(wisp__listener *l)
 {
-    if (w->lsn_tcp.fd >= 0) {
-        w->lsn_tcp.cb = on_tcp_listener;
-        w->lsn_tcp.want = WISP__IO_RECV;
-        wisp__be_add(w->loop, &w->lsn_tcp);
-    }
-    if (w->lsn_unix.fd >= 0) {
-        w->lsn_unix.cb = on_unix_listener;
-        w->lsn_unix.want = WISP__IO_RECV;
-        wisp__be_add(w->loop, &w->lsn_unix);
-    }
-}
-
-static void drain_close(wisp__worker *w, wisp__io *io)
-{
-    if (io->fd < 0)
+    wisp_timer_stop(&l->pause_timer);
+    if (l->io.fd < 0)
         return;
     /* Closing a SO_REUSEPORT listener resets the connections still in its
      * accept queue: take them all first, then close. */
-    while (accept_some(w, io, 1 << 20) > 0) {
+    while (accept_some(l, 1 << 20) > 0) {
     }
-    wisp__be_del(w->loop, io);
-    close(io->fd);
-    io->fd = -1;
+    wisp__be_close(l->net->loop, &l->io);
 }
 
-void wisp__worker_drain_and_close_listeners(wisp__worker *w)
+void wisp__listener_close(wisp__listener *l)
 {
-    drain_close(w, &w->lsn_tcp);
-    drain_close(w, &w->lsn_unix);
+    if (l->net && l->net->loop)
+        wisp_timer_stop(&l->pause_timer);
+    if (l->io.fd < 0)
+        return;
+    if (l->net && l->net->loop) {
+        wisp__be_close(l->net->loop, &l->io);
+    } else {
+        close(l->io.fd);
+        l->io.fd = -1;
+    }
 }

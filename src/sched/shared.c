@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "loop/loop_int.h"
-#include "net/conn.h"
 #include "wisp/shared.h"
 
 struct wisp_shared {
@@ -76,19 +75,6 @@ const void *wisp_shared_data(const wisp_shared_t *s)
 size_t wisp_shared_len(const wisp_shared_t *s)
 {
     return s->len;
-}
-
-static void unref_cb(void *arg)
-{
-    wisp_shared_unref(arg);
-}
-
-int wisp_conn_write_shared(wisp_conn_t *c, wisp_shared_t *msg)
-{
-    wisp_shared_ref(msg);
-    /* The write queue references the bytes; the reference goes when they
-     * are written or the connection closes (unref_cb runs either way). */
-    return wisp_conn_write_ref(c, msg->data, msg->len, unref_cb, msg);
 }
 
 /* One loop's delivery: holds a reference to the message until it has

@@ -13,10 +13,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <pthread.h>
+
 #include "loop/loop_int.h"
 #include "http/http_int.h"
 #include "net/conn.h"
-#include "server_int.h"
 #include "util/base64.h"
 #include "util/fixpool.h"
 #include "util/sha1.h"
@@ -94,12 +95,54 @@ static void ext_done(wisp_ws_t *ws)
     }
 }
 
+/* WebSocket's per-loop state, in the loop's data under its own key:
+ * the session pool, and the count of messages posted to the loop's
+ * sessions from other threads that have not run yet. Created on the
+ * loop's first upgrade; freed with the loop (after its queued posts were
+ * dropped, which count down here). */
+typedef struct ws_loop {
+    wisp_loop_t *loop;
+    wisp__fixpool pool;
+    _Atomic uint32_t posted;
+} ws_loop;
+
+static int ws_key = -1;
+static pthread_once_t ws_key_once = PTHREAD_ONCE_INIT;
+
+static void ws_loop_free(void *arg)
+{
+    ws_loop *wl = arg;
+    wisp__fixpool_destroy(&wl->pool); /* sessions went with their conns */
+    free(wl);
+}
+
+static void ws_key_init(void)
+{
+    ws_key = wisp_loop_key_create(ws_loop_free);
+}
+
+static ws_loop *ws_loop_of(wisp_loop_t *loop)
+{
+    pthread_once(&ws_key_once, ws_key_init);
+    if (ws_key < 0)
+        return NULL;
+    ws_loop *wl = wisp_loop_get_data(loop, ws_key);
+    if (!wl) {
+        wl = calloc(1, sizeof *wl);
+        if (!wl)
+            return NULL;
+        wl->loop = loop;
+        wisp__fixpool_init(&wl->pool, sizeof(struct wisp_ws), 64);
+        atomic_init(&wl->posted, 0);
+        wisp_loop_set_data(loop, ws_key, wl);
+    }
+    return wl;
+}
+
 static wisp__fixpool *ws_pool(wisp_conn_t *c)
 {
-    wisp__fixpool *p = &c->w->ws_pool;
-    if (!p->size)
-        wisp__fixpool_init(p, sizeof(struct wisp_ws), 64);
-    return p;
+    /* Exists: the session being released was taken from it. */
+    return &((ws_loop *)wisp_loop_get_data(wisp_conn_loop(c), ws_key))->pool;
 }
 
 /* ------------------------------------------------------------ handshake */
@@ -181,8 +224,9 @@ int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
     accept[al] = 0;
 
     wisp_conn_t *c = wisp__ex_of_res(res)->conn;
-    wisp__fixpool *pool = ws_pool(c);
-    wisp_ws_t *ws = wisp__fixpool_get(pool);
+    ws_loop *wl = ws_loop_of(wisp_res_loop(res));
+    wisp__fixpool *pool = wl ? &wl->pool : NULL;
+    wisp_ws_t *ws = pool ? wisp__fixpool_get(pool) : NULL;
     if (!ws) {
         wisp_res_send(res, 500, NULL, NULL, 0);
         return -ENOMEM;
@@ -221,7 +265,7 @@ static int send_frame(wisp_ws_t *ws, int fin, uint8_t opcode,
                       const void *data, size_t len)
 {
     wisp_conn_t *c = ws->conn;
-    if (c->state != WISP__C_UPGRADED)
+    if (c->state != WISP__C_OPEN)
         return WISP_ECLOSED;
     /* Small frames: header and payload straight into the cork. */
     char *p = len <= 4096 ? wisp__out_reserve(c, 10 + len) : NULL;
@@ -268,7 +312,7 @@ static void send_close(wisp_ws_t *ws, int code, const char *reason,
     if (ws->state == S_OPEN)
         ws->state = S_CLOSING;
     /* Wait for the peer's close, not forever. */
-    if (ws->conn->state == WISP__C_UPGRADED)
+    if (ws->conn->state == WISP__C_OPEN)
         wisp_conn_set_timeout(ws->conn, close_timeout_ms(ws));
 }
 
@@ -474,7 +518,10 @@ void wisp_ws_set_arg(wisp_ws_t *ws, void *arg)
 wisp_ws_handle_t wisp_ws_handle(const wisp_ws_t *ws)
 {
     WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
-    wisp_ws_handle_t hd = {ws->conn, ws->conn->w, ws->conn->gen};
+    wisp_ws_handle_t hd = {ws->conn,
+                           wisp_loop_get_data(wisp_conn_loop(ws->conn),
+                                             ws_key),
+                           ws->conn->gen};
     return hd;
 }
 
@@ -486,7 +533,7 @@ enum { P_SEND, P_SHARED, P_CLOSE };
 typedef struct posted {
     wisp__task task;
     wisp_conn_t *conn;
-    wisp__worker *w;
+    ws_loop *w;
     uint32_t gen;
     uint8_t kind;
     uint8_t binary;
@@ -502,7 +549,7 @@ typedef struct posted {
 static wisp_ws_t *resolve(const posted *m)
 {
     wisp_conn_t *c = m->conn;
-    if (c->gen != m->gen || c->state != WISP__C_UPGRADED ||
+    if (c->gen != m->gen || c->state != WISP__C_OPEN ||
         c->h != &conn_handlers)
         return NULL;
     return c->harg;
@@ -511,7 +558,7 @@ static wisp_ws_t *resolve(const posted *m)
 static void posted_free(void *arg)
 {
     posted *m = arg;
-    atomic_fetch_sub_explicit(&m->w->ws_posted, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&m->w->posted, 1, memory_order_relaxed);
     if (m->frame)
         wisp_shared_unref(m->frame);
     free(m);
@@ -535,7 +582,7 @@ static void posted_run(void *arg)
             wisp_ws_close(ws, m->code, m->len ? m->data : NULL);
             break;
         }
-        if (m->conn->state == WISP__C_UPGRADED)
+        if (m->conn->state == WISP__C_OPEN)
             wisp__flush(m->conn);
     }
     posted_free(m);
@@ -545,16 +592,16 @@ static void posted_run(void *arg)
 
 static posted *posted_new(wisp_ws_handle_t hd, size_t extra)
 {
-    wisp__worker *w = hd.w;
-    if (atomic_fetch_add_explicit(&w->ws_posted, 1, memory_order_relaxed) >=
+    ws_loop *w = hd.w;
+    if (atomic_fetch_add_explicit(&w->posted, 1, memory_order_relaxed) >=
         WS_POSTED_MAX) {
-        atomic_fetch_sub_explicit(&w->ws_posted, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&w->posted, 1, memory_order_relaxed);
         errno = EAGAIN;
         return NULL;
     }
     posted *m = malloc(sizeof *m + extra);
     if (!m) {
-        atomic_fetch_sub_explicit(&w->ws_posted, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&w->posted, 1, memory_order_relaxed);
         errno = ENOMEM;
         return NULL;
     }
@@ -866,12 +913,6 @@ static void on_drain(wisp_conn_t *c, void *arg)
         ws->h->on_drain(ws, ws->arg);
 }
 
-static void ws_release(void *arg)
-{
-    wisp_ws_t *ws = arg;
-    wisp__fixpool_put(ws_pool(ws->conn), ws);
-}
-
 static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
 {
     wisp_ws_t *ws = arg;
@@ -887,11 +928,13 @@ static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
         free(ws->x);
         ws->x = NULL;
     }
-    /* The connection can close under a call that is still using the
-     * session (a send inside on_message that fails, a close inside a
-     * timeout): give the slot back once this turn of the loop is over. */
-    if (wisp_loop_defer(wisp_conn_loop(c), ws_release, ws) < 0)
-        ws_release(ws);
+    /* Second phase of the close: the connection closed during some call
+     * that may still have been using the session (a send inside
+     * on_message that failed, a close inside a timeout), and this runs
+     * only afterwards, from the loop at the end of that iteration
+     * (on_close is never called inside a call), so the slot can go back
+     * now. Nothing to allocate, so nothing can fail here. */
+    wisp__fixpool_put(ws_pool(c), ws);
 }
 
 /* Server stop: start the close handshake with 1001 (going away); the
@@ -899,9 +942,9 @@ static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
 static void on_stop(wisp_conn_t *c, void *arg)
 {
     wisp_ws_t *ws = arg;
+    (void)c;
     if (ws->state == S_OPEN)
         send_close(ws, 1001, "server stopping", 15);
-    wisp__flush(c);
 }
 
 static const wisp_conn_handlers_t conn_handlers = {

@@ -104,9 +104,10 @@ static void stop_hook(wisp_server_t *srv, wisp_loop_t *loop, void *arg)
         atomic_fetch_add(&order_bad, 1);
     atomic_fetch_add(&loop_calls, 1);
     registry *r = reg_of(loop);
-    /* From the last: on_close may run inside wisp_conn_close and take
-     * the entry out of the registry. */
-    for (int i = r->n; i-- > 0;) {
+    /* Forward: wisp_conn_close never runs on_close inside the call (it
+     * runs after, at the end of this iteration), so the registry does
+     * not change under this walk. */
+    for (int i = 0; i < r->n; i++) {
         wisp_conn_write(r->c[i], "stopping\n", 9);
         wisp_conn_close(r->c[i]);
     }

@@ -1,0 +1,117 @@
+/* wisp — connections and the protocols that run on them.
+ *
+ * A connection is a byte stream (TCP or a Unix socket) owned by one loop.
+ * What it speaks is decided by the table of callbacks installed on it
+ * (wisp_conn_handlers_t): the listener installs HTTP's at accept; an
+ * upgrade (wisp_res_upgrade) swaps in another protocol's (WebSocket, or an
+ * application's own). The connection layer knows no protocol: it reads,
+ * buffers what the protocol leaves, corks and queues writes, pauses
+ * reading under backpressure, keeps one deadline, and closes in two
+ * phases.
+ *
+ * Thread: every function here runs on the connection's loop
+ * (wisp_conn_loop), asserted in debug builds; callbacks run there too.
+ *
+ * Callbacks never run inside a wisp_conn_* call: on_close in particular
+ * runs after the call that closed the connection has returned (at the
+ * end of that loop iteration), so code that walks its own list of
+ * connections and closes them sees the list unchanged during the walk. */
+#ifndef WISP_CONN_H
+#define WISP_CONN_H
+
+#include "common.h"
+#include "loop.h"
+#include "shared.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wisp_conn wisp_conn_t;
+
+/* A protocol's callbacks. `arg` is the pointer given with the table
+ * (wisp_res_upgrade). The table must outlive the connection. */
+typedef struct wisp_conn_handlers {
+    /* Bytes arrived. Return how many were consumed (0..len); the rest is
+     * kept (copied into the connection's buffer) and presented again,
+     * ahead of new bytes, when more arrive. The bytes are valid only
+     * during the call, and writable: a protocol may transform them in
+     * place (e.g. unmask). Required. */
+    size_t (*on_data)(wisp_conn_t *c, const char *data, size_t len,
+                      void *arg);
+    /* Everything queued has been written: after the loop flushed the
+     * connection's output (at the end of an event it handled for it) or
+     * the socket became writable, and nothing is left queued. Runs from
+     * the loop, never inside a call. The place to resume producing
+     * after wisp_conn_buffered() grew large. Optional. */
+    void (*on_drain)(wisp_conn_t *c, void *arg);
+    /* The connection is closed: reason 0 (closed by wisp_conn_close or
+     * wisp_conn_abort), -ECONNRESET (the peer closed or reset),
+     * -ETIMEDOUT (a timeout without on_timeout, or the write timeout),
+     * WISP_ECLOSED (server stop), -ENOMEM, or another negative errno
+     * from the socket. Runs exactly once, from the loop at the end of the
+     * iteration in which the connection closed or wisp_conn_close was
+     * called (or while the server is destroyed), never inside a wisp_*
+     * call. After wisp_conn_close the transport goes on alone (flush,
+     * linger): the owner is done. `c` stays valid until on_close returns
+     * (writes return WISP_ECLOSED), not after. Required. */
+    void (*on_close)(wisp_conn_t *c, int reason, void *arg);
+    /* The server is stopping: finish up and close (e.g. a WebSocket
+     * close handshake). Connections still open at the stop deadline are
+     * closed with WISP_ECLOSED. Optional: without it the connection is
+     * closed at once with WISP_ECLOSED. */
+    void (*on_stop)(wisp_conn_t *c, void *arg);
+    /* The idle timeout or the one-shot timeout has passed. Optional:
+     * without it the connection is closed with -ETIMEDOUT. The callback
+     * may set a new timeout, write, or close. */
+    void (*on_timeout)(wisp_conn_t *c, void *arg);
+} wisp_conn_handlers_t;
+
+/* Queue bytes. wisp_conn_write copies `data`; wisp_conn_write_ref
+ * references it until written and then calls `done(arg)` once on this
+ * loop (also when the connection closes first, or the call fails; done
+ * may be NULL). Small writes gather in the loop's cork and leave in one
+ * send when the current event is handled. Returns 0, or WISP_ECLOSED
+ * (closed or closing: nothing was queued; `done` has run). When queued
+ * bytes pass the server's write_high_water, reading pauses until they
+ * are written. No callback of the connection runs inside the call. */
+WISP_API int wisp_conn_write(wisp_conn_t *c, const void *data, size_t len);
+WISP_API int wisp_conn_write_ref(wisp_conn_t *c, const void *data,
+                                 size_t len, wisp_free_cb done, void *arg);
+/* Queue `msg` without copying it: the connection holds a reference until
+ * the bytes are written or dropped. Returns as wisp_conn_write. */
+WISP_API int wisp_conn_write_shared(wisp_conn_t *c, wisp_shared_t *msg);
+/* Bytes queued and not yet written to the socket (cork included). */
+WISP_API size_t wisp_conn_buffered(const wisp_conn_t *c);
+/* Stop / resume delivering bytes (on_data). While paused only the peer's
+ * close is watched. Independent of the pause under backpressure: reading
+ * goes on when neither holds it. */
+WISP_API void wisp_conn_pause(wisp_conn_t *c);
+WISP_API void wisp_conn_resume(wisp_conn_t *c);
+/* Close in two phases. wisp_conn_close: stop reading, write what is
+ * queued (bounded by the write timeout), shut the write side, wait (at
+ * most 2 s) for the peer's close, then close; nothing more is delivered
+ * to the protocol. wisp_conn_abort: close now, dropping what is queued.
+ * A connection already closing or closed is left as it is. Either way
+ * on_close runs once with reason 0, after the call: at the end of the
+ * current loop iteration (see above). */
+WISP_API void wisp_conn_close(wisp_conn_t *c);
+WISP_API void wisp_conn_abort(wisp_conn_t *c);
+/* Time out when no bytes arrive for `ms` (0: never): every arriving byte
+ * restarts the count. A connection has one timeout: this replaces the
+ * one set with wisp_conn_set_timeout, and the reverse. While queued
+ * output makes no progress the server's write timeout stands in for it;
+ * once the queue is written the idle timeout is armed again. */
+WISP_API void wisp_conn_set_idle_timeout(wisp_conn_t *c, uint32_t ms);
+/* Time out once, `ms` from now, whatever arrives (0: cancel). While
+ * queued output makes no progress the server's write timeout stands in
+ * for it; on_drain is the place to set it again. */
+WISP_API void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms);
+/* The loop that owns the connection. Thread: any (the value never
+ * changes). */
+WISP_API wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
