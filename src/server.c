@@ -316,6 +316,8 @@ static void worker_stop(void *arg)
     if (w->stopping)
         return;
     w->stopping = 1;
+    if (w->srv->stop_cb)
+        w->srv->stop_cb(w->srv, w->loop, w->srv->stop_arg);
     wisp_timer_stop(&w->accept_timer);
     wisp__worker_drain_and_close_listeners(w);
     wisp_conn_t *c = w->conns;
@@ -360,6 +362,8 @@ static void main_stop(void *arg)
     if (srv->state == WISP__S_STOPPING || srv->state == WISP__S_STOPPED)
         return;
     srv->state = WISP__S_STOPPING;
+    if (srv->stop_cb)
+        srv->stop_cb(srv, NULL, srv->stop_arg);
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].thread_started)
             wisp_loop_post(srv->workers[i].loop, worker_stop,
@@ -369,6 +373,16 @@ static void main_stop(void *arg)
                      main_deadline, srv);
     if (atomic_load(&srv->workers_running) == 0)
         wisp_loop_break(srv->main_loop);
+}
+
+int wisp_server_on_stop(wisp_server_t *srv, wisp_server_stop_cb cb,
+                        void *arg)
+{
+    if (srv->state != WISP__S_NEW && srv->state != WISP__S_LISTENING)
+        return WISP_ESTATE;
+    srv->stop_cb = cb;
+    srv->stop_arg = arg;
+    return 0;
 }
 
 void wisp_server_stop(wisp_server_t *srv)

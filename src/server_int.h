@@ -102,6 +102,8 @@ struct wisp_server {
     sigset_t old_mask;
     int mask_set;
     wisp_timer_t deadline;
+    wisp_server_stop_cb stop_cb;  /* wisp_server_on_stop */
+    void *stop_arg;
     char server_hdr[80];  /* "Server: wisp\r\n" or "" */
     uint32_t server_hdr_len;
 };

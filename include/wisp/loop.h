@@ -110,6 +110,39 @@ WISP_API int wisp_loop_post(wisp_loop_t *loop, wisp_task_cb cb, void *arg);
  * thread, in both directions. Thread: any. */
 WISP_API void wisp_loop_set_inbox_limit(wisp_loop_t *loop, uint32_t limit);
 
+/* ------------------------------------------------- per-loop data */
+
+/* Each loop carries one pointer per key, for the layers of the library
+ * and for applications (a per-loop cache, scratch buffers, a registry of
+ * the loop's sessions): wisp_loop_get_data(wisp_res_loop(res), key)
+ * replaces a search for "the context of this loop". */
+#define WISP_LOOP_KEYS_MAX 32
+
+/* Reserve a key, process-wide, for as long as the process runs (keys are
+ * never deleted: take one once, at start-up). `dtor` (may be NULL) is
+ * called as dtor(data) by wisp_loop_destroy for every loop that holds a
+ * non-NULL value for the key, on the destroying thread, after the loop's
+ * queued tasks were dropped (so no task of the loop can run any more),
+ * keys in the reverse order of their creation (a layer created later,
+ * which may use an earlier one's data, goes first).
+ * Thread: any. Returns the key (0 .. WISP_LOOP_KEYS_MAX-1), or -ENOSPC
+ * when every key is taken (the library itself takes at most 3). */
+WISP_API int wisp_loop_key_create(wisp_task_cb dtor);
+
+/* Set `loop`'s value for `key`, replacing the previous one (whose dtor is
+ * not called: the caller owns what it replaces). The loop owns `data`
+ * from here on only in the sense that the key's dtor runs on it at
+ * wisp_loop_destroy; NULL clears the slot.
+ * Thread: the loop's own, or any thread while the loop is not running
+ * and no other thread uses it (set up before wisp_loop_run or
+ * wisp_server_start). Returns 0, or -EINVAL for a key that was never
+ * created. */
+WISP_API int wisp_loop_set_data(wisp_loop_t *loop, int key, void *data);
+
+/* `loop`'s value for `key`: NULL when none was set or the key was never
+ * created. Same thread rule as wisp_loop_set_data. Never calls back. */
+WISP_API void *wisp_loop_get_data(const wisp_loop_t *loop, int key);
+
 #ifdef __cplusplus
 }
 #endif

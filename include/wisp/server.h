@@ -162,6 +162,30 @@ WISP_API int wisp_server_run(wisp_server_t *srv);
  * SIGINT/SIGTERM). Calling it twice is harmless. */
 WISP_API void wisp_server_stop(wisp_server_t *srv);
 
+/* A hook run when a graceful stop begins (wisp_server_stop, a stop
+ * signal, or the server stopping itself), so that an application can stop
+ * producing work before wisp starts closing connections, without a
+ * signal thread of its own.
+ *
+ * `cb(srv, NULL, arg)` runs first, once, on the thread running
+ * wisp_server_wait (the main loop), before any I/O loop learns of the
+ * stop: the place to stop feeding the loops (e.g. tell publishers to
+ * stop and wait for those in flight). Then `cb(srv, loop, arg)` runs on
+ * every I/O loop, on that loop's thread, before the loop closes its
+ * listener and its idle connections: connections and WebSocket sessions
+ * are all still open (e.g. send a last message; post no work to other
+ * loops, which may be further along). A callback may call
+ * wisp_server_stop (no effect) and any function allowed on its loop; it
+ * must not block.
+ *
+ * One hook per server: a second call replaces the first; cb NULL
+ * removes it. Thread: the configuring thread, before wisp_server_start.
+ * Returns 0, or WISP_ESTATE after wisp_server_start. */
+typedef void (*wisp_server_stop_cb)(wisp_server_t *srv, wisp_loop_t *loop,
+                                    void *arg);
+WISP_API int wisp_server_on_stop(wisp_server_t *srv, wisp_server_stop_cb cb,
+                                 void *arg);
+
 /* Free a server that is stopped (or never started). NULL is a no-op. */
 WISP_API void wisp_server_destroy(wisp_server_t *srv);
 

@@ -11,6 +11,10 @@
 
 static __thread wisp_loop_t *tls_loop;
 
+/* Per-loop data keys: how many were handed out, and their destructors. */
+static _Atomic unsigned key_count;
+static _Atomic(wisp_task_cb) key_dtor[WISP_LOOP_KEYS_MAX];
+
 uint64_t wisp__clock_ms(void)
 {
     struct timespec ts;
@@ -94,8 +98,56 @@ void wisp_loop_destroy(wisp_loop_t *loop)
         t = n;
     }
     wisp__be_fini(loop);
+    /* Per-loop data last: nothing of the loop can run any more. */
+    unsigned nkeys = atomic_load_explicit(&key_count, memory_order_acquire);
+    if (nkeys > WISP_LOOP_KEYS_MAX)
+        nkeys = WISP_LOOP_KEYS_MAX;
+    for (unsigned k = nkeys; k-- > 0;) {
+        void *d = loop->data[k];
+        wisp_task_cb dtor = atomic_load_explicit(&key_dtor[k],
+                                                 memory_order_acquire);
+        loop->data[k] = NULL;
+        if (d && dtor)
+            dtor(d);
+    }
     free(loop->rbuf);
     free(loop);
+}
+
+int wisp_loop_key_create(wisp_task_cb dtor)
+{
+    unsigned k = atomic_fetch_add(&key_count, 1);
+    if (k >= WISP_LOOP_KEYS_MAX) {
+        /* Leave the counter saturated well below overflow. */
+        atomic_store(&key_count, WISP_LOOP_KEYS_MAX + 1);
+        return -ENOSPC;
+    }
+    atomic_store_explicit(&key_dtor[k], dtor, memory_order_release);
+    return (int)k;
+}
+
+static int key_valid(int key)
+{
+    return key >= 0 && key < WISP_LOOP_KEYS_MAX &&
+           (unsigned)key < atomic_load_explicit(&key_count,
+                                                memory_order_relaxed);
+}
+
+int wisp_loop_set_data(wisp_loop_t *loop, int key, void *data)
+{
+    WISP__ASSERT_OWNER(loop);
+    if (!key_valid(key))
+        return -EINVAL;
+    loop->data[key] = data;
+    return 0;
+}
+
+void *wisp_loop_get_data(const wisp_loop_t *loop, int key)
+{
+    WISP__ASSERT_OWNER(loop);
+    if (!key_valid(key))
+        return NULL;
+    return loop->data[key];
 }
 
 void wisp__loop_set_hook(wisp_loop_t *loop, wisp__loop_hook hook, void *arg)

@@ -171,6 +171,9 @@ struct wisp_loop {
     /* Set by the end-of-iteration hook when work is left over (input
      * still in the kernel): the next wait polls without sleeping. */
     int keep_awake;
+
+    /* Per-loop data, one slot per key (wisp_loop_key_create). */
+    void *data[WISP_LOOP_KEYS_MAX];
 };
 
 static inline void wisp__loop_keep_awake(wisp_loop_t *loop)
