@@ -12,6 +12,7 @@
  *     the input, strings sit between quotes, containers between matching
  *     brackets, `next` moves forward and stays inside the parent, counts
  *     agree with iteration;
+ *   - a document of `size` bytes uses at most size / 2 + 1 tokens;
  *   - with fewer tokens than needed the answer is -ENOBUFS, with exactly
  *     enough the same document;
  *   - every navigation and conversion call on every token returns one of
@@ -245,6 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     REQUIRE(doc.ntoks == (uint32_t)n);
+    REQUIRE((size_t)n <= size / 2 + 1); /* the bound docs/guide.md gives */
     check_spans(&doc);
     check_values(&doc);
 
