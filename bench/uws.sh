@@ -139,17 +139,17 @@ done
 
 if [ -n "${ECHO:-}" ]; then
     src_echo=$ECHO
-    HELLO=$(dirname "$ECHO")/hello
+    TESTSERVER=$(dirname "$ECHO")/wisp-testserver
 else
-    HELLO=$("$ROOT/bench/build.sh") || bench_die "bench/build.sh failed"
-    src_echo=$(dirname "$HELLO")/echo
+    TESTSERVER=$("$ROOT/bench/build.sh") || bench_die "bench/build.sh failed"
+    src_echo=$(dirname "$TESTSERVER")/echo
 fi
 [ -x "$src_echo" ] || bench_die "$src_echo not found"
-export HELLO
+export TESTSERVER
 wisp_snapshot
 cp "$src_echo" "$TMPD/wisp/examples/echo"
 ECHO_BIN=$TMPD/wisp/examples/echo
-WISP_BUILD_INFO=${WISP_BUILD_INFO/$HELLO/$src_echo}
+WISP_BUILD_INFO=${WISP_BUILD_INFO/$TESTSERVER/$src_echo}
 if [ -n "${UWS_ECHO:-}" ] && [ -x "$UWS_ECHO" ]; then
     cp "$UWS_ECHO" "$TMPD/uws_echo"
     UWS_INFO="$UWS_ECHO ($(cat "$UWS_ECHO.version" 2>/dev/null || echo "version unknown"); idleTimeout $UWS_IDLE s)"

@@ -1,4 +1,4 @@
-"""Blocking work on the shared pool (examples/hello GET /blocking).
+"""Blocking work on the shared pool (wisp-testserver GET /blocking).
 
 256 concurrent clients run a 50 ms blocking call each while other clients
 keep hitting GET /: the loops stay responsive (every fast request is

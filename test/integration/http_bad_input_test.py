@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Integration test: wisp's answers to malformed and hostile input.
 
-Usage: python3 http_bad_input_test.py /path/to/hello
+Usage: python3 http_bad_input_test.py /path/to/wisp-testserver
 
 One table row per bad input: the raw bytes (or a function that sends them
 in pieces), the expected status and the rule it comes from. For every row

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Integration test: the ordinary HTTP/1.1 behaviour of wisp (examples/hello).
+"""Integration test: the ordinary HTTP/1.1 behaviour of wisp (wisp-testserver, test/server/).
 
-Usage: python3 http_basic_test.py /path/to/hello
+Usage: python3 http_basic_test.py /path/to/wisp-testserver
 
 Covers: GET / and its headers, keep-alive (HTTP/1.1 and HTTP/1.0),
 Connection: close, pipelining (with an async response in the middle),
@@ -29,8 +29,7 @@ from wisp_test import (Checks, Server, expect_closed,  # noqa: E402
                        read_response)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PUBLIC = os.path.normpath(os.path.join(HERE, "..", "..", "examples",
-                                       "hello", "public"))
+PUBLIC = os.path.normpath(os.path.join(HERE, "..", "server", "public"))
 HELLO = b"Hello, World!"
 MIB = 1024 * 1024
 BUDGET = 40.0  # seconds; sections after it are reported as not run

@@ -1,6 +1,6 @@
 """Shared helpers for wisp's integration tests.
 
-Each test script starts a real server (examples/hello, or the binary given
+Each test script starts a real server (wisp-testserver, or the binary given
 as argv[1]) on 127.0.0.1 with an ephemeral port, drives it with raw
 sockets (and curl where that is the point), and stops it. Servers are
 always killed at exit, so no process is left behind.
