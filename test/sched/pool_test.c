@@ -1234,6 +1234,168 @@ static void test_stress(void)
     wisp_loop_destroy(loop);
 }
 
+/* ---------------------------------- job arguments owned by the pool */
+
+/* One job's argument: counts its destructor's runs and whether one came
+ * while fn still used it. Static slots, so a second run is counted, not
+ * a double free. */
+typedef struct slot {
+    _Atomic int frees;
+    _Atomic int running;
+    _Atomic int freed_while_running;
+    _Atomic int ran;
+    _Atomic int saw_cancel;
+    gate *g; /* entered / waited on by the polling job */
+} slot;
+
+static void slot_free(void *arg)
+{
+    slot *s = arg;
+    if (atomic_load(&s->running))
+        atomic_fetch_add(&s->freed_while_running, 1);
+    atomic_fetch_add(&s->frees, 1);
+}
+
+static int slot_fn(void *arg, void **value, wisp_free_cb *destroy)
+{
+    slot *s = arg;
+    (void)value;
+    (void)destroy;
+    atomic_store(&s->running, 1);
+    atomic_fetch_add(&s->ran, 1);
+    atomic_store(&s->running, 0);
+    return 0;
+}
+
+/* Enters the slot's gate, then runs until it sees itself cancelled (the
+ * bound is the failure bound: 30 s). */
+static int polling_fn(void *arg, void **value, wisp_free_cb *destroy)
+{
+    slot *s = arg;
+    (void)value;
+    (void)destroy;
+    atomic_store(&s->running, 1);
+    atomic_fetch_add(&s->ran, 1);
+    pthread_mutex_lock(&s->g->mu);
+    s->g->entered++;
+    pthread_cond_broadcast(&s->g->cv);
+    pthread_mutex_unlock(&s->g->mu);
+    uint64_t end = now_ms() + 30000;
+    while (!wisp_pool_job_cancelled() && now_ms() < end)
+        sleep_ms(1);
+    atomic_store(&s->saw_cancel, wisp_pool_job_cancelled());
+    atomic_store(&s->running, 0);
+    return 0;
+}
+
+static void test_job_arg(void)
+{
+    wisp_loop_t *loop = wisp_loop_create();
+    wisp_pool_t *p = make_pool(1, 1, 1, 1000);
+    gate g;
+    gate_init(&g);
+    static slot ran, queued, swept, refused, stopped, abandoned, bad, late;
+
+    CHECK_EQ_INT(wisp_pool_job_cancelled(), 0); /* not a pool thread */
+
+    /* 1. The job runs: released after fn, before the future settles. */
+    wisp_future_t *f1 = wisp_pool_submit_job(p, WISP_PRIO_NORMAL, loop,
+                                             slot_fn, &ran, slot_free);
+    CHECK_EQ_INT(wait_settled(f1, 30000), 0);
+    CHECK_EQ_INT(atomic_load(&ran.ran), 1);
+    CHECK_EQ_INT(atomic_load(&ran.frees), 1);
+    CHECK_EQ_INT(atomic_load(&ran.freed_while_running), 0);
+
+    /* 2. Cancelled while queued: the one thread is held by a gate. */
+    wisp_future_t *gf = wisp_pool_submit(p, WISP_PRIO_NORMAL, loop, gate_fn,
+                                         &g);
+    CHECK_EQ_INT(gate_wait(&g, 1), 0);
+    wisp_future_t *f2 = wisp_pool_submit_job(p, WISP_PRIO_NORMAL, loop,
+                                             slot_fn, &queued, slot_free);
+    CHECK_EQ_INT(wisp_future_cancel(f2), 0);
+    CHECK_EQ_INT(atomic_load(&queued.frees), 0); /* still queued */
+    /* The queue (limit 1) is full of a cancelled item: the next
+     * submission sweeps it out, releasing its argument now. */
+    wisp_future_t *f3 = wisp_pool_submit_job(p, WISP_PRIO_NORMAL, loop,
+                                             slot_fn, &swept, slot_free);
+    CHECK_EQ_INT(atomic_load(&queued.frees), 1);
+    CHECK_EQ_INT(wisp_future_state(f3), WISP_FUTURE_PENDING);
+    /* Full with live work: refused, released before the call returns. */
+    wisp_future_t *f4 = wisp_pool_submit_job(p, WISP_PRIO_NORMAL, loop,
+                                             slot_fn, &refused, slot_free);
+    CHECK_EQ_INT(wisp_future_error(f4), -EAGAIN);
+    CHECK_EQ_INT(atomic_load(&refused.frees), 1);
+    /* Bad arguments: released too. */
+    wisp_future_t *f5 = wisp_pool_submit_job(p, WISP_PRIO_COUNT, loop,
+                                             slot_fn, &bad, slot_free);
+    CHECK_EQ_INT(wisp_future_error(f5), -EINVAL);
+    CHECK_EQ_INT(atomic_load(&bad.frees), 1);
+    errno = 0;
+    CHECK(wisp_pool_submit_job(p, WISP_PRIO_NORMAL, NULL, slot_fn, &bad,
+                               slot_free) == NULL);
+    CHECK_EQ_INT(errno, EINVAL);
+    CHECK_EQ_INT(atomic_load(&bad.frees), 2); /* once per submission */
+    gate_open(&g);
+    CHECK_EQ_INT(wait_settled(f3, 30000), 0);
+    CHECK_EQ_INT(atomic_load(&swept.frees), 1);
+
+    /* 3. Abandoned: cancelled while fn runs; fn sees it and stops; the
+     * argument is released once fn has returned. */
+    gate pg;
+    gate_init(&pg);
+    abandoned.g = &pg;
+    wisp_future_t *f6 = wisp_pool_submit_job(p, WISP_PRIO_NORMAL, loop,
+                                             polling_fn, &abandoned,
+                                             slot_free);
+    CHECK_EQ_INT(gate_wait(&pg, 1), 0);
+    CHECK_EQ_INT(atomic_load(&abandoned.frees), 0);
+    CHECK_EQ_INT(wisp_future_cancel(f6), 0);
+    CHECK_EQ_INT(WAIT_STAT(p, running, 0), 0);
+    CHECK_EQ_INT(WAIT_STAT(p, completed, 4), 0); /* ran, gate, swept, f6 */
+    CHECK_EQ_INT(atomic_load(&abandoned.saw_cancel), 1);
+    CHECK_EQ_INT(atomic_load(&abandoned.frees), 1);
+    CHECK_EQ_INT(atomic_load(&abandoned.freed_while_running), 0);
+
+    /* 4. Cancelled by a shutdown without drain, and refused after it. */
+    gate g2;
+    gate_init(&g2);
+    wisp_future_t *gf2 = wisp_pool_submit(p, WISP_PRIO_NORMAL, loop,
+                                          gate_fn, &g2);
+    CHECK_EQ_INT(gate_wait(&g2, 1), 0);
+    wisp_future_t *f7 = wisp_pool_submit_job(p, WISP_PRIO_NORMAL, loop,
+                                             slot_fn, &stopped, slot_free);
+    CHECK_EQ_INT(wisp_pool_shutdown(p, 0, 0), -ETIMEDOUT); /* gate runs */
+    CHECK_EQ_INT(atomic_load(&stopped.frees), 1);
+    CHECK_EQ_INT(wisp_future_error(f7), -ECANCELED);
+    wisp_future_t *f8 = wisp_pool_submit_job(p, WISP_PRIO_NORMAL, loop,
+                                             slot_fn, &late, slot_free);
+    CHECK_EQ_INT(wisp_future_error(f8), -ECANCELED);
+    CHECK_EQ_INT(atomic_load(&late.frees), 1);
+    gate_open(&g2);
+
+    wisp_pool_destroy(p);
+    /* Exactly once, every one of them, and no job ran that was not
+     * meant to. */
+    slot *all[] = {&ran, &queued, &swept, &refused, &stopped, &abandoned,
+                   &late};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        CHECK_EQ_INT(atomic_load(&all[i]->frees), 1);
+        CHECK_EQ_INT(atomic_load(&all[i]->freed_while_running), 0);
+    }
+    CHECK_EQ_INT(atomic_load(&queued.ran) + atomic_load(&refused.ran) +
+                     atomic_load(&stopped.ran) + atomic_load(&late.ran) +
+                     atomic_load(&bad.ran),
+                 0);
+    wisp_future_t *fs[] = {f1, gf, f2, f3, f4, f5, f6, gf2, f7, f8};
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++)
+        wisp_future_unref(fs[i]);
+    pump(loop);
+    wisp_loop_destroy(loop);
+    gate_fini(&g);
+    gate_fini(&g2);
+    gate_fini(&pg);
+}
+
 int main(void)
 {
     test_config();
@@ -1246,6 +1408,7 @@ int main(void)
     test_pool_thread();
     test_nice_and_stack();
     test_cancel_before_run();
+    test_job_arg();
     test_shutdown_drain();
     test_shutdown_cancel();
     test_destroy_cancels();
