@@ -45,6 +45,19 @@ typedef struct wisp_server_config {
     int no_tcp;
     /* I/O loops; 0 means one per online CPU. */
     unsigned threads;
+    /* 0 (default): the TCP port is this server's alone. Each loop has its
+     * own SO_REUSEPORT listener, so the kernel would let any process of
+     * the same user join the group and take a share of the connections;
+     * wisp_server_listen therefore first binds the address without
+     * SO_REUSEPORT and fails with -EADDRINUSE when anything (another
+     * process, another server of this process) listens there already.
+     * 1: join whatever SO_REUSEPORT group holds the port (both sides must
+     * be of the same user), e.g. for a zero-downtime restart where the new
+     * process starts while the old one still serves. A server that asked
+     * for sharing cannot stop an exclusive one's later wisp_server_listen
+     * from failing, and an exclusive server cannot stop a sharing one
+     * from joining it. */
+    int reuse_port_shared;
     int backlog;                      /* default 1024 */
     uint32_t max_connections;         /* per loop; default 100000 */
 
