@@ -189,6 +189,14 @@ int wisp_server_listen(wisp_server_t *srv)
     if (!srv->main_loop)
         return -errno;
     uint16_t port = srv->cfg.port;
+    int probe = -1;
+    if (!srv->cfg.no_tcp && !srv->cfg.reuse_port_shared) {
+        r = wisp__listen_probe(srv, &probe, &port);
+        if (r < 0) {
+            srv->state = WISP__S_LISTENING;
+            return r;
+        }
+    }
     for (unsigned i = 0; i < n && r == 0; i++) {
         wisp__worker *w = &srv->workers[i];
         w->srv = srv;
@@ -211,6 +219,8 @@ int wisp_server_listen(wisp_server_t *srv)
         if (r == 0 && i == 0 && srv->unix_path)
             r = wisp__listen_unix(srv, &w->lsn_unix.fd);
     }
+    if (probe >= 0)
+        close(probe); /* the group's listeners hold the port now */
     if (r == 0 && srv->cfg.no_tcp && !srv->unix_path)
         r = -EINVAL;
     if (r == 0 && srv->access_log_path &&

@@ -108,6 +108,7 @@ struct wisp_server {
 
 /* net/listen.c */
 int wisp__listen_tcp(wisp_server_t *srv, int *fd_out, uint16_t *port_io);
+int wisp__listen_probe(wisp_server_t *srv, int *fd_out, uint16_t *port_io);
 int wisp__listen_unix(wisp_server_t *srv, int *fd_out);
 void wisp__worker_start_accepting(wisp__worker *w);
 void wisp__worker_drain_and_close_listeners(wisp__worker *w);
