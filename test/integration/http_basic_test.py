@@ -119,6 +119,29 @@ def stop_server(checks, server):
 
 # ---------------------------------------------------------------- tests
 
+def test_app_headers():
+    """Content-Type and Server set by the handler (wisp_res_header) are
+    sent once, the handler's value winning over wisp_res_send's
+    Content-Type and over the configured Server name (http.h)."""
+    for status in (200, 404, 201):
+        s = srv.connect()
+        s.sendall(req("GET", "/headers/%d" % status))
+        st, h, body = read_response(s)
+        s.close()
+        names = [k.lower() for k, _ in h["__list__"]]
+        c.eq((st, body), (status, b"{}"), "GET /headers/%d" % status)
+        c.eq(names.count("content-type"), 1,
+             "%d: one Content-Type: %r" % (status, h["__list__"]))
+        c.eq(names.count("server"), 1,
+             "%d: one Server: %r" % (status, h["__list__"]))
+        c.eq(hdr(h, "content-type"), "application/json",
+             "%d: the handler's Content-Type wins" % status)
+        c.eq(hdr(h, "server"), "testserver/1",
+             "%d: the handler's Server wins" % status)
+        c.eq(hdr(h, "x-extra"), "1", "%d: other headers kept" % status)
+        c.eq(names.count("date"), 1, "%d: one Date" % status)
+
+
 def test_get_root_headers():
     s = srv.connect()
     s.sendall(req("GET", "/"))
@@ -734,7 +757,7 @@ def main():
     global srv
     srv = Server(sys.argv[1], "--static", PUBLIC)
     t0 = time.time()
-    for fn in (test_get_root_headers, test_keepalive_100, test_http10,
+    for fn in (test_get_root_headers, test_app_headers, test_keepalive_100, test_http10,
                test_pipelining, test_byte_at_a_time, test_chunked_request,
                test_large_upload, test_stream_response, test_head,
                test_expect_continue, test_target_forms,

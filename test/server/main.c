@@ -14,6 +14,9 @@
  *                       for an SDK) run on the shared worker pool
  *   GET  /params/:a/(*rest)  route parameters echoed back
  *   GET  /static/(path)   files under --static DIR
+ *   GET  /headers/:status  a response whose Content-Type and Server the
+ *                       handler sets itself (wisp_res_header) before
+ *                       wisp_res_send also names a Content-Type
  */
 #include <errno.h>
 #include <getopt.h>
@@ -225,6 +228,21 @@ static void on_params(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_res_send(res, 200, "text/plain", out, (size_t)l);
 }
 
+static void on_headers(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    wisp_str_t st = wisp_req_param(req, "status");
+    char tmp[8] = {0};
+    memcpy(tmp, st.ptr, st.len < 7 ? st.len : 7);
+    int status = atoi(tmp);
+    if (status < 200 || status > 599)
+        status = 200;
+    wisp_res_header(res, "Content-Type", "application/json");
+    wisp_res_header(res, "Server", "testserver/1");
+    wisp_res_header(res, "X-Extra", "1");
+    wisp_res_send(res, status, "text/plain", "{}", 2);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -368,6 +386,8 @@ int main(int argc, char **argv)
                       NULL, NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/blocking", on_blocking, NULL,
                       NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/headers/:status", on_headers,
+                      NULL, NULL);
     int r = wisp_server_static(srv, "/static", static_dir, NULL);
     if (r < 0)
         fprintf(stderr, "wisp-testserver: static dir %s: %s (route disabled)\n",
