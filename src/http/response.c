@@ -235,10 +235,12 @@ int wisp__res_head(wisp__exchange *ex, int64_t cl, const char *ctype)
     return 0;
 }
 
-/* Common checks of every call; returns 0 when the response may be used. */
-static int usable(wisp__exchange *ex)
+/* Common checks of every call; returns 0 when the response may be used.
+ * `fn` is the public function, for the ownership check's message. */
+#define usable(ex) usable_as((ex), __func__)
+static int usable_as(wisp__exchange *ex, const char *fn)
 {
-    WISP__ASSERT_OWNER(ex->w->loop);
+    WISP__ASSERT_OWNER_AS(ex->w->loop, fn);
     if (ex->state == WISP__X_DONE)
         return WISP_ESTATE;
     if (!ex->conn || ex->state == WISP__X_ORPHAN)
