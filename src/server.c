@@ -225,8 +225,14 @@ int wisp_server_listen(wisp_server_t *srv)
         r = -EINVAL;
     if (r == 0 && srv->access_log_path &&
         srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE) {
-        srv->access_fd = open(srv->access_log_path,
-                              O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        /* "-": standard error as it is (a copy of fd 2, so nothing is
+         * reopened or truncated, and destroy closes only the copy). */
+        if (strcmp(srv->access_log_path, "-") == 0)
+            srv->access_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        else
+            srv->access_fd = open(srv->access_log_path,
+                                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                                  0644);
         if (srv->access_fd < 0)
             r = -errno;
     }

@@ -85,8 +85,9 @@ typedef struct wisp_server_config {
      * wisp_server_wait. Default 1. SIGPIPE is always ignored. */
     int handle_signals;
 
-    /* Access log: to a file (appended, opened at listen time) and/or to a
-     * hook. */
+    /* Access log: to a file (appended, opened at listen time; "-" is
+     * the process's standard error, used as it is: not reopened, not
+     * truncated) and/or to a hook. Whole lines are written at once. */
     wisp_access_log_format_t access_log_format;
     const char *access_log_path;
     wisp_access_log_hook access_log_hook;

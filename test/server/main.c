@@ -270,12 +270,6 @@ static void usage(FILE *f)
         "  --help                   this text\n");
 }
 
-static void log_to_stderr(const char *line, size_t len, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "%.*s\n", (int)len, line);
-}
-
 int main(int argc, char **argv)
 {
     wisp_server_config_t cfg;
@@ -334,10 +328,7 @@ int main(int argc, char **argv)
         case O_HW: cfg.write_high_water = (size_t)v; break;
         case O_ALOG:
             cfg.access_log_format = WISP_ACCESS_LOG_COMBINED;
-            if (strcmp(optarg, "-") == 0)
-                cfg.access_log_hook = log_to_stderr;
-            else
-                cfg.access_log_path = optarg;
+            cfg.access_log_path = optarg; /* "-" is stderr (server.h) */
             break;
         case O_PT: pcfg.max_threads = (unsigned)v; break;
         case O_PQ: pcfg.queue_limit = (uint32_t)v; break;
