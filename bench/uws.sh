@@ -16,14 +16,14 @@
 # between the fragments, ping -> pong, close. (bench/ws_load checks only
 # the length of each echo.) A server that fails is reported and skipped.
 #
-#   UWS_ECHO=/work/peers/uws/EchoServerBench DURATION=3 ROUNDS=3 bench/uws.sh
+#   UWS_ECHO=$PEERS/uws/EchoServerBench DURATION=3 ROUNDS=3 bench/uws.sh
 #
 # uWebSockets is not part of this tree and is never built by default; a
 # server that is missing is skipped with a message. To build it (outside
 # the repository):
-#   git clone https://github.com/uNetworking/uWebSockets /work/peers/uws
-#   git -C /work/peers/uws submodule update --init uSockets
-#   bench/uws.sh build /work/peers/uws      # -> /work/peers/uws/EchoServerBench
+#   git clone https://github.com/uNetworking/uWebSockets $PEERS/uws
+#   git -C $PEERS/uws submodule update --init uSockets
+#   bench/uws.sh build $PEERS/uws      # -> $PEERS/uws/EchoServerBench
 # `build` runs uSockets' own Makefile (`make -C uSockets`: -O3 -flto
 # -DLIBUS_NO_SSL -std=c11), writes examples/EchoServerBench.cpp — a copy of
 # examples/EchoServer.cpp whose only changes are: port from argv[1] (0 picks

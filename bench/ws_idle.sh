@@ -14,7 +14,7 @@
 #   bytes per idle session = (VmRSS with COUNT open - VmRSS before) / COUNT
 # VmRSS is user-space memory and page tables, not kernel socket buffers.
 #
-#   UWS_ECHO=/work/peers/uws/EchoServerBench bench/ws_idle.sh
+#   UWS_ECHO=$PEERS/uws/EchoServerBench bench/ws_idle.sh
 #
 # Environment (defaults): COUNT=10000 SETTLE=1 SERVERS="wisp uws node"
 #   IDLE_S=600 (WebSocket idle timeout given to wisp and uWS, so both keep

@@ -25,7 +25,7 @@ for page in pages:
             if re.match(r"[a-z]+:", target) or target.startswith("#"):
                 continue
             path = target.split("#", 1)[0]
-            full = os.path.normpath(os.path.join(os.path.dirname(page), path))
+            full = os.path.abspath(os.path.join(os.path.dirname(page), path))
             if not full.startswith(os.path.abspath(root)) or \
                     not os.path.exists(full):
                 bad.append("%s:%d: broken link %s" % (page, n, target))

@@ -5,7 +5,7 @@
  * started while work waits, idle ones above the minimum exit after
  * keep_alive_ms), statistics, and a graceful shutdown that drains or
  * cancels. Each submission returns a future owned by the submitter's loop;
- * the result comes back there (DESIGN rule 2). A full queue fails the
+ * the result comes back there (docs/design.md, rule 2). A full queue fails the
  * future at once with -EAGAIN: nothing is dropped silently. */
 #ifndef WISP_POOL_H
 #define WISP_POOL_H
