@@ -14,6 +14,9 @@
  *                       for an SDK) run on the shared worker pool
  *   GET  /params/:a/(*rest)  route parameters echoed back
  *   GET  /static/(path)   files under --static DIR
+ *   GET  /pool-stats    the worker pool's counters ("running=R queued=Q
+ *                       submitted=S completed=C cancelled=X"), so tests
+ *                       can wait for the pool to have taken a job
  *   GET  /headers/:status  a response whose Content-Type and Server the
  *                       handler sets itself (wisp_res_header) before
  *                       wisp_res_send also names a Content-Type
@@ -214,6 +217,23 @@ static void on_blocking(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_future_unref(f); /* wisp_res_await keeps its own reference */
 }
 
+static void on_pool_stats(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    wisp_pool_stats_t st;
+    wisp_pool_stats(pool, &st);
+    char out[160];
+    int l = snprintf(out, sizeof out,
+                     "running=%u queued=%u submitted=%llu completed=%llu "
+                     "cancelled=%llu\n",
+                     st.running, st.queued,
+                     (unsigned long long)st.submitted,
+                     (unsigned long long)st.completed,
+                     (unsigned long long)st.cancelled);
+    wisp_res_send(res, 200, "text/plain", out, (size_t)l);
+}
+
 static void on_params(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)arg;
@@ -378,6 +398,8 @@ int main(int argc, char **argv)
     wisp_server_route(srv, WISP_METHOD_GET, "/blocking", on_blocking, NULL,
                       NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/headers/:status", on_headers,
+                      NULL, NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/pool-stats", on_pool_stats,
                       NULL, NULL);
     int r = wisp_server_static(srv, "/static", static_dir, NULL);
     if (r < 0)
