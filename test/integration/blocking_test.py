@@ -22,23 +22,8 @@ t0 = time.time()
 srv = Server(HELLO, "--pool-threads", 64, threads=2)
 
 
-def pool_stats(server):
-    """The pool's counters, from wisp-testserver's GET /pool-stats."""
-    st, _, body = wisp_test.request(
-        server, b"GET /pool-stats HTTP/1.1\r\nHost: x\r\n\r\n", timeout=30)
-    return {k: int(v) for k, v in
-            (kv.split("=") for kv in body.decode().split())}
-
-
-def wait_pool(server, cond, bound=30.0):
-    """Poll the pool's counters until cond(stats); False after `bound`
-    seconds (the failure bound, not a delay)."""
-    end = time.time() + bound
-    while time.time() < end:
-        if cond(pool_stats(server)):
-            return True
-        time.sleep(0.01)
-    return False
+pool_stats = wisp_test.stats
+wait_pool = wisp_test.wait_stats
 
 
 # ---- 1. one call

@@ -173,6 +173,27 @@ def expect_closed(sock, timeout=3.0):
         return False
 
 
+def stats(server):
+    """wisp-testserver's GET /stats counters as a dict of ints."""
+    st, _, body = request(server, b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n",
+                          timeout=30)
+    if st != 200:
+        raise RuntimeError("GET /stats: %r" % st)
+    return {k: int(v) for k, v in
+            (kv.split("=") for kv in body.decode().split())}
+
+
+def wait_stats(server, cond, bound=30.0):
+    """Poll the counters until cond(stats) holds: the handshake tests use
+    instead of sleeping. False after `bound` s (the failure bound)."""
+    end = time.time() + bound
+    while time.time() < end:
+        if cond(stats(server)):
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def hello_ok(server):
     """Another client is served: GET / answers 200 Hello, World!"""
     st, _, body = request(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -14,15 +14,19 @@
  *                       for an SDK) run on the shared worker pool
  *   GET  /params/:a/(*rest)  route parameters echoed back
  *   GET  /static/(path)   files under --static DIR
- *   GET  /pool-stats    the worker pool's counters ("running=R queued=Q
- *                       submitted=S completed=C cancelled=X"), so tests
- *                       can wait for the pool to have taken a job
+ *   GET  /stats         counters the tests wait on instead of sleeping:
+ *                       "running=R queued=Q submitted=S completed=C
+ *                       cancelled=X delays=D delays_started=T
+ *                       upload_bytes=U" (the pool's; /delay requests
+ *                       waiting for their timer, and started in all;
+ *                       bytes received by /upload so far)
  *   GET  /headers/:status  a response whose Content-Type and Server the
  *                       handler sets itself (wisp_res_header) before
  *                       wisp_res_send also names a Content-Type
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +83,10 @@ static void on_stream(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_res_end(res);
 }
 
+/* For GET /stats: the handlers run on every loop. */
+static _Atomic long delays_waiting, delays_started;
+static _Atomic unsigned long long upload_bytes;
+
 typedef struct upload {
     wisp_res_t *res;
     unsigned long long bytes;
@@ -94,6 +102,7 @@ static void upload_data(wisp_req_t *req, const void *data, size_t len,
     for (size_t i = 0; i < len; i++)
         u->sum += p[i];
     u->bytes += len;
+    atomic_fetch_add(&upload_bytes, len);
 }
 
 static void upload_end(wisp_req_t *req, int status, void *arg)
@@ -131,6 +140,7 @@ static void delay_fire(wisp_timer_t *t, void *arg)
 {
     delayed *d = arg;
     (void)t;
+    atomic_fetch_sub(&delays_waiting, 1);
     wisp_res_send(d->res, 200, "text/plain", "delayed\n", 8);
     free(d);
 }
@@ -139,6 +149,7 @@ static void delay_abort(wisp_res_t *res, void *arg)
 {
     delayed *d = arg;
     (void)res;
+    atomic_fetch_sub(&delays_waiting, 1);
     wisp_timer_stop(&d->timer);
     free(d);
 }
@@ -161,6 +172,8 @@ static void on_delay(wisp_req_t *req, wisp_res_t *res, void *arg)
     }
     d->res = res;
     wisp_timer_init(wisp_res_loop(res), &d->timer);
+    atomic_fetch_add(&delays_waiting, 1);
+    atomic_fetch_add(&delays_started, 1);
     wisp_timer_start(&d->timer, (uint64_t)v, delay_fire, d);
     wisp_res_on_abort(res, delay_abort, d);
 }
@@ -217,20 +230,24 @@ static void on_blocking(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_future_unref(f); /* wisp_res_await keeps its own reference */
 }
 
-static void on_pool_stats(wisp_req_t *req, wisp_res_t *res, void *arg)
+static void on_stats(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)req;
     (void)arg;
     wisp_pool_stats_t st;
     wisp_pool_stats(pool, &st);
-    char out[160];
+    char out[256];
     int l = snprintf(out, sizeof out,
                      "running=%u queued=%u submitted=%llu completed=%llu "
-                     "cancelled=%llu\n",
+                     "cancelled=%llu delays=%ld delays_started=%ld "
+                     "upload_bytes=%llu\n",
                      st.running, st.queued,
                      (unsigned long long)st.submitted,
                      (unsigned long long)st.completed,
-                     (unsigned long long)st.cancelled);
+                     (unsigned long long)st.cancelled,
+                     atomic_load(&delays_waiting),
+                     atomic_load(&delays_started),
+                     atomic_load(&upload_bytes));
     wisp_res_send(res, 200, "text/plain", out, (size_t)l);
 }
 
@@ -399,8 +416,7 @@ int main(int argc, char **argv)
                       NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/headers/:status", on_headers,
                       NULL, NULL);
-    wisp_server_route(srv, WISP_METHOD_GET, "/pool-stats", on_pool_stats,
-                      NULL, NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/stats", on_stats, NULL, NULL);
     int r = wisp_server_static(srv, "/static", static_dir, NULL);
     if (r < 0)
         fprintf(stderr, "wisp-testserver: static dir %s: %s (route disabled)\n",
