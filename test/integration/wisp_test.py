@@ -64,7 +64,7 @@ class Server:
         self.port = int(line.strip().rsplit(":", 1)[1])
         self.addr = ("127.0.0.1", self.port)
 
-    def connect(self, timeout=5.0):
+    def connect(self, timeout=30.0):
         s = socket.create_connection(self.addr, timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
@@ -72,7 +72,7 @@ class Server:
     def signal(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
 
-    def wait(self, timeout=15):
+    def wait(self, timeout=60):
         """Wait for exit; returns (returncode, stderr)."""
         try:
             self.proc.wait(timeout=timeout)
@@ -148,7 +148,7 @@ def read_response(sock, head_request=False):
     return status, headers, body
 
 
-def request(server, raw, head_request=False, timeout=5.0):
+def request(server, raw, head_request=False, timeout=30.0):
     """Send raw bytes on a new connection and read one response."""
     s = server.connect(timeout)
     s.sendall(raw)
@@ -260,7 +260,7 @@ class WebSocket:
     up megabytes in the kernel before the server's own queue sees any;
     with an Ethernet-like mss=1400 the kernel holds about 100 KiB."""
 
-    def __init__(self, server, path="/ws", timeout=5.0, rcvbuf=None,
+    def __init__(self, server, path="/ws", timeout=30.0, rcvbuf=None,
                  mss=None):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
