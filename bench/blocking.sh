@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # bench/blocking.sh — is the loop still responsive while 256 clients run
-# a blocking call (50 ms sleep on the shared worker pool, hello's
+# a blocking call (50 ms sleep on the shared worker pool, wisp-testserver's
 # GET /blocking)? Compares GET / latency with no blocking load and with
 # it, in the same run, over ROUNDS rounds.
 #
 #   DURATION=5s ROUNDS=3 bench/blocking.sh
 #   POOL_NICE=0 bench/blocking.sh     # pool threads at the loop's priority
 #
-# Server: hello --threads 1 --pool-threads 256 pinned to CPU 0 (the pool
+# Server: wisp-testserver --threads 1 --pool-threads 256 pinned to CPU 0 (the pool
 # threads sleep, they do not compete for CPU). Loaders on CPU 1:
 #   fast:  wrk -t1 -c16 --latency  GET /
 #   load:  wrk -t1 -c256           GET /blocking?ms=50  (started 1 s

@@ -2,7 +2,8 @@
 # bench/build.sh — the build every benchmark figure is taken from:
 # release, asserts and ownership checks compiled out, link-time
 # optimisation, libwisp linked statically into the examples.
-#   bench/build.sh            -> build-bench/examples/hello
+#   bench/build.sh            -> build-bench/examples/wisp-testserver
+# (the fixture server of test/server/; echo and chat are beside it)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${BUILD_DIR:-$root/build-bench}
@@ -11,4 +12,4 @@ if [ ! -d "$dir" ]; then
         -Ddefault_library=static -Dtests=false >/dev/null
 fi
 ninja -C "$dir" >/dev/null
-echo "$dir/examples/hello"
+echo "$dir/examples/wisp-testserver"

@@ -19,7 +19,8 @@
 #   DEPTH over CONNS connections at once ("16x8"), as a load generator
 #   with several connections sends them
 #   SERVERS="wisp nginx"   PARTS="callgrind strace"
-#   HELLO=PATH   the wisp binary (default: bench/build.sh, a release+LTO build)
+#   TESTSERVER=PATH  the wisp binary, wisp-testserver (default: bench/build.sh,
+#                a release+LTO build)
 #   OUT=DIR                keep callgrind files, strace tables, annotations
 #   TOP=25                 functions shown from callgrind_annotate
 set -u

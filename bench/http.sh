@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/http.sh — throughput, latency and requests per server-CPU-second,
-# wisp (examples/hello --threads 1) against nginx (1 worker, `return 200`),
+# wisp (wisp-testserver --threads 1) against nginx (1 worker, `return 200`),
 # alternated over ROUNDS rounds in one run.  See docs/benchmarks.md.
 #
 # Server pinned to CPU $SERVER_CPU (0), loader to CPU $LOADER_CPU (1).
@@ -11,7 +11,8 @@
 #   H2N=1000000        h2load -n without pipelining
 #   H2N_PIPE=4000000   h2load -n with -m16
 #   SCENARIOS="wrk-c64 wrk-c256 wrk-c256-p16 h2load-c64 h2load-c64-m16"
-#   HELLO=PATH   the wisp binary (default: bench/build.sh, a release+LTO build)
+#   TESTSERVER=PATH  the wisp binary, wisp-testserver (default: bench/build.sh,
+#                a release+LTO build)
 #   OUT=DIR            keep raw outputs and results.tsv in DIR
 #   PAUSE=1            seconds between runs
 #

@@ -12,7 +12,8 @@
 # buffers (~4.7 KB per loopback connection for every server).
 #
 # Environment (defaults): COUNT=10000 SETTLE=1 SERVERS="wisp nginx"
-#   HELLO=PATH   the wisp binary (default: bench/build.sh, a release+LTO build)
+#   TESTSERVER=PATH  the wisp binary, wisp-testserver (default: bench/build.sh,
+#                a release+LTO build)
 set -u
 source "$(dirname "$0")/lib.sh"
 

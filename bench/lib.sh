@@ -47,21 +47,22 @@ stop_pid() {      # stop_pid PID: SIGTERM, wait, SIGKILL if needed
     bench_forget "$p"
 }
 
-# Copy hello and its libwisp.so into $TMPD so that concurrent rebuilds of
-# build/ cannot swap the binary in the middle of a run.  HELLO=path picks
-# another build (e.g. a release build).  Sets HELLO_BIN and WISP_BUILD_INFO.
+# Copy wisp-testserver and its libwisp.so into $TMPD so that concurrent
+# rebuilds of build/ cannot swap the binary in the middle of a run.
+# TESTSERVER=path picks another build (e.g. a release build; HELLO=path is
+# still read, as an older name).  Sets SERVER_BIN and WISP_BUILD_INFO.
 wisp_snapshot() {
-    local src=${HELLO:-}
+    local src=${TESTSERVER:-${HELLO:-}}
     if [ -z "$src" ]; then
         src=$("$ROOT/bench/build.sh") || bench_die "bench/build.sh failed"
     fi
     [ -x "$src" ] || bench_die "$src not found"
     mkdir -p "$TMPD/wisp/examples"
-    cp "$src" "$TMPD/wisp/examples/hello"
+    cp "$src" "$TMPD/wisp/examples/wisp-testserver"
     local lib
     lib=$(dirname "$src")/../libwisp.so.0
     [ -e "$lib" ] && cp -L "$lib" "$TMPD/wisp/libwisp.so.0"
-    HELLO_BIN=$TMPD/wisp/examples/hello
+    SERVER_BIN=$TMPD/wisp/examples/wisp-testserver
     local info bdir
     bdir=$(cd "$(dirname "$src")/.." && pwd)
     info=$(python3 - "$bdir" <<'PY' 2>/dev/null
@@ -107,15 +108,15 @@ wait_port() {     # wait_port PORT PID: until something accepts on PORT
     return 1
 }
 
-# start_wisp [WRAPPER...] -- [hello args...]: starts
-# `taskset -c SERVER_CPU WRAPPER... hello --threads 1 --port 0 ARGS`
+# start_wisp [WRAPPER...] -- [wisp-testserver args...]: starts
+# `taskset -c SERVER_CPU WRAPPER... wisp-testserver --threads 1 --port 0 ARGS`
 # (WRAPPER: e.g. valgrind ..., prlimit ...); sets WISP_PID and WISP_PORT.
 start_wisp() {
     local wrap=()
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do wrap+=("$1"); shift; done
     [ "${1:-}" = "--" ] && shift
-    local out=$TMPD/hello.$RANDOM.out
-    taskset -c "$SERVER_CPU" "${wrap[@]}" "$HELLO_BIN" --host 127.0.0.1 --port 0 --threads 1 "$@" >"$out" 2>"$out.err" &
+    local out=$TMPD/wisp-testserver.$RANDOM.out
+    taskset -c "$SERVER_CPU" "${wrap[@]}" "$SERVER_BIN" --host 127.0.0.1 --port 0 --threads 1 "$@" >"$out" 2>"$out.err" &
     WISP_PID=$!
     BENCH_PIDS+=("$WISP_PID")
     WISP_PORT=
@@ -125,7 +126,7 @@ start_wisp() {
         kill -0 "$WISP_PID" 2>/dev/null || break
         sleep 0.1
     done
-    [ -n "$WISP_PORT" ] || { cat "$out.err" >&2; bench_die "hello did not start"; }
+    [ -n "$WISP_PORT" ] || { cat "$out.err" >&2; bench_die "wisp-testserver did not start"; }
     WISP_ERR=$out.err
 }
 

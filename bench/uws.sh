@@ -16,14 +16,14 @@
 # between the fragments, ping -> pong, close. (bench/ws_load checks only
 # the length of each echo.) A server that fails is reported and skipped.
 #
-#   UWS_ECHO=/work/peers/uws/EchoServerBench DURATION=3 ROUNDS=3 bench/uws.sh
+#   UWS_ECHO=$PEERS/uws/EchoServerBench DURATION=3 ROUNDS=3 bench/uws.sh
 #
 # uWebSockets is not part of this tree and is never built by default; a
 # server that is missing is skipped with a message. To build it (outside
 # the repository):
-#   git clone https://github.com/uNetworking/uWebSockets /work/peers/uws
-#   git -C /work/peers/uws submodule update --init uSockets
-#   bench/uws.sh build /work/peers/uws      # -> /work/peers/uws/EchoServerBench
+#   git clone https://github.com/uNetworking/uWebSockets $PEERS/uws
+#   git -C $PEERS/uws submodule update --init uSockets
+#   bench/uws.sh build $PEERS/uws      # -> $PEERS/uws/EchoServerBench
 # `build` runs uSockets' own Makefile (`make -C uSockets`: -O3 -flto
 # -DLIBUS_NO_SSL -std=c11), writes examples/EchoServerBench.cpp — a copy of
 # examples/EchoServer.cpp whose only changes are: port from argv[1] (0 picks
@@ -139,17 +139,17 @@ done
 
 if [ -n "${ECHO:-}" ]; then
     src_echo=$ECHO
-    HELLO=$(dirname "$ECHO")/hello
+    TESTSERVER=$(dirname "$ECHO")/wisp-testserver
 else
-    HELLO=$("$ROOT/bench/build.sh") || bench_die "bench/build.sh failed"
-    src_echo=$(dirname "$HELLO")/echo
+    TESTSERVER=$("$ROOT/bench/build.sh") || bench_die "bench/build.sh failed"
+    src_echo=$(dirname "$TESTSERVER")/echo
 fi
 [ -x "$src_echo" ] || bench_die "$src_echo not found"
-export HELLO
+export TESTSERVER
 wisp_snapshot
 cp "$src_echo" "$TMPD/wisp/examples/echo"
 ECHO_BIN=$TMPD/wisp/examples/echo
-WISP_BUILD_INFO=${WISP_BUILD_INFO/$HELLO/$src_echo}
+WISP_BUILD_INFO=${WISP_BUILD_INFO/$TESTSERVER/$src_echo}
 if [ -n "${UWS_ECHO:-}" ] && [ -x "$UWS_ECHO" ]; then
     cp "$UWS_ECHO" "$TMPD/uws_echo"
     UWS_INFO="$UWS_ECHO ($(cat "$UWS_ECHO.version" 2>/dev/null || echo "version unknown"); idleTimeout $UWS_IDLE s)"

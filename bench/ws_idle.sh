@@ -14,7 +14,7 @@
 #   bytes per idle session = (VmRSS with COUNT open - VmRSS before) / COUNT
 # VmRSS is user-space memory and page tables, not kernel socket buffers.
 #
-#   UWS_ECHO=/work/peers/uws/EchoServerBench bench/ws_idle.sh
+#   UWS_ECHO=$PEERS/uws/EchoServerBench bench/ws_idle.sh
 #
 # Environment (defaults): COUNT=10000 SETTLE=1 SERVERS="wisp uws node"
 #   IDLE_S=600 (WebSocket idle timeout given to wisp and uWS, so both keep
@@ -62,16 +62,16 @@ done
 
 if [ -n "${ECHO:-}" ]; then
     src_echo=$ECHO
-    HELLO=$(dirname "$ECHO")/hello
+    TESTSERVER=$(dirname "$ECHO")/wisp-testserver
 else
-    HELLO=$("$ROOT/bench/build.sh") || bench_die "bench/build.sh failed"
-    src_echo=$(dirname "$HELLO")/echo
+    TESTSERVER=$("$ROOT/bench/build.sh") || bench_die "bench/build.sh failed"
+    src_echo=$(dirname "$TESTSERVER")/echo
 fi
 [ -x "$src_echo" ] || bench_die "$src_echo not found"
-export HELLO
+export TESTSERVER
 wisp_snapshot
 cp "$src_echo" "$TMPD/wisp/examples/echo"
-WISP_BUILD_INFO=${WISP_BUILD_INFO/$HELLO/$src_echo}
+WISP_BUILD_INFO=${WISP_BUILD_INFO/$TESTSERVER/$src_echo}
 [ -n "${UWS_ECHO:-}" ] && [ -x "$UWS_ECHO" ] && cp "$UWS_ECHO" "$TMPD/uws_echo"
 build_tool idle
 cc -O2 -Wall -o "$TMPD/ws_load" "$BENCH_DIR/ws_load.c" || bench_die "cc ws_load"

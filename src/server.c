@@ -211,6 +211,14 @@ int wisp_server_listen(wisp_server_t *srv)
     };
     const wisp_conn_handlers_t *http = &wisp__http_proto.h;
     uint32_t first = srv->cfg.header_timeout_ms;
+    int probe = -1;
+    if (!srv->cfg.no_tcp && !srv->cfg.reuse_port_shared) {
+        r = wisp__listen_probe(srv->host, &probe, &port);
+        if (r < 0) {
+            srv->state = WISP__S_LISTENING;
+            return r;
+        }
+    }
     for (unsigned i = 0; i < n && r == 0; i++) {
         wisp__worker *w = &srv->workers[i];
         w->srv = srv;
@@ -236,12 +244,20 @@ int wisp_server_listen(wisp_server_t *srv)
             r = wisp__listen_unix(srv->unix_path, srv->cfg.backlog, &fd);
         wisp__listener_init(&w->lsn_unix, &w->net, fd, http, NULL, 1, first);
     }
+    if (probe >= 0)
+        close(probe); /* the group's listeners hold the port now */
     if (r == 0 && srv->cfg.no_tcp && !srv->unix_path)
         r = -EINVAL;
     if (r == 0 && srv->access_log_path &&
         srv->cfg.access_log_format != WISP_ACCESS_LOG_NONE) {
-        srv->http.access_fd = open(srv->access_log_path,
-                              O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        /* "-": standard error as it is (a copy of fd 2, so nothing is
+         * reopened or truncated, and destroy closes only the copy). */
+        if (strcmp(srv->access_log_path, "-") == 0)
+            srv->http.access_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        else
+            srv->http.access_fd = open(srv->access_log_path,
+                                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                                       0644);
         if (srv->http.access_fd < 0)
             r = -errno;
     }

@@ -134,9 +134,12 @@ WISP_API int wisp_res_status(wisp_res_t *res, int status);
 /* Add a header field. Name and value are copied. wisp writes Date,
  * Content-Length or Transfer-Encoding, and Connection itself; adding
  * them here is refused with -EINVAL, as are names that are not tokens and
- * values with CR, LF or NUL. The header section is bounded (8 KiB of
- * added fields): past it, -ENOSPC. Returns 0, -EINVAL, -ENOSPC, or
- * WISP_ESTATE once the head is sent. */
+ * values with CR, LF or NUL. A Content-Type or Server added here wins:
+ * it is sent once, and the content type given to wisp_res_send (and the
+ * like) or the configured server_name is left out. Other names may be
+ * added more than once (Set-Cookie). The header section is bounded
+ * (8 KiB of added fields): past it, -ENOSPC. Returns 0, -EINVAL,
+ * -ENOSPC, or WISP_ESTATE once the head is sent. */
 WISP_API int wisp_res_header(wisp_res_t *res, const char *name,
                              const char *value);
 WISP_API int wisp_res_header_n(wisp_res_t *res, const char *name,

@@ -5,7 +5,7 @@
  * started while work waits, idle ones above the minimum exit after
  * keep_alive_ms), statistics, and a graceful shutdown that drains or
  * cancels. Each submission returns a future owned by the submitter's loop;
- * the result comes back there (DESIGN rule 2). A full queue fails the
+ * the result comes back there (docs/design.md, rule 2). A full queue fails the
  * future at once with -EAGAIN: nothing is dropped silently. */
 #ifndef WISP_POOL_H
 #define WISP_POOL_H
@@ -91,6 +91,36 @@ typedef int (*wisp_pool_fn)(void *arg, void **value, wisp_free_cb *destroy);
 WISP_API wisp_future_t *wisp_pool_submit(wisp_pool_t *pool, wisp_prio_t prio,
                                          wisp_loop_t *loop, wisp_pool_fn fn,
                                          void *arg);
+
+/* wisp_pool_submit, and the pool owns `arg`: `arg_free(arg)` (may be
+ * NULL) runs exactly once in every case —
+ *   - after fn returns, before the future settles (also when the future
+ *     was cancelled while fn ran: the job was abandoned, its late result
+ *     is destroyed);
+ *   - when the job is dropped without running (cancelled while queued,
+ *     cancelled by wisp_pool_shutdown without drain), before the future
+ *     settles;
+ *   - before this call returns when the job is refused (queue full,
+ *     shutting down, bad arguments) or NULL is returned.
+ * It never runs while fn runs, so fn may use `arg` to the end, and the
+ * code that submitted must not touch `arg` after this call (keep what it
+ * needs on the loop side separately; see docs/concurrency.md).
+ * `arg_free` runs on whichever thread drops the job: a pool thread, the
+ * thread that cancels or shuts down, or the caller. Returns, errors and
+ * threads as wisp_pool_submit. */
+WISP_API wisp_future_t *wisp_pool_submit_job(wisp_pool_t *pool,
+                                             wisp_prio_t prio,
+                                             wisp_loop_t *loop,
+                                             wisp_pool_fn fn, void *arg,
+                                             wisp_free_cb arg_free);
+
+/* Inside a pool function: 1 when the job's future has been settled by
+ * someone else (cancelled, e.g. by wisp_res_await because the client has
+ * gone), so its result will be thrown away and fn may stop early; 0 while
+ * the result is still wanted, and 0 outside a pool function. A plain load
+ * of the future's state: cheap enough to poll between steps.
+ * Thread: a pool thread running fn. */
+WISP_API int wisp_pool_job_cancelled(void);
 
 typedef struct wisp_pool_stats {
     uint64_t submitted;   /* accepted into the queue */

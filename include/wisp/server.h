@@ -45,6 +45,19 @@ typedef struct wisp_server_config {
     int no_tcp;
     /* I/O loops; 0 means one per online CPU. */
     unsigned threads;
+    /* 0 (default): the TCP port is this server's alone. Each loop has its
+     * own SO_REUSEPORT listener, so the kernel would let any process of
+     * the same user join the group and take a share of the connections;
+     * wisp_server_listen therefore first binds the address without
+     * SO_REUSEPORT and fails with -EADDRINUSE when anything (another
+     * process, another server of this process) listens there already.
+     * 1: join whatever SO_REUSEPORT group holds the port (both sides must
+     * be of the same user), e.g. for a zero-downtime restart where the new
+     * process starts while the old one still serves. A server that asked
+     * for sharing cannot stop an exclusive one's later wisp_server_listen
+     * from failing, and an exclusive server cannot stop a sharing one
+     * from joining it. */
+    int reuse_port_shared;
     int backlog;                      /* default 1024 */
     uint32_t max_connections;         /* per loop; default 100000 */
 
@@ -72,8 +85,9 @@ typedef struct wisp_server_config {
      * wisp_server_wait. Default 1. SIGPIPE is always ignored. */
     int handle_signals;
 
-    /* Access log: to a file (appended, opened at listen time) and/or to a
-     * hook. */
+    /* Access log: to a file (appended, opened at listen time; "-" is
+     * the process's standard error, used as it is: not reopened, not
+     * truncated) and/or to a hook. Whole lines are written at once. */
     wisp_access_log_format_t access_log_format;
     const char *access_log_path;
     wisp_access_log_hook access_log_hook;

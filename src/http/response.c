@@ -145,6 +145,25 @@ static int no_body_status(int status)
 /* Upper bound of the head's size, without the added fields. */
 #define HEAD_FIXED 256
 
+/* 1 when the handler added a field `name` (length l) with
+ * wisp_res_header: then it wins over wisp's own (http.h). Only scanned
+ * when fields were added. */
+static int added_field(const struct wisp_res *res, const char *name,
+                       size_t l)
+{
+    const char *p = res->hdrs, *end = res->hdrs + res->hdrs_len;
+    while (p < end) {
+        if ((size_t)(end - p) > l && p[l] == ':' &&
+            strncasecmp(p, name, l) == 0)
+            return 1;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
 /* Write the head into `p` (room for head_size(ex, ctype) bytes). */
 static char *write_head(wisp__exchange *ex, char *p, int64_t cl,
                         const char *ctype, size_t ctype_len)
@@ -153,11 +172,18 @@ static char *write_head(wisp__exchange *ex, char *p, int64_t cl,
     const wisp__http_conf *srv = w->conf;
     struct wisp_res *res = &ex->res;
     int status = res->status;
-    if (status == 200) {
+    int own_server = 0;
+    if (res->hdrs_len) {
+        own_server = srv->server_hdr_len && added_field(res, "server", 6);
+        if (ctype && added_field(res, "content-type", 12))
+            ctype = NULL;
+    }
+    if (status == 200 && !own_server) {
         p = put(p, w->head200, w->head200_len);
     } else {
         p = put_status(p, status);
-        p = put(p, srv->server_hdr, srv->server_hdr_len);
+        if (!own_server)
+            p = put(p, srv->server_hdr, srv->server_hdr_len);
         p = put(p, w->date_hdr, w->date_len);
     }
     if (ctype) {
@@ -209,10 +235,12 @@ int wisp__res_head(wisp__exchange *ex, int64_t cl, const char *ctype)
     return 0;
 }
 
-/* Common checks of every call; returns 0 when the response may be used. */
-static int usable(wisp__exchange *ex)
+/* Common checks of every call; returns 0 when the response may be used.
+ * `fn` is the public function, for the ownership check's message. */
+#define usable(ex) usable_as((ex), __func__)
+static int usable_as(wisp__exchange *ex, const char *fn)
 {
-    WISP__ASSERT_OWNER(ex->w->loop);
+    WISP__ASSERT_OWNER_AS(ex->w->loop, fn);
     if (ex->state == WISP__X_DONE)
         return WISP_ESTATE;
     if (!ex->conn || ex->state == WISP__X_ORPHAN)
@@ -548,7 +576,8 @@ int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
         return WISP_ECLOSED;
     char *s = p;
     p = PUTLIT(p, "HTTP/1.1 101 Switching Protocols\r\n");
-    p = put(p, w->conf->server_hdr, w->conf->server_hdr_len);
+    if (!res->hdrs_len || !added_field(res, "server", 6))
+        p = put(p, w->conf->server_hdr, w->conf->server_hdr_len);
     p = put(p, w->date_hdr, w->date_len);
     p = PUTLIT(p, "Connection: Upgrade\r\n");
     if (res->hdrs_len)

@@ -192,19 +192,23 @@ static inline void wisp__loop_keep_awake(wisp_loop_t *loop)
 }
 
 /* Thread-ownership check (rule 1). Debug builds abort with a message
- * naming the function and both threads; release builds compile it out. */
+ * naming the public function that was called and both threads; release
+ * builds compile it out. A shared internal helper checks with
+ * WISP__ASSERT_OWNER_AS and the name its public caller passes down, so
+ * the message never names the helper. */
 #ifdef WISP_OWNERSHIP_CHECKS
 void wisp__owner_fail(const char *fn, const wisp_loop_t *loop);
-#define WISP__ASSERT_OWNER(loop)                                            \
+#define WISP__ASSERT_OWNER_AS(loop, fn)                                     \
     do {                                                                    \
         const wisp_loop_t *wisp__l = (loop);                                \
         if (wisp__l && wisp__l->has_owner &&                                \
             !pthread_equal(wisp__l->owner, pthread_self()))                 \
-            wisp__owner_fail(__func__, wisp__l);                            \
+            wisp__owner_fail((fn), wisp__l);                                \
     } while (0)
 #else
-#define WISP__ASSERT_OWNER(loop) ((void)0)
+#define WISP__ASSERT_OWNER_AS(loop, fn) ((void)(fn))
 #endif
+#define WISP__ASSERT_OWNER(loop) WISP__ASSERT_OWNER_AS((loop), __func__)
 
 /* The loop's read buffer, one per loop: 64 KiB plus room for a frame
  * header, so that a whole WebSocket message of 64 KiB arrives in one

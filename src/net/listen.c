@@ -60,8 +60,14 @@ static int resolve(const char *host, uint16_t port,
     return -EINVAL;
 }
 
+/* A listener of the loops' SO_REUSEPORT group, or (`probe`) the socket
+ * that claims the address for this server first: bound without
+ * SO_REUSEPORT and not listening, it fails with EADDRINUSE when anyone
+ * listens on the address already (whatever their options), yet lets this
+ * server's own group bind beside it (both have SO_REUSEADDR and the probe
+ * does not listen). */
 static int bind_one(int backlog, const struct sockaddr_storage *ss,
-                    socklen_t len, int *fd_out)
+                    socklen_t len, int *fd_out, int probe)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     0);
@@ -69,7 +75,8 @@ static int bind_one(int backlog, const struct sockaddr_storage *ss,
         return -errno;
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    if (!probe &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
         int e = -errno;
         close(fd);
         return e;
@@ -77,7 +84,7 @@ static int bind_one(int backlog, const struct sockaddr_storage *ss,
     if (ss->ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (bind(fd, (const struct sockaddr *)ss, len) < 0 ||
-        listen(fd, backlog) < 0) {
+        (!probe && listen(fd, backlog) < 0)) {
         int e = -errno;
         close(fd);
         return e;
@@ -86,20 +93,20 @@ static int bind_one(int backlog, const struct sockaddr_storage *ss,
     return 0;
 }
 
-int wisp__listen_tcp(const char *host, int backlog, int *fd_out,
-                     uint16_t *port_io)
+static int listen_tcp(const char *host, int backlog, int *fd_out,
+                      uint16_t *port_io, int probe)
 {
     struct sockaddr_storage ss;
     socklen_t len;
     int r = resolve(host, *port_io, &ss, &len);
     if (r < 0)
         return r;
-    r = bind_one(backlog, &ss, len, fd_out);
+    r = bind_one(backlog, &ss, len, fd_out, probe);
     if (r == -EAFNOSUPPORT && (!host || !*host)) {
         /* No IPv6 here: fall back to IPv4 any. */
         r = resolve("0.0.0.0", *port_io, &ss, &len);
         if (r == 0)
-            r = bind_one(backlog, &ss, len, fd_out);
+            r = bind_one(backlog, &ss, len, fd_out, probe);
     }
     if (r < 0)
         return r;
@@ -112,6 +119,24 @@ int wisp__listen_tcp(const char *host, int backlog, int *fd_out,
                        : ntohs(((struct sockaddr_in *)&got)->sin_port);
     }
     return 0;
+}
+
+int wisp__listen_tcp(const char *host, int backlog, int *fd_out,
+                     uint16_t *port_io)
+{
+    return listen_tcp(host, backlog, fd_out, port_io, 0);
+}
+
+/* Claim the TCP address for this server alone, before its group binds
+ * (reuse_port_shared in server.h): fails with -EADDRINUSE when anything
+ * listens there. With port 0 the kernel picks the port here and the group
+ * binds that one. Close the probe once the group listens: from then on
+ * the group's own listeners make every later probe fail. Two exclusive
+ * servers started at the same instant can both pass only if one probes
+ * between the other's probe and its first listen() (microseconds). */
+int wisp__listen_probe(const char *host, int *fd_out, uint16_t *port_io)
+{
+    return listen_tcp(host, 0, fd_out, port_io, 1);
 }
 
 int wisp__listen_unix(const char *path, int backlog, int *fd_out)

@@ -420,7 +420,7 @@ static void group_step(wisp_future_t *f, void *arg)
 static wisp_future_t *group(wisp_loop_t *loop, wisp_future_t *const *fs,
                             size_t n, int any)
 {
-    WISP__ASSERT_OWNER(loop);
+    WISP__ASSERT_OWNER_AS(loop, any ? "wisp_future_any" : "wisp_future_all");
     for (size_t i = 0; i < n; i++) {
         if (fs[i]->owner != loop) {
             errno = EXDEV;

@@ -39,7 +39,8 @@ typedef struct item {
     struct item *next;
     wisp_pool_fn fn;
     void *arg;
-    wisp_future_t *f; /* the pool's reference */
+    wisp_free_cb arg_free; /* runs once, when the item is done with */
+    wisp_future_t *f;      /* the pool's reference */
 } item;
 
 typedef struct fifo {
@@ -78,6 +79,8 @@ struct wisp_pool {
 /* Set on pool threads, so that shutdown called from one of them refuses
  * instead of waiting for itself forever. */
 static _Thread_local wisp_pool_t *self_pool;
+/* The item whose fn this thread is running, for wisp_pool_job_cancelled. */
+static _Thread_local item *self_item;
 
 void wisp_pool_config_init(wisp_pool_config_t *cfg)
 {
@@ -185,12 +188,24 @@ static item *take_all(wisp_pool_t *p)
     return out;
 }
 
-/* Fail (when `err`) and release a list of items. Lock not held: the
- * last unref may run a value's destructor. */
+/* The item's argument is done with: its destructor runs now, once.
+ * Lock not held (it is user code). */
+static void drop_arg(item *it)
+{
+    wisp_free_cb fr = it->arg_free;
+    it->arg_free = NULL;
+    if (fr)
+        fr(it->arg);
+}
+
+/* Fail (when `err`) and release a list of items that never ran: each
+ * argument's destructor runs before its future settles. Lock not held:
+ * the last unref may run a value's destructor. */
 static void release(item *list, int err)
 {
     while (list) {
         item *next = list->next;
+        drop_arg(list);
         if (err)
             wisp_future_fail(list->f, err);
         wisp_future_unref(list->f);
@@ -281,8 +296,14 @@ static void run(wisp_pool_t *p, item *it)
     void *value = NULL;
     wisp_free_cb destroy = NULL;
     uint64_t t0 = now_ns();
+    self_item = it;
     int r = it->fn(it->arg, &value, &destroy);
+    self_item = NULL;
     uint64_t t1 = now_ns();
+    /* fn is done with its argument: release it before the future
+     * settles, so whoever sees the result knows the argument is gone
+     * (and one cancelled while fn ran is released here too). */
+    drop_arg(it);
 
     /* Count before settling: whoever sees the future settled then finds
      * it in the statistics. */
@@ -441,21 +462,44 @@ wisp_future_t *wisp_pool_submit(wisp_pool_t *pool, wisp_prio_t prio,
                                 wisp_loop_t *loop, wisp_pool_fn fn,
                                 void *arg)
 {
+    return wisp_pool_submit_job(pool, prio, loop, fn, arg, NULL);
+}
+
+int wisp_pool_job_cancelled(void)
+{
+    item *it = self_item;
+    return it && wisp_future_state(it->f) != WISP_FUTURE_PENDING;
+}
+
+wisp_future_t *wisp_pool_submit_job(wisp_pool_t *pool, wisp_prio_t prio,
+                                    wisp_loop_t *loop, wisp_pool_fn fn,
+                                    void *arg, wisp_free_cb arg_free)
+{
     wisp_future_t *f = wisp_future_create(loop);
-    if (!f)
+    if (!f) {
+        int e = errno; /* EINVAL (no loop) or ENOMEM */
+        if (arg_free)
+            arg_free(arg);
+        errno = e;
         return NULL;
+    }
     if (!pool || !fn || (unsigned)prio >= WISP_PRIO_COUNT) {
+        if (arg_free)
+            arg_free(arg);
         wisp_future_fail(f, -EINVAL);
         return f;
     }
     item *it = malloc(sizeof *it);
     if (!it) {
+        if (arg_free)
+            arg_free(arg);
         wisp_future_unref(f);
         errno = ENOMEM;
         return NULL;
     }
     it->fn = fn;
     it->arg = arg;
+    it->arg_free = arg_free;
     it->f = f;
 
     int err = 0;
@@ -504,6 +548,7 @@ wisp_future_t *wisp_pool_submit(wisp_pool_t *pool, wisp_prio_t prio,
 
     release(swept, 0);
     if (err) {
+        drop_arg(it);
         free(it);
         wisp_future_fail(f, err);
     }

@@ -1,4 +1,4 @@
-"""Blocking work on the shared pool (examples/hello GET /blocking).
+"""Blocking work on the shared pool (wisp-testserver GET /blocking).
 
 256 concurrent clients run a 50 ms blocking call each while other clients
 keep hitting GET /: the loops stay responsive (every fast request is
@@ -20,6 +20,11 @@ HELLO = sys.argv[1]
 t0 = time.time()
 
 srv = Server(HELLO, "--pool-threads", 64, threads=2)
+
+
+pool_stats = wisp_test.stats
+wait_pool = wisp_test.wait_stats
+
 
 # ---- 1. one call
 st, _, body = wisp_test.request(srv, b"GET /blocking?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -69,14 +74,18 @@ c.check(fast_total > 0 and fast_ok == fast_total,
         "GET / kept answering during the blocking load (%d/%d)"
         % (fast_ok, fast_total))
 
-# ---- 3. clients leaving mid-call
-for i in range(50):
+# ---- 3. clients leaving mid-call: each waits until the pool has taken
+# its call (the pool's counters say so), then leaves
+for i in range(20):
+    before = pool_stats(srv)["submitted"]
     s = srv.connect()
     s.sendall(b"GET /blocking?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.002)
+    c.check(wait_pool(srv, lambda st: st["submitted"] > before),
+            "the pool took call %d" % i)
     s.close()
-time.sleep(0.5)
-c.check(wisp_test.served(srv), "served after 50 clients left mid-call")
+c.check(wisp_test.served(srv), "served after 20 clients left mid-call")
+c.check(wait_pool(srv, lambda st: st["running"] == 0 and st["queued"] == 0),
+        "the abandoned calls finished")
 # Pipelined behind a blocking call: order is kept.
 s = srv.connect()
 s.sendall(b"GET /blocking?ms=30 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -89,19 +98,20 @@ c.eq((st1, b1, st2, b2), (200, b"slept 30 ms\n", 200, b"Hello, World!"),
 rc, err = srv.stop()
 c.eq(rc, 0, "server exits 0 (stderr: %s)" % err[-1500:])
 
-# ---- 4. a full pool queue answers 503 at once
+# ---- 4. a full pool queue answers 503 (refused, not queued)
 srv = Server(HELLO, "--pool-threads", 1, "--pool-queue", 2, threads=1)
 socks = []
-for _ in range(3):  # one running, two queued
-    s = srv.connect(timeout=10)
+for i in range(3):  # one running, two queued
+    s = srv.connect(timeout=30)
     s.sendall(b"GET /blocking?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
     socks.append(s)
-    time.sleep(0.05)  # let the pool thread take the first one
-time.sleep(0.1)
-t1 = time.time()
-st, _, body = wisp_test.request(srv, b"GET /blocking?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+    if i == 0:  # the pool thread has taken the first one
+        c.check(wait_pool(srv, lambda st: st["running"] == 1),
+                "the first call runs")
+c.check(wait_pool(srv, lambda st: st["queued"] == 2), "two calls queued")
+st, _, body = wisp_test.request(srv, b"GET /blocking?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n",
+                                timeout=30)
 c.eq(st, 503, "queue full -> 503")
-c.check(time.time() - t1 < 0.4, "the 503 comes at once, not after the queue")
 c.check(wisp_test.served(srv), "GET / still served with the pool saturated")
 for s in socks:
     st, _, _ = read_response(s)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Integration test: wisp's answers to malformed and hostile input.
 
-Usage: python3 http_bad_input_test.py /path/to/hello
+Usage: python3 http_bad_input_test.py /path/to/wisp-testserver
 
 One table row per bad input: the raw bytes (or a function that sends them
 in pieces), the expected status and the rule it comes from. For every row
@@ -29,9 +29,10 @@ import wisp_test  # noqa: E402
 from wisp_test import Checks, Server, hello_ok, read_response  # noqa: E402
 
 MIB = 1024 * 1024
-RESPONSE_TIMEOUT = 3.0   # for the error response (header timeout is 10 s)
-CLOSE_TIMEOUT = 2.0      # for the close after it
-BUDGET = 40.0            # seconds for the whole table (meson: < 60 s)
+# Failure bounds, not speed requirements (the machine may be loaded):
+RESPONSE_TIMEOUT = 30.0  # for the error response (header timeout is 60 s)
+CLOSE_TIMEOUT = 30.0     # for the close after it
+BUDGET = 240.0           # seconds for the whole table (meson: 300 s)
 
 c = Checks("http_bad_input")
 srv = None
@@ -40,7 +41,10 @@ binary = None
 
 def start_server():
     global srv
-    srv = Server(binary)
+    # Header and body timeouts beyond RESPONSE_TIMEOUT: an answer that
+    # comes is the server's verdict on the bytes, never a timeout's.
+    srv = Server(binary, "--header-timeout-ms", 60000,
+                 "--body-timeout-ms", 60000)
 
 
 # ------------------------------------------------------------ raw builders
@@ -357,8 +361,6 @@ def run_case(name, ref, raw, want, opts):
     label = "[%s] (%s)" % (name, ref)
     s = srv.connect(RESPONSE_TIMEOUT)
     got = []
-    t0 = time.time()
-    elapsed = None
     try:
         try:
             if callable(raw):
@@ -380,17 +382,13 @@ def run_case(name, ref, raw, want, opts):
             except (ValueError, IndexError) as e:
                 got.append("unparsable response (%s)" % e)
                 break
-            if elapsed is None:
-                elapsed = time.time() - t0
             got.append(st)
             if st != wants[len(got) - 1]:
                 break
         ok = c.eq(got, wants, label + " status")
-        if "max_time" in opts and elapsed is not None:
-            c.check(elapsed < opts["max_time"],
-                    "%s answered in %.2f s (limit %.1f s: the server must "
-                    "not wait for the body)" % (label, elapsed,
-                                                opts["max_time"]))
+        # "max_time" cases (head only, body never sent): the server must
+        # not wait for the body. Its body timeout (60 s) is beyond
+        # RESPONSE_TIMEOUT, so an answer at all shows it did not wait.
         if ok:
             closed, extra = read_until_closed(s, CLOSE_TIMEOUT)
             c.check(closed, label + " connection closed after the error "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Integration test: the ordinary HTTP/1.1 behaviour of wisp (examples/hello).
+"""Integration test: the ordinary HTTP/1.1 behaviour of wisp (wisp-testserver, test/server/).
 
-Usage: python3 http_basic_test.py /path/to/hello
+Usage: python3 http_basic_test.py /path/to/wisp-testserver
 
 Covers: GET / and its headers, keep-alive (HTTP/1.1 and HTTP/1.0),
 Connection: close, pipelining (with an async response in the middle),
@@ -29,11 +29,12 @@ from wisp_test import (Checks, Server, expect_closed,  # noqa: E402
                        read_response)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PUBLIC = os.path.normpath(os.path.join(HERE, "..", "..", "examples",
-                                       "hello", "public"))
+PUBLIC = os.path.normpath(os.path.join(HERE, "..", "server", "public"))
 HELLO = b"Hello, World!"
 MIB = 1024 * 1024
-BUDGET = 40.0  # seconds; sections after it are reported as not run
+# A failure bound, not a speed requirement: sections after it are reported
+# as not run (meson's own timeout is 300 s).
+BUDGET = 240.0
 
 c = Checks("http_basic")
 srv = None
@@ -119,6 +120,29 @@ def stop_server(checks, server):
 
 
 # ---------------------------------------------------------------- tests
+
+def test_app_headers():
+    """Content-Type and Server set by the handler (wisp_res_header) are
+    sent once, the handler's value winning over wisp_res_send's
+    Content-Type and over the configured Server name (http.h)."""
+    for status in (200, 404, 201):
+        s = srv.connect()
+        s.sendall(req("GET", "/headers/%d" % status))
+        st, h, body = read_response(s)
+        s.close()
+        names = [k.lower() for k, _ in h["__list__"]]
+        c.eq((st, body), (status, b"{}"), "GET /headers/%d" % status)
+        c.eq(names.count("content-type"), 1,
+             "%d: one Content-Type: %r" % (status, h["__list__"]))
+        c.eq(names.count("server"), 1,
+             "%d: one Server: %r" % (status, h["__list__"]))
+        c.eq(hdr(h, "content-type"), "application/json",
+             "%d: the handler's Content-Type wins" % status)
+        c.eq(hdr(h, "server"), "testserver/1",
+             "%d: the handler's Server wins" % status)
+        c.eq(hdr(h, "x-extra"), "1", "%d: other headers kept" % status)
+        c.eq(names.count("date"), 1, "%d: one Date" % status)
+
 
 def test_get_root_headers():
     s = srv.connect()
@@ -290,7 +314,7 @@ def test_byte_at_a_time():
         time.sleep(0.001)
     want = [(200, HELLO), (200, b"hello world"), (200, b"abcdefgh"),
             (200, b"a=slow rest=ly\n")]
-    s.settimeout(3)
+    s.settimeout(30)
     for i, w in enumerate(want):
         try:
             st, h, body = read_response(s)
@@ -306,7 +330,7 @@ def test_byte_at_a_time():
     raw = req("POST", "/echo", ["X-Pad: 1"], body=b"split")
     bad = []
     for cut in range(1, len(raw)):
-        s = srv.connect(1.0)
+        s = srv.connect(30)
         try:
             s.sendall(raw[:cut])
             time.sleep(0.02)
@@ -438,8 +462,6 @@ def test_large_upload():
     c.eq((st, got), (200, b"%d bytes, sum %d\n" % (4 * MIB, 4 * block_sum)),
          "4 MiB chunked POST /upload counted")
     s.close()
-    c.check(time.time() - t0 < 20, "large uploads took %.1f s"
-            % (time.time() - t0))
 
 
 def test_stream_response():
@@ -584,7 +606,6 @@ def test_expect_continue():
              "curl POST /echo 4000 bytes echoed (%d bytes)" % len(out))
         c.check("> Expect: 100-continue" in err,
                 "curl sent Expect: 100-continue:\n%s" % err)
-        c.check(time.time() - t0 < 5, "curl did not wait for the 100")
         c.check("< HTTP/1.1 100 Continue" in err,
                 "curl received 100 Continue:\n%s" % err)
 
@@ -696,7 +717,8 @@ def test_delay():
     st, h, body = wisp_test.request(srv, req("GET", "/delay/100"))
     el = time.time() - t0
     c.eq((st, body), (200, b"delayed\n"), "GET /delay/100")
-    c.check(0.09 <= el < 3, "GET /delay/100 took %.3f s" % el)
+    c.check(el >= 0.09, "GET /delay/100 not answered before its timer "
+            "(%.3f s)" % el)
 
     s = srv.connect()
     t0 = time.time()
@@ -735,7 +757,7 @@ def main():
     global srv
     srv = Server(sys.argv[1], "--static", PUBLIC)
     t0 = time.time()
-    for fn in (test_get_root_headers, test_keepalive_100, test_http10,
+    for fn in (test_get_root_headers, test_app_headers, test_keepalive_100, test_http10,
                test_pipelining, test_byte_at_a_time, test_chunked_request,
                test_large_upload, test_stream_response, test_head,
                test_expect_continue, test_target_forms,

@@ -1,7 +1,7 @@
 """Static files under /static/: headers, HEAD, conditional requests,
 byte ranges, directories, traversal and symlink escapes, large files.
 
-Run: python3 http_static_test.py path/to/hello
+Run: python3 http_static_test.py path/to/wisp-testserver
 """
 import email.utils
 import hashlib
@@ -19,7 +19,7 @@ from wisp_test import Checks, Server, request  # noqa: E402
 
 HELLO = sys.argv[1]
 PUBLIC = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      "..", "..", "examples", "hello", "public")
+                      "..", "server", "public")
 HELLO_TXT = open(os.path.join(PUBLIC, "hello.txt"), "rb").read()
 INDEX_HTML = open(os.path.join(PUBLIC, "index.html"), "rb").read()
 NESTED_TXT = open(os.path.join(PUBLIC, "sub", "nested.txt"), "rb").read()

@@ -30,21 +30,34 @@ served = wisp_test.served
 
 
 def wait_exit(srv, limit, what):
-    """Wait up to `limit` s (plus a margin for the check itself) for the
-    server to exit; returns (returncode, seconds, stderr). Kills it when it
-    does not exit within 10 s."""
+    """Wait for the server to exit; returns (returncode, seconds, stderr).
+    `limit` is what the stop should take on a quiet machine: it is not
+    checked (timing belongs in bench/); 30 s is the failure bound, then the
+    server is killed. What proves a stop did not wait for too long is what
+    the clients received (e.g. no late response after the deadline)."""
     start = time.time()
     try:
-        srv.proc.wait(timeout=max(limit, 10))
+        srv.proc.wait(timeout=max(limit, 30))
     except subprocess.TimeoutExpired:
         srv.proc.kill()
         srv.proc.wait()
-        c.check(False, "%s: server did not exit within 10 s" % what)
+        c.check(False, "%s: server did not exit within 30 s" % what)
         return None, time.time() - start, srv.proc.stderr.read()
-    took = time.time() - start
-    c.check(took <= limit, "%s: server exited in %.2f s (limit %.2f s)"
-            % (what, took, limit))
-    return srv.proc.returncode, took, srv.proc.stderr.read()
+    return srv.proc.returncode, time.time() - start, srv.proc.stderr.read()
+
+
+stats = wisp_test.stats
+wait_stats = wisp_test.wait_stats
+
+
+def wait_refused(addr, family=socket.AF_INET, bound=30.0):
+    """Poll until new connections are refused (the listeners closed)."""
+    end = time.time() + bound
+    while time.time() < end:
+        if refused(addr, family):
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def refused(addr, family=socket.AF_INET):
@@ -82,34 +95,30 @@ def recv_all(sock, timeout=5.0):
 
 # ------------------------------------------------------------ graceful stop
 def graceful(sig, name):
-    srv = Server(HELLO)
+    # A deadline far beyond the request's 3 s: the stop waits for it.
+    srv = Server(HELLO, "--shutdown-timeout-ms", 60000)
     s = srv.connect()
-    s.sendall(b"GET /delay/1000 HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)
-    t_sig = time.time()
+    s.sendall(b"GET /delay/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.check(wait_stats(srv, lambda st: st["delays"] == 1),
+            "%s: the request is in flight" % name)
     srv.signal(sig)
-    time.sleep(0.2)
     # The listeners are closed once the stop began.
-    c.check(refused(srv.addr), "%s: new connection refused during the "
-            "drain" % name)
+    c.check(wait_refused(srv.addr), "%s: new connection refused during "
+            "the drain" % name)
     try:
         st, h, body = read_response(s)
     except (ConnectionError, OSError) as e:
         st, h, body = None, {}, repr(e).encode()
-    got_at = time.time() - t_sig
     c.eq((st, body), (200, b"delayed\n"),
-         "%s: in-flight /delay/1000 completes" % name)
+         "%s: in-flight /delay/3000 completes" % name)
     c.eq(h.get("connection", "").lower(), "close",
          "%s: in-flight response says Connection: close" % name)
-    c.check(got_at < 1.5, "%s: delayed response after %.2f s" % (name,
-                                                                  got_at))
-    rest, how = recv_all(s, 3)
+    rest, how = recv_all(s, 30)
     c.check(rest == b"" and how in ("eof", "reset"),
             "%s: connection closed after the response (%r, %s)"
             % (name, rest[:60], how))
     s.close()
-    rc, took, err = wait_exit(srv, 2.0 - (time.time() - t_sig) + 0.3,
-                              "%s graceful" % name)
+    rc, took, err = wait_exit(srv, 2.0, "%s graceful" % name)
     c.eq(rc, 0, "%s: exit code" % name)
     c.check(refused(srv.addr), "%s: new connection refused after exit"
             % name)
@@ -160,7 +169,6 @@ for _ in range(100):
         break
     idle.append(s)
 c.eq(len(idle), 100, "100 idle keep-alive connections served")
-t_sig = time.time()
 srv.signal(signal.SIGTERM)
 rc, took, _ = wait_exit(srv, 1.0, "100 idle connections")
 c.eq(rc, 0, "idle at stop: exit code")
@@ -175,9 +183,12 @@ c.eq(still_open, 0, "idle connections closed at stop")
 srv = Server(HELLO, "--shutdown-timeout-ms", 500)
 s = srv.connect()
 s.sendall(b"GET /delay/5000 HTTP/1.1\r\nHost: x\r\n\r\n")
-time.sleep(0.2)
+c.check(wait_stats(srv, lambda st: st["delays"] == 1),
+        "deadline: the request is in flight")
 srv.signal(signal.SIGTERM)
-data, how = recv_all(s, 4)
+# A stop that waited for the request would deliver "delayed" after 5 s:
+# read for longer than that.
+data, how = recv_all(s, 30)
 c.check(data == b"" and how in ("eof", "reset"),
         "deadline: in-flight /delay/5000 closed without a response "
         "(%r, %s)" % (data[:60], how))
@@ -250,10 +261,14 @@ finally:
 srv = Server(HELLO)
 for ms in (500, 50):
     s = srv.connect()
+    n = stats(srv)["delays_started"]
     s.sendall(b"GET /delay/%d HTTP/1.1\r\nHost: x\r\n\r\n" % ms)
-    time.sleep(0.1)
+    c.check(wait_stats(srv, lambda st: st["delays_started"] == n + 1),
+            "client gone: /delay/%d started" % ms)
     s.close()
-time.sleep(0.6)  # both timers would have fired by now
+    # Its abort callback (or its timer, if it fired first) ends it.
+    c.check(wait_stats(srv, lambda st: st["delays"] == 0),
+            "client gone: /delay/%d ended" % ms)
 c.check(srv.proc.poll() is None, "server alive after clients left "
         "delayed requests")
 c.check(served(srv), "server serves after abandoned /delay")
@@ -287,9 +302,11 @@ c.eq(rc, 0, "stop after /upload (body with head): exit code (stderr %r)"
 
 srv = Server(HELLO, threads=1)
 s = srv.connect()
+before = stats(srv)["upload_bytes"]
 s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n"
           b"abc")
-time.sleep(0.2)
+c.check(wait_stats(srv, lambda st: st["upload_bytes"] == before + 3),
+        "/upload: the first half was read")
 s.sendall(b"def")
 st, _, body = read_response(s)
 c.eq((st, body), (200, b"6 bytes, sum 597\n"), "/upload, body in two reads")
@@ -344,7 +361,8 @@ elif VG:
     vgdir = tempfile.mkdtemp(prefix="wisp-vg-")
     try:
         vglog = os.path.join(vgdir, "vg.log")
-        srv = Server(HELLO, threads=2, wrapper=[
+        srv = Server(HELLO, "--shutdown-timeout-ms", 60000, threads=2,
+                     wrapper=[
             VG, "--leak-check=full", "--error-exitcode=99",
             "--errors-for-leak-kinds=definite,indirect",
             "--log-file=" + vglog])
@@ -375,9 +393,11 @@ elif VG:
         c.eq((st, body), (200, b"3 bytes, sum 294\n"),
              "valgrind: /upload (body with head)")
         u = srv.connect(T)
+        before = stats(srv)["upload_bytes"]
         u.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\n"
                   b"Content-Length: 6\r\n\r\nabc")
-        time.sleep(0.3)
+        c.check(wait_stats(srv, lambda st: st["upload_bytes"] == before + 3,
+                           bound=60), "valgrind: the first half was read")
         u.sendall(b"def")
         try:
             st, _, body = read_response(u)
@@ -388,9 +408,11 @@ elif VG:
              "valgrind: /upload (body in two reads)")
         # A streamed body abandoned half-way by its client.
         u = srv.connect(T)
+        before = stats(srv)["upload_bytes"]
         u.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\n"
                   b"Content-Length: 100\r\n\r\nabc")
-        time.sleep(0.3)
+        c.check(wait_stats(srv, lambda st: st["upload_bytes"] == before + 3,
+                           bound=60), "valgrind: the abandoned body started")
         u.close()
         # Pipelined keep-alive requests on one connection.
         s = srv.connect(T)
@@ -404,24 +426,29 @@ elif VG:
         # answer (/delay/5000) and while its timer is due (/delay/300).
         for ms in (5000, 300):
             a = srv.connect(T)
+            n = stats(srv)["delays_started"]
             a.sendall(b"GET /delay/%d HTTP/1.1\r\nHost: x\r\n\r\n" % ms)
-            time.sleep(0.5)
+            c.check(wait_stats(srv, lambda st: st["delays_started"] == n + 1,
+                               bound=60),
+                    "valgrind: /delay/%d started" % ms)
             a.close()
-        time.sleep(0.5)
+            c.check(wait_stats(srv, lambda st: st["delays"] == 0, bound=60),
+                    "valgrind: abandoned /delay/%d ended" % ms)
         # One in flight at stop, one idle keep-alive at stop.
         inflight = srv.connect(T)
-        inflight.sendall(b"GET /delay/300 HTTP/1.1\r\nHost: x\r\n\r\n")
+        inflight.sendall(b"GET /delay/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
         s.sendall(GET)
         st, _, _ = read_response(s)
         c.eq(st, 200, "valgrind: keep-alive request before stop")
-        time.sleep(0.1)
+        c.check(wait_stats(srv, lambda st: st["delays"] == 1, bound=60),
+                "valgrind: /delay/3000 in flight at stop")
         srv.signal(signal.SIGTERM)
         try:
             st, _, body = read_response(inflight)
         except (ConnectionError, OSError) as e:
             st, body = None, repr(e)
         c.eq((st, body), (200, b"delayed\n"),
-             "valgrind: in-flight /delay/300 finishes at stop")
+             "valgrind: in-flight /delay/3000 finishes at stop")
         inflight.close()
         s.close()
         try:

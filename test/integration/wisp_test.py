@@ -1,6 +1,6 @@
 """Shared helpers for wisp's integration tests.
 
-Each test script starts a real server (examples/hello, or the binary given
+Each test script starts a real server (wisp-testserver, or the binary given
 as argv[1]) on 127.0.0.1 with an ephemeral port, drives it with raw
 sockets (and curl where that is the point), and stops it. Servers are
 always killed at exit, so no process is left behind.
@@ -64,7 +64,7 @@ class Server:
         self.port = int(line.strip().rsplit(":", 1)[1])
         self.addr = ("127.0.0.1", self.port)
 
-    def connect(self, timeout=5.0):
+    def connect(self, timeout=30.0):
         s = socket.create_connection(self.addr, timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
@@ -72,7 +72,7 @@ class Server:
     def signal(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
 
-    def wait(self, timeout=15):
+    def wait(self, timeout=60):
         """Wait for exit; returns (returncode, stderr)."""
         try:
             self.proc.wait(timeout=timeout)
@@ -148,7 +148,7 @@ def read_response(sock, head_request=False):
     return status, headers, body
 
 
-def request(server, raw, head_request=False, timeout=5.0):
+def request(server, raw, head_request=False, timeout=30.0):
     """Send raw bytes on a new connection and read one response."""
     s = server.connect(timeout)
     s.sendall(raw)
@@ -171,6 +171,27 @@ def expect_closed(sock, timeout=3.0):
         return True
     except socket.timeout:
         return False
+
+
+def stats(server):
+    """wisp-testserver's GET /stats counters as a dict of ints."""
+    st, _, body = request(server, b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n",
+                          timeout=30)
+    if st != 200:
+        raise RuntimeError("GET /stats: %r" % st)
+    return {k: int(v) for k, v in
+            (kv.split("=") for kv in body.decode().split())}
+
+
+def wait_stats(server, cond, bound=30.0):
+    """Poll the counters until cond(stats) holds: the handshake tests use
+    instead of sleeping. False after `bound` s (the failure bound)."""
+    end = time.time() + bound
+    while time.time() < end:
+        if cond(stats(server)):
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def hello_ok(server):
@@ -239,7 +260,7 @@ class WebSocket:
     up megabytes in the kernel before the server's own queue sees any;
     with an Ethernet-like mss=1400 the kernel holds about 100 KiB."""
 
-    def __init__(self, server, path="/ws", timeout=5.0, rcvbuf=None,
+    def __init__(self, server, path="/ws", timeout=30.0, rcvbuf=None,
                  mss=None):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:

@@ -292,6 +292,14 @@ static void *destroy_thread(void *arg)
     return NULL;
 }
 
+static _Atomic int gate_left, drop_saw_left;
+
+static void gate_drop(void *arg)
+{
+    (void)arg;
+    atomic_store(&drop_saw_left, atomic_load(&gate_left));
+}
+
 static void test_gate(void)
 {
     wisp_loop_t *loop = wisp_loop_create();
@@ -326,14 +334,27 @@ static void test_gate(void)
     CHECK_EQ_INT(wisp__inbox_drain(loop), 1);
 
     /* Destroy waits until nobody is inside the gate (a producer may be
-     * writing the wake fd for a post the loop has already run). */
+     * writing the wake fd for a post the loop has already run). A task
+     * queued before destroy is dropped only after that wait: its drop
+     * records whether the gate had been left by then. The test releases
+     * the gate once destroy has begun (loop->closing) and, to give a
+     * destroy that did not wait the chance to show it, once the drop has
+     * run or 200 ms have passed — a bound that can only let a broken
+     * destroy slip through, never fail a correct one. */
+    atomic_store(&gate_left, 0);
+    atomic_store(&drop_saw_left, -1);
+    CHECK_EQ_INT(wisp__loop_post_drop(loop, nop, gate_drop, NULL), 0);
     pthread_t th;
-    uint64_t t0 = now_ms();
     pthread_create(&th, NULL, destroy_thread, loop);
-    usleep(50000);
+    while (!atomic_load(&loop->closing))
+        sched_yield();
+    uint64_t end = now_ms() + 200;
+    while (atomic_load(&drop_saw_left) < 0 && now_ms() < end)
+        sched_yield();
+    atomic_store(&gate_left, 1);
     atomic_fetch_sub(&loop->inbox_gate, WISP__GATE_ONE);
     pthread_join(th, NULL);
-    CHECK(now_ms() - t0 >= 50);
+    CHECK_EQ_INT(atomic_load(&drop_saw_left), 1);
 }
 
 /* ---- recycling: nodes go back to the thread that posted them */

@@ -50,17 +50,48 @@ static void test_defer(void)
 }
 
 static wisp_loop_t *seen_current;
+
+/* Handshakes with the loop thread, no sleeping: the loop says it runs
+ * (a task posted before wisp_loop_run), and that the breaker's task ran;
+ * only then does the breaker call wisp_loop_break from its own thread. */
+static pthread_mutex_t hs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hs_cv = PTHREAD_COND_INITIALIZER;
+static int hs_stage;
+
+static void hs_signal(int stage)
+{
+    pthread_mutex_lock(&hs_mu);
+    hs_stage = stage;
+    pthread_cond_broadcast(&hs_cv);
+    pthread_mutex_unlock(&hs_mu);
+}
+
+static void hs_wait(int stage)
+{
+    pthread_mutex_lock(&hs_mu);
+    while (hs_stage < stage)
+        pthread_cond_wait(&hs_cv, &hs_mu); /* meson's timeout bounds it */
+    pthread_mutex_unlock(&hs_mu);
+}
+
+static void loop_running(void *arg)
+{
+    (void)arg;
+    hs_signal(1);
+}
+
 static void check_current(void *arg)
 {
     seen_current = wisp_loop_current();
     (void)arg;
+    hs_signal(2);
 }
 
 static void *breaker(void *arg)
 {
-    usleep(50000);
+    hs_wait(1); /* the loop runs */
     wisp_loop_post(arg, check_current, NULL);
-    usleep(20000);
+    hs_wait(2); /* a post from this thread woke it and ran */
     wisp_loop_break(arg);
     return NULL;
 }
@@ -68,9 +99,10 @@ static void *breaker(void *arg)
 static void test_break_from_thread(void)
 {
     wisp_loop_t *loop = wisp_loop_create();
+    CHECK_EQ_INT(wisp_loop_post(loop, loop_running, NULL), 0);
     pthread_t th;
     pthread_create(&th, NULL, breaker, loop);
-    CHECK_EQ_INT(wisp_loop_run(loop), 0); /* sleeps until broken */
+    CHECK_EQ_INT(wisp_loop_run(loop), 0); /* waits until broken */
     pthread_join(th, NULL);
     CHECK(seen_current == loop);
     CHECK(wisp_loop_current() == NULL);

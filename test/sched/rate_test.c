@@ -4,12 +4,17 @@
  * timeouts and cancels that take no tokens and let the next waiter go,
  * max_waiters, destroy, try(), futures dropped while they wait.
  *
- * Timing checks compare wisp_loop_now values: a grant may never come
- * before the bucket allows it (exact), and must come within SLACK_MS of
- * that moment (see CHECK_AT: late runs are retried; sanitizer builds on
- * a busy 2-core machine were seen up to 154 ms late; a limiter that
- * polls, or forgets to re-arm and waits for some unrelated wake-up,
- * misses it by far or never grants). */
+ * No check here depends on how fast the machine is. Time is the loop's
+ * clock (wisp_loop_now). A grant may never come before the bucket allows
+ * it (exact). That it comes on time is checked where the limiter decides
+ * it: after each grant, the limiter's timer must be armed for a moment no
+ * later than the next waiter's tokens are there (CHECK_ASKED). How late
+ * the loop actually ran is the scheduler's business: on a loaded 2-core
+ * machine under ThreadSanitizer it was seen 700 ms late in three runs
+ * out of three, with the limiter asking for the right moment every time
+ * (that was the old upper bound on lateness: a property of the machine,
+ * not of the limiter). Lateness is reported, not checked; bench/ is
+ * where timing is measured. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -20,7 +25,6 @@
 #include "test.h"
 #include "wisp/rate.h"
 
-#define SLACK_MS 150
 
 /* ------------------------------------------------------------ bucket */
 
@@ -179,13 +183,28 @@ typedef struct rec {
     int err;
     uint64_t at; /* wisp_loop_now when it settled */
     int seq;     /* order of settling */
+    uint64_t next_due; /* earliest timer the limiter had armed then
+                          (UINT64_MAX: none) */
 } rec;
 
 static int nseq, want_seq;
+static wisp_timer_t dog; /* run_until's watchdog, not the limiter's */
+
+/* The earliest armed timer but the watchdog: in these tests, the
+ * limiter's (tests with other timers do not use it). */
+static uint64_t armed_due(void)
+{
+    uint64_t d = UINT64_MAX;
+    for (uint32_t i = 1; i <= L->heap_len; i++)
+        if (L->heap[i] != &dog && L->heap[i]->due_ms < d)
+            d = L->heap[i]->due_ms;
+    return d;
+}
 
 static void note(wisp_future_t *f, void *arg)
 {
     rec *r = arg;
+    r->next_due = armed_due();
     r->settled = 1;
     r->err = wisp_future_error(f);
     r->at = wisp_loop_now(L);
@@ -210,10 +229,10 @@ static void on_watchdog(wisp_timer_t *t, void *arg)
     wisp_loop_break(arg);
 }
 
-/* Run the loop until `n` notes in all have been taken (or max_ms). */
+/* Run the loop until `n` notes in all have been taken (or max_ms, the
+ * failure bound). */
 static int run_until(int n, uint64_t max_ms)
 {
-    wisp_timer_t dog;
     want_seq = n;
     if (nseq >= n)
         return 1;
@@ -233,44 +252,36 @@ static uint64_t start(void)
     return wisp_loop_now(L);
 }
 
-/* Never early is checked hard. Late beyond SLACK_MS only marks the run
- * (`late`): the timed tests run again, up to three times, and fail only
- * if every run was late. A loop held off the CPU once by a loaded
- * machine (CI runs two suites' processes on 2 cores; 154 ms was seen)
- * passes on a rerun; a limiter that polls or fails to re-arm is late
- * every time. */
-static int late;
-static char late_msg[160];
+/* Never early: checked hard. Late: counted and reported only. */
+static int late_grants;
+static uint64_t worst_late;
 
 #define CHECK_AT(r, t0, ms)                                                 \
     do {                                                                    \
         CHECK_MSG((r).at >= (t0) + (ms), "settled at +%lld ms, before +%d", \
                   (long long)((r).at - (t0)), (int)(ms));                   \
-        if ((r).at > (t0) + (ms) + SLACK_MS) {                              \
-            late++;                                                         \
-            snprintf(late_msg, sizeof late_msg,                             \
-                     "%s:%d: settled at +%lld ms, want +%d", __FILE__,      \
-                     __LINE__, (long long)((r).at - (t0)), (int)(ms));      \
+        if ((r).at > (t0) + (ms)) {                                         \
+            late_grants++;                                                  \
+            if ((r).at - (t0) - (ms) > worst_late)                          \
+                worst_late = (r).at - (t0) - (ms);                          \
         }                                                                   \
     } while (0)
 
-/* Run a test with timing checks until it is on time, three runs at most. */
-static void timed(void (*fn)(void), const char *name)
-{
-    for (int run = 1;; run++) {
-        late = 0;
-        fn();
-        if (!late)
-            return;
-        if (run == 3) {
-            CHECK_MSG(0, "%s: late in 3 runs out of 3 (last: %s)", name,
-                      late_msg);
-            return;
-        }
-        fprintf(stderr, "%s: %d grant(s) late in run %d (%s); again\n",
-                name, late, run, late_msg);
-    }
-}
+/* `cur` (due at t0 + due, `gap` ms after `prev`'s due) was asked for in
+ * time: unless both were granted in one pass, the timer the limiter had
+ * armed when `prev` was granted is due no later than cur's tokens. When
+ * `prev` came late, the bucket holds at least what it would have held
+ * on time, so `gap` after prev's grant is still enough. */
+#define CHECK_ASKED(prev, cur, t0, due, gap)                                \
+    do {                                                                    \
+        uint64_t ideal = (t0) + (due), after = (prev).at + (gap);           \
+        uint64_t bound = ideal > after ? ideal : after;                     \
+        CHECK_MSG((cur).at == (prev).at || (prev).next_due <= bound,       \
+                  "after +%lld the limiter armed +%lld, want <= +%lld",     \
+                  (long long)((prev).at - (t0)),                            \
+                  (long long)((prev).next_due - (t0)),                      \
+                  (long long)(bound - (t0)));                               \
+    } while (0)
 
 static void test_create_errors(void)
 {
@@ -313,7 +324,7 @@ static void test_immediate(void)
     f[3] = acq(l, 4, 0, &r[3]);
     CHECK_EQ_INT(wisp_future_error(f[3]), -EINVAL);
     CHECK_EQ_INT(wisp_limiter_waiting(l), 0);
-    CHECK(run_until(4, 1000));
+    CHECK(run_until(4, 30000));
     CHECK(r[0].err == 0 && r[1].err == 0 && r[2].err == 0);
     CHECK_EQ_INT(r[3].err, -EINVAL);
     for (int i = 0; i < 4; i++)
@@ -341,12 +352,14 @@ static void test_fifo_mixed(void)
     /* Exactly one timer, due when the head's 3 tokens are there. */
     CHECK_EQ_INT(L->heap_len, 1);
     CHECK_EQ_INT(L->heap[1]->due_ms, t0 + 60);
-    CHECK(run_until(6, 2000));
+    CHECK(run_until(6, 30000));
     for (int i = 0; i < 6; i++) {
         CHECK_MSG(r[i].settled && r[i].err == 0 && r[i].seq == i,
                   "waiter %d: settled %d err %d seq %d", i, r[i].settled,
                   r[i].err, r[i].seq);
         CHECK_AT(r[i], t0, due[i]);
+        if (i > 1)
+            CHECK_ASKED(r[i - 1], r[i], t0, due[i], due[i] - due[i - 1]);
     }
     CHECK_EQ_INT(r[5].at, r[4].at); /* n = 0 goes with the one before */
     CHECK_EQ_INT(wisp_limiter_waiting(l), 0);
@@ -365,12 +378,16 @@ static void test_pacing(void)
     wisp_future_t *f[8];
     for (int i = 0; i < 8; i++)
         f[i] = acq(l, 1, 0, &r[i]);
-    CHECK(run_until(8, 3000));
+    CHECK(run_until(8, 30000));
     for (int i = 0; i < 8; i++) {
         CHECK(r[i].err == 0 && r[i].seq == i);
         CHECK_AT(r[i], t0, 50 * i);
-        wisp_future_unref(f[i]);
+        if (i > 0)
+            CHECK_ASKED(r[i - 1], r[i], t0, 50 * i, 50);
     }
+    CHECK_EQ_INT(r[7].next_due, UINT64_MAX); /* nobody left: no timer */
+    for (int i = 0; i < 8; i++)
+        wisp_future_unref(f[i]);
     wisp_limiter_destroy(l);
 }
 
@@ -387,7 +404,7 @@ static void test_timeout(void)
     CHECK_EQ_INT(wisp_limiter_waiting(l), 2);
     flush();
     CHECK(wisp_future_state(small) == WISP_FUTURE_PENDING); /* FIFO */
-    CHECK(run_until(2, 1000));
+    CHECK(run_until(2, 30000));
     CHECK_EQ_INT(r[0].err, -ETIMEDOUT);
     CHECK_AT(r[0], t0, 30);
     CHECK_EQ_INT(r[1].err, 0);
@@ -397,7 +414,7 @@ static void test_timeout(void)
      * token is there at +100 exactly. */
     CHECK_EQ_INT(wisp_limiter_tokens(l), 0);
     wisp_future_t *next = acq(l, 1, 0, &r[2]);
-    CHECK(run_until(3, 1000));
+    CHECK(run_until(3, 30000));
     CHECK_EQ_INT(r[2].err, 0);
     CHECK_AT(r[2], t0, 100);
     wisp_future_unref(big);
@@ -422,12 +439,13 @@ static void test_cancel(void)
     flush();
     CHECK_EQ_INT(wisp_future_cancel(f[1]), 0);
     CHECK_EQ_INT(wisp_limiter_waiting(l), 2);
-    CHECK(run_until(3, 2000));
+    CHECK(run_until(3, 30000));
     CHECK_EQ_INT(r[1].err, -ECANCELED);
     CHECK(r[0].err == 0 && r[2].err == 0);
     CHECK(r[0].seq < r[2].seq);
     CHECK_AT(r[0], t0, 100);
     CHECK_AT(r[2], t0, 200);
+    CHECK_ASKED(r[0], r[2], t0, 200, 100);
     for (int i = 0; i < 3; i++)
         wisp_future_unref(f[i]);
     wisp_limiter_destroy(l);
@@ -442,7 +460,7 @@ static void test_cancel(void)
     flush();
     CHECK(!r[1].settled);
     CHECK_EQ_INT(wisp_future_cancel(f[0]), 0);
-    CHECK(run_until(2, 1000));
+    CHECK(run_until(2, 30000));
     CHECK_EQ_INT(r[0].err, -ECANCELED);
     CHECK_EQ_INT(r[1].err, 0);
     CHECK_AT(r[1], t0, 100); /* its own moment, not the old head's */
@@ -471,9 +489,8 @@ static void test_cancel(void)
 }
 
 /* A cancel from another thread reaches the loop and lets the next go. */
-static void *cancel_later(void *arg)
+static void *cancel_now(void *arg)
 {
-    usleep(20 * 1000);
     wisp_future_cancel(arg);
     return NULL;
 }
@@ -481,18 +498,20 @@ static void *cancel_later(void *arg)
 static void test_cancel_from_thread(void)
 {
     uint64_t t0 = start();
-    wisp_limiter_t *l = wisp_limiter_create(L, 1, 1, 0); /* 1 s each */
+    /* One token per 1000 s: the head is never granted within the test,
+     * whenever the other thread's cancel arrives. */
+    wisp_limiter_t *l = wisp_limiter_create(L, 0.001, 1, 0);
     CHECK_EQ_INT(wisp_limiter_try(l, 1), 1);
     rec r[2];
-    wisp_future_t *head = acq(l, 1, 0, &r[0]); /* due +1000 */
+    wisp_future_t *head = acq(l, 1, 0, &r[0]); /* due +1000 s */
     wisp_future_t *next = acq(l, 0, 0, &r[1]);
     pthread_t th;
-    CHECK(pthread_create(&th, NULL, cancel_later, head) == 0);
-    CHECK(run_until(2, 900));
+    CHECK(pthread_create(&th, NULL, cancel_now, head) == 0);
+    CHECK(run_until(2, 30000));
     pthread_join(th, NULL);
     CHECK_EQ_INT(r[0].err, -ECANCELED);
     CHECK_EQ_INT(r[1].err, 0);
-    CHECK(r[1].at >= r[0].at && r[1].at < t0 + 1000);
+    CHECK(r[1].at >= r[0].at && r[1].at < t0 + 1000000);
     CHECK_EQ_INT(wisp_limiter_tokens(l), 0);
     wisp_future_unref(head);
     wisp_future_unref(next);
@@ -567,7 +586,7 @@ static void test_dropped(void)
     wisp_future_unref(wisp_limiter_acquire(l, 1, 20)); /* times out */
     rec r[2];
     wisp_future_t *f = acq(l, 1, 0, &r[0]);
-    CHECK(run_until(1, 1000));
+    CHECK(run_until(1, 30000));
     CHECK_EQ_INT(r[0].err, 0);
     CHECK_AT(r[0], t0, 100);
     wisp_future_unref(f);
@@ -613,7 +632,7 @@ static void test_many(void)
     wisp_timer_t t;
     wisp_timer_init(L, &t);
     wisp_timer_start(&t, 100, cancel_some, NULL);
-    CHECK(run_until(MANY, 3000));
+    CHECK(run_until(MANY, 30000));
     wisp_timer_stop(&t);
     uint64_t granted = 0, last_at = t0;
     int last_seq = -1, cancelled = 0;
@@ -637,13 +656,11 @@ static void test_many(void)
     CHECK(cancelled > 0 && cancelled < MANY / 7 + 1);
     CHECK(granted > burst);
     uint64_t need_ms = granted > burst ? (granted - burst + 1) / 2 : 0;
-    if (last_at > t0 + need_ms + SLACK_MS) {
-        late++;
-        snprintf(late_msg, sizeof late_msg,
-                 "last grant at +%llu ms, tokens allow +%llu",
-                 (unsigned long long)(last_at - t0),
-                 (unsigned long long)need_ms);
-    }
+    CHECK_MSG(last_at >= t0 + need_ms, "last grant at +%llu ms, before "
+              "the tokens allow (+%llu)", (unsigned long long)(last_at - t0),
+              (unsigned long long)need_ms);
+    if (last_at > t0 + need_ms && last_at - t0 - need_ms > worst_late)
+        worst_late = last_at - t0 - need_ms;
     for (int i = 0; i < MANY; i++)
         wisp_future_unref(many_f[i]);
     CHECK_EQ_INT(wisp_limiter_waiting(l), 0);
@@ -660,16 +677,19 @@ int main(void)
     L = wisp_loop_create();
     test_create_errors();
     test_immediate();
-    timed(test_fifo_mixed, "fifo_mixed");
-    timed(test_pacing, "pacing");
-    timed(test_timeout, "timeout");
-    timed(test_cancel, "cancel");
+    test_fifo_mixed();
+    test_pacing();
+    test_timeout();
+    test_cancel();
     test_cancel_from_thread();
     test_limits_and_destroy();
     test_try();
-    timed(test_dropped, "dropped");
-    timed(test_many, "many");
+    test_dropped();
+    test_many();
     flush();
+    printf("rate: %d grant(s) late by the loop's clock, worst %llu ms "
+           "(reported, not checked)\n", late_grants,
+           (unsigned long long)worst_late);
     wisp_loop_destroy(L);
     return t_done("rate");
 }

@@ -115,7 +115,7 @@ static void test_dropped_deliveries(void)
     msg = wisp_shared_wrap(payload, sizeof payload, late_destroy, NULL);
     CHECK_EQ_INT(wisp_broadcast(pair, 2, msg, late_deliver, NULL), 2);
     wisp_shared_unref(msg);
-    for (int i = 0; i < 2000 && atomic_load(&late_delivered) < 1; i++)
+    for (int i = 0; i < 30000 && atomic_load(&late_delivered) < 1; i++)
         usleep(1000);
     wisp_loop_break(pair[0]);
     pthread_join(th, NULL);
@@ -153,7 +153,7 @@ int main(void)
         wisp_shared_unref(msg); /* the deliveries keep it alive */
     }
     CHECK_EQ_INT(wisp_broadcast(loops, LOOPS, NULL, deliver, NULL), -EINVAL);
-    for (int i = 0; i < 2000 && atomic_load(&destroyed) < MESSAGES; i++)
+    for (int i = 0; i < 30000 && atomic_load(&destroyed) < MESSAGES; i++)
         usleep(1000);
     for (int i = 0; i < LOOPS; i++) {
         wisp_loop_break(loops[i]);

@@ -262,7 +262,16 @@ int main(void)
             CHECK_EQ_INT(wisp_loop_post(sl[i].loop, start, &sl[i]), 0);
         while (atomic_load(&loops_finished) < LOOPS)
             usleep(1000);
-        usleep(30000); /* idle pool threads exit (keep-alive 5 ms) */
+        /* Let the idle pool threads exit (keep-alive 5 ms) before the
+         * next phase starts them again: wait for it (30 s bound; the
+         * churn is what is exercised, nothing is assumed). */
+        for (int i = 0; i < 30000; i++) {
+            wisp_pool_stats_t ps;
+            wisp_pool_stats(pool, &ps);
+            if (ps.threads <= 1)
+                break;
+            usleep(1000);
+        }
     }
     for (int i = 0; i < LOOPS; i++)
         CHECK_EQ_INT(wisp_loop_post(sl[i].loop, stop, &sl[i]), 0);

@@ -190,7 +190,7 @@ static void *producer(void *arg)
 static void test_post_from_threads(uint16_t port)
 {
     int fd = handshake(port);
-    for (int i = 0; i < 400 && atomic_load(&opened) < 1; i++)
+    for (int i = 0; i < 6000 && atomic_load(&opened) < 1; i++)
         usleep(5000);
     pthread_t t[PRODUCERS];
     for (int i = 0; i < PRODUCERS; i++)
@@ -236,7 +236,7 @@ static void test_post_from_threads(uint16_t port)
     char b;
     CHECK(read_exact(fd, &b, 1) < 0); /* the server closes */
     close(fd);
-    for (int i = 0; i < 400 && atomic_load(&closed_count) < 1; i++)
+    for (int i = 0; i < 6000 && atomic_load(&closed_count) < 1; i++)
         usleep(5000);
     CHECK_EQ_INT(atomic_load(&closed_count), 1);
 
@@ -244,7 +244,7 @@ static void test_post_from_threads(uint16_t port)
      * on the loop. A new session may take the same slot; the old handle
      * must not reach it. */
     int fd2 = handshake(port);
-    for (int i = 0; i < 400 && atomic_load(&opened) < 2; i++)
+    for (int i = 0; i < 6000 && atomic_load(&opened) < 2; i++)
         usleep(5000);
     CHECK_EQ_INT(wisp_ws_post(h, 0, "stale", 5), 0);
     send_frame(fd2, 1, "echo", 4);
@@ -304,7 +304,7 @@ static void test_fragments(uint16_t port)
     CHECK_EQ_INT(f.len, sizeof big);
     CHECK(f.len == sizeof big && memcmp(f.data, big, sizeof big) == 0);
     free(f.data);
-    for (int i = 0; i < 400 && atomic_load(&ref_done) < 1; i++)
+    for (int i = 0; i < 6000 && atomic_load(&ref_done) < 1; i++)
         usleep(5000);
     CHECK_EQ_INT(atomic_load(&ref_done), 1);
     close(fd);
@@ -330,11 +330,12 @@ static void test_churn(uint16_t port)
 /* The cap on posts waiting per loop: with the loop held busy, exactly
  * 65,536 posts are accepted and the next get -EAGAIN; once the loop runs
  * again every accepted one arrives, and other clients are served. */
-static _Atomic int hold_loop;
+static _Atomic int hold_loop, in_block;
 
 static void block_task(void *arg)
 {
     (void)arg;
+    atomic_store(&in_block, 1); /* the loop is held from here on */
     while (atomic_load(&hold_loop))
         usleep(1000);
 }
@@ -343,15 +344,19 @@ static void test_post_limit(uint16_t port)
 {
     int fd = handshake(port);
     int before = atomic_load(&opened);
-    for (int i = 0; i < 400 && atomic_load(&opened) == before; i++)
+    for (int i = 0; i < 6000 && atomic_load(&opened) == before; i++)
         usleep(5000);
-    usleep(20000);
     pthread_mutex_lock(&mu);
     wisp_ws_handle_t h = last_handle;
     pthread_mutex_unlock(&mu);
     atomic_store(&hold_loop, 1);
     CHECK_EQ_INT(wisp_loop_post(wisp_server_loop(srv, 0), block_task, NULL),
                  0);
+    /* Post only once the loop is inside the task: then it takes nothing
+     * from the inbox until released, and the count is exact. */
+    for (int i = 0; i < 30000 && !atomic_load(&in_block); i++)
+        usleep(1000);
+    CHECK(atomic_load(&in_block));
     int accepted = 0, refused = 0, other = 0;
     for (int i = 0; i < 65536 + 100; i++) {
         int r = wisp_ws_post(h, 1, "p", 1);
