@@ -14,31 +14,9 @@
 
 #include <string.h>
 
+#include "http/token.h"
 #include "wisp/common.h"
 
-/* Byte classes of cls[]. */
-#define C_TCHAR 1 /* token character (RFC 9110 §5.6.2) */
-#define C_VALUE 2 /* field-value byte: HTAB, SP, VCHAR, obs-text (§5.5) */
-#define C_HEX 4   /* HEXDIG */
-
-static const uint8_t cls[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, /* 00 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 10 */
-    2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2, /* 20 */
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, /* 30 */
-    2, 7, 7, 7, 7, 7, 7, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 40 */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3, /* 50 */
-    3, 7, 7, 7, 7, 7, 7, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 60 */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0, /* 70 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 80 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 90 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* a0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* b0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* c0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* d0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* e0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* f0 */
-};
 
 /* Flag in `digits` while in WISP__CH_SIZE: whitespace followed the size,
  * so only more BWS or the ';' of an extension may come. */
@@ -70,7 +48,7 @@ static inline int count_trailer(wisp__chunked *d)
  * INT64_MAX, so the size fits a signed content length. */
 static int size_byte(wisp__chunked *d, unsigned char c)
 {
-    if ((cls[c] & C_HEX) && !(d->digits & DIGITS_BWS)) {
+    if ((wisp__http_chars[c] & WISP__HC_HEX) && !(d->digits & DIGITS_BWS)) {
         if (++d->digits > 16 || d->remaining > (uint64_t)INT64_MAX >> 4)
             return WISP_EPARSE;
         d->remaining = d->remaining << 4 | hexval(c);
@@ -101,7 +79,7 @@ static int ext_byte(wisp__chunked *d, unsigned char c)
         d->state = WISP__CH_SIZE_LF;
         return 0;
     }
-    if (!(cls[c] & C_VALUE))
+    if (!(wisp__http_chars[c] & WISP__HC_VALUE))
         return WISP_EPARSE;
     return count_ext(d);
 }
@@ -125,7 +103,7 @@ static int trailer_start(wisp__chunked *d, unsigned char c)
         d->state = WISP__CH_END_LF;
         return 0;
     }
-    if (!(cls[c] & C_TCHAR))
+    if (!wisp__is_tchar(c))
         return WISP_EPARSE;
     d->state = WISP__CH_TRAILER;
     d->digits = 0;
@@ -142,11 +120,11 @@ static int trailer_byte(wisp__chunked *d, unsigned char c)
             d->state = WISP__CH_TRAILER_LF;
             return count_trailer(d);
         }
-        if (!(cls[c] & C_VALUE))
+        if (!(wisp__http_chars[c] & WISP__HC_VALUE))
             return WISP_EPARSE;
     } else if (c == ':') {
         d->digits = TRAILER_VALUE;
-    } else if (!(cls[c] & C_TCHAR)) {
+    } else if (!wisp__is_tchar(c)) {
         return WISP_EPARSE;
     }
     return count_trailer(d);

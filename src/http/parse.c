@@ -17,32 +17,9 @@
 
 #include <string.h>
 
+#include "http/token.h"
 #include "wisp/http.h"
 
-/* Byte classes of cls[]. */
-#define C_TCHAR 1  /* token character (RFC 9110 §5.6.2) */
-#define C_VALUE 2  /* field-value byte: HTAB, SP, VCHAR, obs-text (§5.5) */
-#define C_TARGET 4 /* request-target byte: visible ASCII, 0x21-0x7e */
-#define C_HEX 8    /* HEXDIG */
-
-static const uint8_t cls[256] = {
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0, /* 00 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, /* 10 */
-     2,  7,  6,  7,  7,  7,  7,  7,  6,  6,  7,  7,  6,  7,  7,  6, /* 20 */
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  6,  6,  6,  6,  6,  6, /* 30 */
-     6, 15, 15, 15, 15, 15, 15,  7,  7,  7,  7,  7,  7,  7,  7,  7, /* 40 */
-     7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  6,  6,  6,  7,  7, /* 50 */
-     7, 15, 15, 15, 15, 15, 15,  7,  7,  7,  7,  7,  7,  7,  7,  7, /* 60 */
-     7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  6,  7,  6,  7,  0, /* 70 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* 80 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* 90 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* a0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* b0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* c0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* d0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* e0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* f0 */
-};
 
 /* `*scan` packs the resumable state of find_end into two halves of a
  * size_t (32 bits each on LP64, 16 on 32-bit targets):
@@ -130,7 +107,7 @@ static inline size_t first_flag(uint64_t m)
  * this is a table loop, unrolled to check the bound once per 4 bytes. */
 static inline const char *skip_token(const char *p, const char *end)
 {
-#define T(i) (cls[(unsigned char)p[i]] & C_TCHAR)
+#define T(i) wisp__is_tchar((unsigned char)p[i])
     for (; end - p >= 4; p += 4) {
         if (!T(0))
             return p;
@@ -165,7 +142,8 @@ static inline const char *skip_value(const char *p, const char *end)
         p++;
     }
 #endif
-    while (p < end && (cls[(unsigned char)*p] & C_VALUE))
+    while (p < end &&
+           (wisp__http_chars[(unsigned char)*p] & WISP__HC_VALUE))
         p++;
     return p;
 }
@@ -182,7 +160,8 @@ static inline const char *skip_target(const char *p, const char *end)
             return p + first_flag(m);
     }
 #endif
-    while (p < end && (cls[(unsigned char)*p] & C_TARGET))
+    while (p < end &&
+           (wisp__http_chars[(unsigned char)*p] & WISP__HC_TARGET))
         p++;
     return p;
 }
@@ -670,7 +649,7 @@ static inline int pct_byte(const char *p, size_t left)
         return -1;
     a = (unsigned char)p[1];
     b = (unsigned char)p[2];
-    if (!(cls[a] & cls[b] & C_HEX))
+    if (!(wisp__http_chars[a] & wisp__http_chars[b] & WISP__HC_HEX))
         return -1;
     unsigned c = hexval(a) << 4 | hexval(b);
     return c ? (int)c : -1;
