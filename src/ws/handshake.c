@@ -1,0 +1,63 @@
+/* The WebSocket opening handshake's checks and accept key (RFC 6455
+ * §4.2.1, §4.2.2). */
+#include "ws/handshake.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/base64.h"
+#include "util/sha1.h"
+#include "wisp/http.h"
+
+int wisp__ws_has_token(wisp_str_t h, const char *token)
+{
+    size_t tl = strlen(token);
+    const char *p = h.ptr, *end = h.ptr + h.len;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int wisp__ws_check_request(int method, int minor, wisp_str_t upgrade,
+                           wisp_str_t connection, wisp_str_t version,
+                           wisp_str_t key)
+{
+    if (method != WISP_METHOD_GET || minor < 1)
+        return 400;
+    if (!wisp__ws_has_token(upgrade, "websocket") ||
+        !wisp__ws_has_token(connection, "upgrade"))
+        return 400;
+    if (!version.ptr || version.len != 2 ||
+        memcmp(version.ptr, "13", 2) != 0)
+        return 426;
+    uint8_t raw[24];
+    if (!key.ptr || key.len != 24 ||
+        wisp__base64_decode(key.ptr, key.len, raw) != 16)
+        return 400;
+    return 0;
+}
+
+void wisp__ws_accept_key(const char *key, size_t len,
+                         char out[WISP__WS_ACCEPT_LEN + 1])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    wisp__sha1 s;
+    uint8_t digest[20];
+    wisp__sha1_init(&s);
+    wisp__sha1_update(&s, key, len);
+    wisp__sha1_update(&s, guid, sizeof guid - 1);
+    wisp__sha1_final(&s, digest);
+    size_t n = wisp__base64_encode(digest, sizeof digest, out);
+    out[n] = 0;
+}
