@@ -12,9 +12,13 @@
 
 int wisp__ws_has_token(wisp_str_t h, const char *token)
 {
+    /* An absent field is {NULL, 0}: no pointer arithmetic on it (NULL + 0
+     * is undefined behaviour in C; fuzz_ws_handshake found it). */
+    if (!h.ptr)
+        return 0;
     size_t tl = strlen(token);
     const char *p = h.ptr, *end = h.ptr + h.len;
-    while (p && p < end) {
+    while (p < end) {
         while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
             p++;
         const char *s = p;

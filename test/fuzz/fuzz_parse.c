@@ -1,9 +1,5 @@
 /* libFuzzer target for src/http/parse.c and src/http/chunked.c.
- *
- *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -D_GNU_SOURCE -Iinclude -Isrc src/http/parse.c \
- *       src/http/chunked.c test/fuzz/fuzz_parse.c -o fuzz_parse
- *   ./fuzz_parse -max_total_time=60 corpus/
+ * Built by test/fuzz/meson.build; docs/fuzzing.md has the commands.
  *
  * Besides crashes and sanitizer reports it checks properties, trapping
  * when one fails:
