@@ -81,6 +81,7 @@ int wisp__status_code_for(int err)
     case WISP_EVERSION: return 505;
     case WISP_EBODY_TOO_LARGE: return 413;
     case WISP_EEXPECT: return 417;
+    case WISP_ECODING: return 501;
     default: return 400;
     }
 }

@@ -2,38 +2,37 @@
  * entry against the ABNF of the RFCs named in token.h. */
 #include "http/token.h"
 
-/* T: tchar, V: value byte, G: target byte, X: HEXDIG. */
 #define T WISP__HC_TCHAR
 #define V WISP__HC_VALUE
 #define G WISP__HC_TARGET
 #define X WISP__HC_HEX
-#define TOK (T | V | G)     /* a tchar: also a value and a target byte */
-#define DLM (V | G)         /* a visible delimiter, not a tchar */
-#define HEX (T | V | G | X) /* a hex digit */
+#define U WISP__HC_URI
+#define R WISP__HC_REG
+/* Every visible byte is a value and a target byte; then by kind: */
+#define TU (T | V | G | U | R) /* tchar, also in URIs: unreserved, '%',
+                                  and the sub-delims ! $ & ' * + */
+#define TN (T | V | G)         /* tchar, not in URIs: # ^ ` | */
+#define HX (TU | X)            /* hex digit */
+#define DU (V | G | U | R)     /* delimiter, sub-delim: ( ) , ; = */
+#define DP (V | G | U)         /* delimiter, path/query only: : @ / ? */
+#define DN (V | G)             /* delimiter, no URI byte: " < > [ \ ] { } */
 
 const uint8_t wisp__http_chars[256] = {
     /* 00-1f: CTLs; HTAB is a value byte */
     0, 0, 0, 0, 0, 0, 0, 0, 0, V, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 20-2f:  SP  !    "    #    $    %    &    '
-     *         (    )    *    +    ,    -    .    / */
-    V,   TOK, DLM, TOK, TOK, TOK, TOK, TOK,
-    DLM, DLM, TOK, TOK, DLM, TOK, TOK, DLM,
+    /* 20-2f:  SP  !   "   #   $   %   &   '   (   )   *   +   ,   -   .   / */
+    V,   TU, DN, TN, TU, TU, TU, TU, DU, DU, TU, TU, DU, TU, TU, DP,
     /* 30-3f: 0-9, then : ; < = > ? */
-    HEX, HEX, HEX, HEX, HEX, HEX, HEX, HEX, HEX, HEX,
-    DLM, DLM, DLM, DLM, DLM, DLM,
+    HX, HX, HX, HX, HX, HX, HX, HX, HX, HX, DP, DU, DN, DU, DN, DP,
     /* 40-4f: @ A-F G-O */
-    DLM, HEX, HEX, HEX, HEX, HEX, HEX, TOK, TOK, TOK, TOK, TOK, TOK, TOK,
-    TOK, TOK,
+    DP, HX, HX, HX, HX, HX, HX, TU, TU, TU, TU, TU, TU, TU, TU, TU,
     /* 50-5f: P-Z [ \ ] ^ _ */
-    TOK, TOK, TOK, TOK, TOK, TOK, TOK, TOK, TOK, TOK, TOK,
-    DLM, DLM, DLM, TOK, TOK,
+    TU, TU, TU, TU, TU, TU, TU, TU, TU, TU, TU, DN, DN, DN, TN, TU,
     /* 60-6f: ` a-f g-o */
-    TOK, HEX, HEX, HEX, HEX, HEX, HEX, TOK, TOK, TOK, TOK, TOK, TOK, TOK,
-    TOK, TOK,
+    TN, HX, HX, HX, HX, HX, HX, TU, TU, TU, TU, TU, TU, TU, TU, TU,
     /* 70-7f: p-z { | } ~ DEL */
-    TOK, TOK, TOK, TOK, TOK, TOK, TOK, TOK, TOK, TOK, TOK,
-    DLM, TOK, DLM, TOK, 0,
+    TU, TU, TU, TU, TU, TU, TU, TU, TU, TU, TU, DN, TN, DN, TU, 0,
     /* 80-ff: obs-text, value bytes only */
     V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
     V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,

@@ -20,6 +20,14 @@ enum {
     WISP__HC_TARGET = 4,
     /* HEXDIG, either case (RFC 5234 B.1, RFC 9110 §1.2) */
     WISP__HC_HEX = 8,
+    /* a byte of an origin-form target or of the path and query of an
+     * absolute-form one (RFC 3986 §3.3, §3.4): pchar (unreserved /
+     * pct-encoded / sub-delims / ":" / "@"), "/" and "?"; '%' is here,
+     * the two HEXDIG after it are the caller's to check */
+    WISP__HC_URI = 16,
+    /* a byte of a reg-name (RFC 3986 §3.2.2): unreserved / pct-encoded /
+     * sub-delims, '%' as above */
+    WISP__HC_REG = 32,
 };
 
 extern const uint8_t wisp__http_chars[256];

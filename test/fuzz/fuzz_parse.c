@@ -45,7 +45,7 @@ static int known_result(ssize_t r)
     return r >= 0 || r == -EAGAIN || r == WISP_EPARSE ||
            r == WISP_ETOOLONG_LINE || r == WISP_ETOOLONG_HEAD ||
            r == WISP_ETOOMANY_HEADERS || r == WISP_EMETHOD ||
-           r == WISP_EVERSION || r == WISP_EEXPECT;
+           r == WISP_EVERSION || r == WISP_EEXPECT || r == WISP_ECODING;
 }
 
 static void within(const char *p, size_t n, const char *buf, size_t len)

@@ -10,6 +10,14 @@
  *                    obs-text = %x80-FF
  *   RFC 9112 §3.2    request-target: the URI forms of RFC 3986, all
  *                    made of visible ASCII (VCHAR = %x21-7E)
+ *   RFC 3986 §2-3    unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"
+ *                    sub-delims = "!" / "$" / "&" / "'" / "(" / ")"
+ *                               / "*" / "+" / "," / ";" / "="
+ *                    pct-encoded = "%" HEXDIG HEXDIG
+ *                    pchar = unreserved / pct-encoded / sub-delims
+ *                          / ":" / "@"
+ *                    path and query bytes: pchar / "/" / "?"
+ *                    reg-name = *( unreserved / pct-encoded / sub-delims )
  *   RFC 5234 B.1     DIGIT = %x30-39, ALPHA = %x41-5A / %x61-7A,
  *                    HEXDIG = DIGIT / "A"-"F" (case-insensitive in ABNF
  *                    strings, so "a"-"f" too), VCHAR = %x21-7E,
@@ -42,6 +50,22 @@ static int abnf_value_byte(int c)
     return abnf_vchar(c) || abnf_obs_text(c) || c == 0x20 || c == 0x09;
 }
 
+static int in(const char *set, int c)
+{
+    return c && strchr(set, c) != NULL;
+}
+
+static int abnf_reg_name(int c)
+{
+    return abnf_alpha(c) || abnf_digit(c) || in("-._~", c) ||
+           in("!$&'()*+,;=", c) || c == '%';
+}
+
+static int abnf_uri(int c)
+{
+    return abnf_reg_name(c) || in(":@/?", c);
+}
+
 static int abnf_hexdig(int c)
 {
     return abnf_digit(c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
@@ -60,8 +84,11 @@ int main(void)
         CHECK_MSG(!(v & WISP__HC_TARGET) == !abnf_vchar(c),
                   "target byte 0x%02x", c);
         CHECK_MSG(!(v & WISP__HC_HEX) == !abnf_hexdig(c), "HEXDIG 0x%02x", c);
+        CHECK_MSG(!(v & WISP__HC_URI) == !abnf_uri(c), "URI byte 0x%02x", c);
+        CHECK_MSG(!(v & WISP__HC_REG) == !abnf_reg_name(c),
+                  "reg-name byte 0x%02x", c);
         CHECK_MSG(!(v & ~(WISP__HC_TCHAR | WISP__HC_VALUE | WISP__HC_TARGET |
-                          WISP__HC_HEX)),
+                          WISP__HC_HEX | WISP__HC_URI | WISP__HC_REG)),
                   "unknown bit at 0x%02x", c);
         tchars += abnf_tchar(c);
     }
@@ -76,5 +103,12 @@ int main(void)
     CHECK(!(wisp__http_chars['\r'] & WISP__HC_VALUE));
     CHECK(!(wisp__http_chars['\n'] & WISP__HC_VALUE));
     CHECK(!(wisp__http_chars[0x7f] & WISP__HC_VALUE));
+    /* The bytes RFC 3986 leaves out of URIs altogether (§2, Appendix C)
+     * and the gen-delims that cannot appear in a path or query. */
+    static const char outside[] = "\"<>\\^`{|}#[] ";
+    for (const char *s = outside; *s; s++)
+        CHECK_MSG(!(wisp__http_chars[(unsigned char)*s] &
+                    (WISP__HC_URI | WISP__HC_REG)),
+                  "'%c' is no URI byte", *s);
     return t_done("http_token");
 }
