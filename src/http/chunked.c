@@ -5,11 +5,14 @@
  *   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
  *   chunk-ext    = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS val ] )
  *
+ *   chunk-ext-name = token
+ *   chunk-ext-val  = token / quoted-string
+ *
  * The framing is walked one byte at a time through an explicit state, so
  * input may be cut anywhere; chunk data is moved in bulk. Extensions are
- * checked for their bytes (field-value bytes, no CR/LF, bounded by
- * max_trailer), not parsed, since we act on none (§7.1.1). Trailer
- * fields are checked like header fields and dropped (§7.1.2). */
+ * checked against that grammar (quoted-string as in RFC 9110 §5.6.4) and
+ * bounded by max_trailer, then ignored, since we act on none (§7.1.1).
+ * Trailer fields are checked like header fields and dropped (§7.1.2). */
 #include "http/chunked.h"
 
 #include <string.h>
@@ -24,6 +27,19 @@
 /* Value of `digits` while in WISP__CH_TRAILER: the colon has been seen,
  * so the bytes are the field value (0: still the name). */
 #define TRAILER_VALUE 1u
+
+/* Values of `digits` while in WISP__CH_EXT: where in chunk-ext we are. */
+enum {
+    EXT_SEMI = 0,   /* after ';': BWS, then the name */
+    EXT_NAME,       /* in the name */
+    EXT_NAME_BWS,   /* BWS after the name: '=' or ';' must come */
+    EXT_EQ,         /* after '=': BWS, then the value */
+    EXT_TOKEN,      /* in a token value */
+    EXT_QUOTED,     /* in a quoted-string value */
+    EXT_QPAIR,      /* after a backslash in a quoted string */
+    EXT_VALUE_END,  /* right after the closing quote */
+    EXT_VALUE_BWS,  /* BWS after a value: ';' must come */
+};
 
 static inline unsigned hexval(unsigned char c)
 {
@@ -58,6 +74,7 @@ static int size_byte(wisp__chunked *d, unsigned char c)
         return WISP_EPARSE;
     if (c == ';') {
         d->state = WISP__CH_EXT;
+        d->digits = EXT_SEMI;
         return count_ext(d);
     }
     if (c == ' ' || c == '\t') {
@@ -72,15 +89,65 @@ static int size_byte(wisp__chunked *d, unsigned char c)
     return WISP_EPARSE;
 }
 
-/* Anything but CTLs (HTAB excepted) up to the CR of the chunk line. */
+static inline int is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The next state of chunk-ext after byte c in state `at`, or -1 when c
+ * cannot come there. CR ends the line where the grammar lets it: after a
+ * name, a token value or a closing quote, not after BWS (which may only
+ * precede ';' or '='). */
+static int ext_next(unsigned at, unsigned char c)
+{
+    switch (at) {
+    case EXT_SEMI:
+        return is_ws(c) ? EXT_SEMI : wisp__is_tchar(c) ? EXT_NAME : -1;
+    case EXT_NAME:
+        if (wisp__is_tchar(c))
+            return EXT_NAME;
+        /* fall through */
+    case EXT_NAME_BWS:
+        return is_ws(c) ? EXT_NAME_BWS : c == '=' ? EXT_EQ
+               : c == ';' ? EXT_SEMI : -1;
+    case EXT_EQ:
+        return is_ws(c) ? EXT_EQ : c == '"' ? EXT_QUOTED
+               : wisp__is_tchar(c) ? EXT_TOKEN : -1;
+    case EXT_TOKEN:
+        if (wisp__is_tchar(c))
+            return EXT_TOKEN;
+        /* fall through */
+    case EXT_VALUE_END:
+    case EXT_VALUE_BWS:
+        return is_ws(c) ? EXT_VALUE_BWS : c == ';' ? EXT_SEMI : -1;
+    case EXT_QUOTED:
+        /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
+        if (c == '"')
+            return EXT_VALUE_END;
+        if (c == '\\')
+            return EXT_QPAIR;
+        return wisp__http_chars[c] & WISP__HC_VALUE ? EXT_QUOTED : -1;
+    case EXT_QPAIR:
+        /* quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ) */
+        return wisp__http_chars[c] & WISP__HC_VALUE ? EXT_QUOTED : -1;
+    }
+    return -1;
+}
+
+/* One byte of a chunk line's extensions, up to its CR. */
 static int ext_byte(wisp__chunked *d, unsigned char c)
 {
     if (c == '\r') {
+        if (d->digits != EXT_NAME && d->digits != EXT_TOKEN &&
+            d->digits != EXT_VALUE_END)
+            return WISP_EPARSE;
         d->state = WISP__CH_SIZE_LF;
         return 0;
     }
-    if (!(wisp__http_chars[c] & WISP__HC_VALUE))
+    int next = ext_next(d->digits, c);
+    if (next < 0)
         return WISP_EPARSE;
+    d->digits = (uint32_t)next;
     return count_ext(d);
 }
 
