@@ -9,9 +9,10 @@
 #define U WISP__HC_URI
 #define R WISP__HC_REG
 /* Every visible byte is a value and a target byte; then by kind: */
-#define TU (T | V | G | U | R) /* tchar, also in URIs: unreserved, '%',
-                                  and the sub-delims ! $ & ' * + */
-#define TN (T | V | G)         /* tchar, not in URIs: # ^ ` | */
+#define TU (T | V | G | U | R) /* tchar, also in URIs: unreserved and
+                                  the sub-delims ! $ & ' * + */
+#define TN (T | V | G)         /* tchar, no URI byte of its own: # ^ ` |
+                                  and '%' (it opens a triplet) */
 #define HX (TU | X)            /* hex digit */
 #define DU (V | G | U | R)     /* delimiter, sub-delim: ( ) , ; = */
 #define DP (V | G | U)         /* delimiter, path/query only: : @ / ? */
@@ -22,7 +23,7 @@ const uint8_t wisp__http_chars[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, V, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     /* 20-2f:  SP  !   "   #   $   %   &   '   (   )   *   +   ,   -   .   / */
-    V,   TU, DN, TN, TU, TU, TU, TU, DU, DU, TU, TU, DU, TU, TU, DP,
+    V,   TU, DN, TN, TU, TN, TU, TU, DU, DU, TU, TU, DU, TU, TU, DP,
     /* 30-3f: 0-9, then : ; < = > ? */
     HX, HX, HX, HX, HX, HX, HX, HX, HX, HX, DP, DU, DN, DU, DN, DP,
     /* 40-4f: @ A-F G-O */

@@ -22,11 +22,11 @@ enum {
     WISP__HC_HEX = 8,
     /* a byte of an origin-form target or of the path and query of an
      * absolute-form one (RFC 3986 §3.3, §3.4): pchar (unreserved /
-     * pct-encoded / sub-delims / ":" / "@"), "/" and "?"; '%' is here,
-     * the two HEXDIG after it are the caller's to check */
+     * pct-encoded / sub-delims / ":" / "@"), "/" and "?" -- but not '%',
+     * which the caller reads as the start of a pct-encoded triplet */
     WISP__HC_URI = 16,
-    /* a byte of a reg-name (RFC 3986 §3.2.2): unreserved / pct-encoded /
-     * sub-delims, '%' as above */
+    /* a byte of a reg-name (RFC 3986 §3.2.2): unreserved / sub-delims,
+     * not '%' (as above) */
     WISP__HC_REG = 32,
 };
 

@@ -16,7 +16,7 @@ for t in "$@"; do
    nice -n 10 "$build/test/fuzz/$t" -max_total_time="$secs" -max_len=4096 \
      -print_final_stats=1 corpus "$src/corpus/$t" >log 2>&1) || true
   printf '%-18s %s  corpus: %s files\n' "$t" \
-    "$(grep -E '^#[0-9]+ +(DONE|NEW|REDUCE|pulse|INITED)' "$out/$t/log" | tail -1 |
+    "$(grep -E '^#[0-9]+[[:space:]]+(DONE|NEW|REDUCE|pulse|INITED)' "$out/$t/log" | tail -1 |
        grep -oE 'cov: [0-9]+ ft: [0-9]+')" \
     "$(ls "$out/$t/corpus" | wc -l)"
 done
