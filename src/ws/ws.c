@@ -129,11 +129,10 @@ int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
 {
     if (!h || !h->on_message)
         return -EINVAL;
-    wisp_str_t key = wisp_req_header(req, "sec-websocket-key");
+    wisp_str_t key;
     int status = wisp__ws_check_request(
-        wisp_req_method(req), wisp_req_version_minor(req),
-        wisp_req_header(req, "upgrade"), wisp_req_header(req, "connection"),
-        wisp_req_header(req, "sec-websocket-version"), key);
+        wisp_req_method(req), wisp_req_version_minor(req), req->rh.headers,
+        req->rh.num_headers, &key);
     if (status)
         return refuse(res, status);
     char accept[WISP__WS_ACCEPT_LEN + 1];

@@ -3,17 +3,17 @@
  * server drives it. Built by test/fuzz/meson.build; docs/fuzzing.md has
  * the commands.
  *
- * The input is a request head. When src/http/parse.c accepts it, the
- * first Upgrade, Connection, Sec-WebSocket-Version and Sec-WebSocket-Key
+ * The input is a request head. When src/http/parse.c accepts it, its
  * fields go to wisp__ws_check_request, as wisp_ws_upgrade does. Besides
  * crashes and sanitizer reports it checks, trapping when one fails,
- * against a reference written here from RFC 6455 §4.2.1:
+ * against a reference written here from RFC 6455 §4.2.1 and §11.3:
  *   - the answer is 0, 400 or 426, and the reference's: GET in HTTP/1.1,
- *     Upgrade holding the token "websocket" and Connection the token
- *     "upgrade" (comma lists, OWS, ASCII case-insensitive), version
- *     exactly "13" (else 426), a key of 24 characters that is the
- *     canonical base64 of 16 bytes (22 alphabet characters, the last of
- *     them one of "AQgw", then "==");
+ *     some Upgrade line holding the token "websocket" and some
+ *     Connection line the token "upgrade" (comma lists, OWS, ASCII
+ *     case-insensitive; lines of one name are one list), at most one
+ *     version and one key field, the version exactly "13" (else 426), a
+ *     key of 24 characters that is the canonical base64 of 16 bytes (22
+ *     alphabet characters, the last of them one of "AQgw", then "==");
  *   - wisp__ws_has_token agrees with the reference on every field value;
  *   - an accepted key gets a 28-character accept value (base64 of 20
  *     bytes); the RFC 6455 §1.3 sample key gets the RFC's answer.
@@ -82,24 +82,44 @@ static int ref_key(wisp_str_t k)
     return memchr("AQgw", k.ptr[21], 4) != NULL;
 }
 
-static int reference(const wisp__req_head *rh, wisp_str_t up,
-                     wisp_str_t conn, wisp_str_t ver, wisp_str_t key)
+/* The first field named `name` and how many there are. */
+static wisp_str_t field(const wisp__req_head *rh, const char *name, int *n)
 {
+    wisp_str_t v = {NULL, 0};
+    *n = 0;
+    for (uint32_t i = 0; i < rh->num_headers; i++)
+        if (ci_equal(rh->headers[i].name, rh->headers[i].name_len, name) &&
+            !(*n)++)
+            v = (wisp_str_t){rh->headers[i].value, rh->headers[i].value_len};
+    return v;
+}
+
+/* Some line named `name` holds `tok`. */
+static int any_has(const wisp__req_head *rh, const char *name,
+                   const char *tok)
+{
+    for (uint32_t i = 0; i < rh->num_headers; i++)
+        if (ci_equal(rh->headers[i].name, rh->headers[i].name_len, name) &&
+            ref_has_token((wisp_str_t){rh->headers[i].value,
+                                       rh->headers[i].value_len}, tok))
+            return 1;
+    return 0;
+}
+
+static int reference(const wisp__req_head *rh, wisp_str_t *key)
+{
+    int nv, nk;
     if (rh->method != WISP_METHOD_GET || rh->minor < 1 ||
-        !ref_has_token(up, "websocket") || !ref_has_token(conn, "upgrade"))
+        !any_has(rh, "upgrade", "websocket") ||
+        !any_has(rh, "connection", "upgrade"))
+        return 400;
+    wisp_str_t ver = field(rh, "sec-websocket-version", &nv);
+    *key = field(rh, "sec-websocket-key", &nk);
+    if (nv > 1 || nk > 1)
         return 400;
     if (!ver.ptr || ver.len != 2 || memcmp(ver.ptr, "13", 2) != 0)
         return 426;
-    return ref_key(key) ? 0 : 400;
-}
-
-static wisp_str_t field(const wisp__req_head *rh, const char *name)
-{
-    for (uint32_t i = 0; i < rh->num_headers; i++)
-        if (ci_equal(rh->headers[i].name, rh->headers[i].name_len, name))
-            return (wisp_str_t){rh->headers[i].value,
-                                rh->headers[i].value_len};
-    return (wisp_str_t){NULL, 0};
+    return ref_key(*key) ? 0 : 400;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -138,12 +158,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(wisp__ws_has_token(v, "websocket") ==
                 ref_has_token(v, "websocket"));
     }
-    wisp_str_t up = field(&rh, "upgrade"), conn = field(&rh, "connection");
-    wisp_str_t ver = field(&rh, "sec-websocket-version");
-    wisp_str_t key = field(&rh, "sec-websocket-key");
-    int st = wisp__ws_check_request(rh.method, rh.minor, up, conn, ver, key);
+    wisp_str_t key, rkey;
+    int st = wisp__ws_check_request(rh.method, rh.minor, rh.headers,
+                                    rh.num_headers, &key);
     REQUIRE(st == 0 || st == 400 || st == 426);
-    REQUIRE(st == reference(&rh, up, conn, ver, key));
+    REQUIRE(st == reference(&rh, &rkey));
+    REQUIRE(st != 0 ? !key.ptr && !key.len
+                    : key.ptr == rkey.ptr && key.len == rkey.len);
+    REQUIRE(wisp__ws_fields_have(rh.headers, rh.num_headers, "connection",
+                                 "upgrade") ==
+            any_has(&rh, "connection", "upgrade"));
     if (st == 0) {
         char acc[WISP__WS_ACCEPT_LEN + 1], again[WISP__WS_ACCEPT_LEN + 1];
         uint8_t digest[21];

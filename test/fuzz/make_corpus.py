@@ -143,7 +143,15 @@ def ws_handshake_seeds():
              base % (b'dGhlIHNhbXBsZSBub25jZQ==', b'8'),
              base % (b'dGhlIHNhbXBsZSBub25jZQ=', b'13'),
              base.replace(b'Upgrade\r\n', b'keep-alive, Upgrade\r\n') %
-             (b'AAAAAAAAAAAAAAAAAAAAAA==', b'13')]
+             (b'AAAAAAAAAAAAAAAAAAAAAA==', b'13'),
+             base.replace(b'Connection: Upgrade\r\n',
+                          b'Connection: keep-alive\r\nConnection: Upgrade\r\n') %
+             (b'dGhlIHNhbXBsZSBub25jZQ==', b'13'),
+             base.replace(b'Upgrade: websocket\r\n',
+                          b'Upgrade: h2c\r\nUpgrade: websocket\r\n') %
+             (b'dGhlIHNhbXBsZSBub25jZQ==', b'13'),
+             (base % (b'dGhlIHNhbXBsZSBub25jZQ==', b'13')).replace(
+                 b'\r\n\r\n', b'\r\nSec-WebSocket-Version: 13\r\n\r\n')]
     seeds += [g for g in groups(read('http/upgrade_test.c'))
               if g.startswith(b'GET ')]
     # Every key the base64 table has, in a valid request.
