@@ -5,9 +5,10 @@
  * The whole input is the text. Besides crashes and sanitizer reports it
  * checks, trapping when one fails, against a slow reference written here
  * from RFC 3629 §4 (the UTF8-octets ABNF) that decodes each code point:
- *   - fed byte by byte, the validator first says BAD exactly at the byte
- *     where the reference finds that no valid text starts with the bytes
- *     so far, and stays BAD;
+ *   - fed byte by byte (the other bytes poisoned for ASan), the
+ *     validator first says BAD exactly at the byte where the reference
+ *     finds that no valid text starts with the bytes so far, and stays
+ *     BAD;
  *   - fed whole, and in two pieces cut where byte 0 says, it agrees;
  *   - at the end, "complete" holds exactly when the reference decoded
  *     the whole input into code points (no partial one at the end).
@@ -78,24 +79,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t bad = reference(data, size, &partial);
     int valid = bad == size;
 
-    /* Byte by byte, each byte in its own heap block. */
-    wisp__utf8 u;
-    wisp__utf8_init(&u);
-    for (size_t i = 0; i < size; i++) {
-        uint8_t *one = malloc(1);
-        REQUIRE(one);
-        *one = data[i];
-        int r = wisp__utf8_feed(&u, one, 1);
-        free(one);
-        REQUIRE(r == (i >= bad ? WISP__UTF8_BAD : WISP__UTF8_OK));
-    }
-    if (valid)
-        REQUIRE((wisp__utf8_complete(&u) == 0) == partial);
-
     /* Whole, from an exact heap copy. */
     uint8_t *copy = malloc(size ? size : 1);
     REQUIRE(copy);
     memcpy(copy, data, size);
+
+    /* Byte by byte, every byte but the one fed poisoned, so a read
+     * before or after it is an ASan report. */
+    wisp__utf8 u;
+    wisp__utf8_init(&u);
+    ASAN_POISON_MEMORY_REGION(copy, size);
+    for (size_t i = 0; i < size; i++) {
+        ASAN_UNPOISON_MEMORY_REGION(copy + i, 1);
+        int r = wisp__utf8_feed(&u, copy + i, 1);
+        ASAN_POISON_MEMORY_REGION(copy + i, 1);
+        REQUIRE(r == (i >= bad ? WISP__UTF8_BAD : WISP__UTF8_OK));
+    }
+    ASAN_UNPOISON_MEMORY_REGION(copy, size);
+    if (valid)
+        REQUIRE((wisp__utf8_complete(&u) == 0) == partial);
+
     wisp__utf8_init(&u);
     int r = wisp__utf8_feed(&u, copy, size);
     REQUIRE(r == (valid ? WISP__UTF8_OK : WISP__UTF8_BAD));
