@@ -46,6 +46,7 @@ enum {
     WISP_ECLOSED = -4008,         /* the connection is closed or closing */
     WISP_ESTATE = -4009,          /* call not valid in the object's state */
     WISP_EEXPECT = -4010,         /* unsupported Expect (417) */
+    WISP_ECODING = -4011,         /* transfer coding not implemented (501) */
 };
 
 /* A byte string that is not NUL-terminated. `ptr` is NULL when absent. */

@@ -5,40 +5,21 @@
  *   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
  *   chunk-ext    = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS val ] )
  *
+ *   chunk-ext-name = token
+ *   chunk-ext-val  = token / quoted-string
+ *
  * The framing is walked one byte at a time through an explicit state, so
  * input may be cut anywhere; chunk data is moved in bulk. Extensions are
- * checked for their bytes (field-value bytes, no CR/LF, bounded by
- * max_trailer), not parsed, since we act on none (§7.1.1). Trailer
- * fields are checked like header fields and dropped (§7.1.2). */
+ * checked against that grammar (quoted-string as in RFC 9110 §5.6.4) and
+ * bounded by max_trailer, then ignored, since we act on none (§7.1.1).
+ * Trailer fields are checked like header fields and dropped (§7.1.2). */
 #include "http/chunked.h"
 
 #include <string.h>
 
+#include "http/token.h"
 #include "wisp/common.h"
 
-/* Byte classes of cls[]. */
-#define C_TCHAR 1 /* token character (RFC 9110 §5.6.2) */
-#define C_VALUE 2 /* field-value byte: HTAB, SP, VCHAR, obs-text (§5.5) */
-#define C_HEX 4   /* HEXDIG */
-
-static const uint8_t cls[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, /* 00 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 10 */
-    2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2, /* 20 */
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, /* 30 */
-    2, 7, 7, 7, 7, 7, 7, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 40 */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3, /* 50 */
-    3, 7, 7, 7, 7, 7, 7, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 60 */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0, /* 70 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 80 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 90 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* a0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* b0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* c0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* d0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* e0 */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* f0 */
-};
 
 /* Flag in `digits` while in WISP__CH_SIZE: whitespace followed the size,
  * so only more BWS or the ';' of an extension may come. */
@@ -46,6 +27,19 @@ static const uint8_t cls[256] = {
 /* Value of `digits` while in WISP__CH_TRAILER: the colon has been seen,
  * so the bytes are the field value (0: still the name). */
 #define TRAILER_VALUE 1u
+
+/* Values of `digits` while in WISP__CH_EXT: where in chunk-ext we are. */
+enum {
+    EXT_SEMI = 0,   /* after ';': BWS, then the name */
+    EXT_NAME,       /* in the name */
+    EXT_NAME_BWS,   /* BWS after the name: '=' or ';' must come */
+    EXT_EQ,         /* after '=': BWS, then the value */
+    EXT_TOKEN,      /* in a token value */
+    EXT_QUOTED,     /* in a quoted-string value */
+    EXT_QPAIR,      /* after a backslash in a quoted string */
+    EXT_VALUE_END,  /* right after the closing quote */
+    EXT_VALUE_BWS,  /* BWS after a value: ';' must come */
+};
 
 static inline unsigned hexval(unsigned char c)
 {
@@ -70,7 +64,7 @@ static inline int count_trailer(wisp__chunked *d)
  * INT64_MAX, so the size fits a signed content length. */
 static int size_byte(wisp__chunked *d, unsigned char c)
 {
-    if ((cls[c] & C_HEX) && !(d->digits & DIGITS_BWS)) {
+    if ((wisp__http_chars[c] & WISP__HC_HEX) && !(d->digits & DIGITS_BWS)) {
         if (++d->digits > 16 || d->remaining > (uint64_t)INT64_MAX >> 4)
             return WISP_EPARSE;
         d->remaining = d->remaining << 4 | hexval(c);
@@ -80,6 +74,7 @@ static int size_byte(wisp__chunked *d, unsigned char c)
         return WISP_EPARSE;
     if (c == ';') {
         d->state = WISP__CH_EXT;
+        d->digits = EXT_SEMI;
         return count_ext(d);
     }
     if (c == ' ' || c == '\t') {
@@ -94,15 +89,65 @@ static int size_byte(wisp__chunked *d, unsigned char c)
     return WISP_EPARSE;
 }
 
-/* Anything but CTLs (HTAB excepted) up to the CR of the chunk line. */
+static inline int is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The next state of chunk-ext after byte c in state `at`, or -1 when c
+ * cannot come there. CR ends the line where the grammar lets it: after a
+ * name, a token value or a closing quote, not after BWS (which may only
+ * precede ';' or '='). */
+static int ext_next(unsigned at, unsigned char c)
+{
+    switch (at) {
+    case EXT_SEMI:
+        return is_ws(c) ? EXT_SEMI : wisp__is_tchar(c) ? EXT_NAME : -1;
+    case EXT_NAME:
+        if (wisp__is_tchar(c))
+            return EXT_NAME;
+        /* fall through */
+    case EXT_NAME_BWS:
+        return is_ws(c) ? EXT_NAME_BWS : c == '=' ? EXT_EQ
+               : c == ';' ? EXT_SEMI : -1;
+    case EXT_EQ:
+        return is_ws(c) ? EXT_EQ : c == '"' ? EXT_QUOTED
+               : wisp__is_tchar(c) ? EXT_TOKEN : -1;
+    case EXT_TOKEN:
+        if (wisp__is_tchar(c))
+            return EXT_TOKEN;
+        /* fall through */
+    case EXT_VALUE_END:
+    case EXT_VALUE_BWS:
+        return is_ws(c) ? EXT_VALUE_BWS : c == ';' ? EXT_SEMI : -1;
+    case EXT_QUOTED:
+        /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
+        if (c == '"')
+            return EXT_VALUE_END;
+        if (c == '\\')
+            return EXT_QPAIR;
+        return wisp__http_chars[c] & WISP__HC_VALUE ? EXT_QUOTED : -1;
+    case EXT_QPAIR:
+        /* quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ) */
+        return wisp__http_chars[c] & WISP__HC_VALUE ? EXT_QUOTED : -1;
+    }
+    return -1;
+}
+
+/* One byte of a chunk line's extensions, up to its CR. */
 static int ext_byte(wisp__chunked *d, unsigned char c)
 {
     if (c == '\r') {
+        if (d->digits != EXT_NAME && d->digits != EXT_TOKEN &&
+            d->digits != EXT_VALUE_END)
+            return WISP_EPARSE;
         d->state = WISP__CH_SIZE_LF;
         return 0;
     }
-    if (!(cls[c] & C_VALUE))
+    int next = ext_next(d->digits, c);
+    if (next < 0)
         return WISP_EPARSE;
+    d->digits = (uint32_t)next;
     return count_ext(d);
 }
 
@@ -125,7 +170,7 @@ static int trailer_start(wisp__chunked *d, unsigned char c)
         d->state = WISP__CH_END_LF;
         return 0;
     }
-    if (!(cls[c] & C_TCHAR))
+    if (!wisp__is_tchar(c))
         return WISP_EPARSE;
     d->state = WISP__CH_TRAILER;
     d->digits = 0;
@@ -142,11 +187,11 @@ static int trailer_byte(wisp__chunked *d, unsigned char c)
             d->state = WISP__CH_TRAILER_LF;
             return count_trailer(d);
         }
-        if (!(cls[c] & C_VALUE))
+        if (!(wisp__http_chars[c] & WISP__HC_VALUE))
             return WISP_EPARSE;
     } else if (c == ':') {
         d->digits = TRAILER_VALUE;
-    } else if (!(cls[c] & C_TCHAR)) {
+    } else if (!wisp__is_tchar(c)) {
         return WISP_EPARSE;
     }
     return count_trailer(d);

@@ -17,32 +17,9 @@
 
 #include <string.h>
 
+#include "http/token.h"
 #include "wisp/http.h"
 
-/* Byte classes of cls[]. */
-#define C_TCHAR 1  /* token character (RFC 9110 §5.6.2) */
-#define C_VALUE 2  /* field-value byte: HTAB, SP, VCHAR, obs-text (§5.5) */
-#define C_TARGET 4 /* request-target byte: visible ASCII, 0x21-0x7e */
-#define C_HEX 8    /* HEXDIG */
-
-static const uint8_t cls[256] = {
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0, /* 00 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, /* 10 */
-     2,  7,  6,  7,  7,  7,  7,  7,  6,  6,  7,  7,  6,  7,  7,  6, /* 20 */
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  6,  6,  6,  6,  6,  6, /* 30 */
-     6, 15, 15, 15, 15, 15, 15,  7,  7,  7,  7,  7,  7,  7,  7,  7, /* 40 */
-     7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  6,  6,  6,  7,  7, /* 50 */
-     7, 15, 15, 15, 15, 15, 15,  7,  7,  7,  7,  7,  7,  7,  7,  7, /* 60 */
-     7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  6,  7,  6,  7,  0, /* 70 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* 80 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* 90 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* a0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* b0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* c0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* d0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* e0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2, /* f0 */
-};
 
 /* `*scan` packs the resumable state of find_end into two halves of a
  * size_t (32 bits each on LP64, 16 on 32-bit targets):
@@ -130,7 +107,7 @@ static inline size_t first_flag(uint64_t m)
  * this is a table loop, unrolled to check the bound once per 4 bytes. */
 static inline const char *skip_token(const char *p, const char *end)
 {
-#define T(i) (cls[(unsigned char)p[i]] & C_TCHAR)
+#define T(i) wisp__is_tchar((unsigned char)p[i])
     for (; end - p >= 4; p += 4) {
         if (!T(0))
             return p;
@@ -165,7 +142,8 @@ static inline const char *skip_value(const char *p, const char *end)
         p++;
     }
 #endif
-    while (p < end && (cls[(unsigned char)*p] & C_VALUE))
+    while (p < end &&
+           (wisp__http_chars[(unsigned char)*p] & WISP__HC_VALUE))
         p++;
     return p;
 }
@@ -182,7 +160,8 @@ static inline const char *skip_target(const char *p, const char *end)
             return p + first_flag(m);
     }
 #endif
-    while (p < end && (cls[(unsigned char)*p] & C_TARGET))
+    while (p < end &&
+           (wisp__http_chars[(unsigned char)*p] & WISP__HC_TARGET))
         p++;
     return p;
 }
@@ -314,6 +293,158 @@ int wisp__method_lookup(const char *p, size_t len)
     return method_lookup(p, len);
 }
 
+static inline int is_digit(unsigned char c)
+{
+    return (unsigned char)(c - '0') <= 9;
+}
+
+static inline int is_hex(unsigned char c)
+{
+    return wisp__http_chars[c] & WISP__HC_HEX;
+}
+
+/* Skip bytes of class `bit`; stops at the first other byte or at `end`.
+ * Four table lookups are ANDed per step, so a target or a Host costs one
+ * branch per four bytes. */
+static inline const char *skip_class(const char *p, const char *end,
+                                     unsigned bit)
+{
+#define C(i) wisp__http_chars[(unsigned char)p[i]]
+    for (; end - p >= 4; p += 4)
+        if (!(C(0) & C(1) & C(2) & C(3) & bit))
+            break;
+    while (p < end && (C(0) & bit))
+        p++;
+    return p;
+#undef C
+}
+
+/* Skip bytes of class `bit` (WISP__HC_URI or _REG) and pct-encoded
+ * triplets ("%" HEXDIG HEXDIG, RFC 3986 §2.1); stops at the first other
+ * byte (a '%' without its two HEXDIG included) or at `end`. */
+static inline const char *skip_pct(const char *p, const char *end,
+                                   unsigned bit)
+{
+    for (;;) {
+        p = skip_class(p, end, bit);
+        if (end - p < 3 || *p != '%' || !is_hex((unsigned char)p[1]) ||
+            !is_hex((unsigned char)p[2]))
+            return p;
+        p += 3;
+    }
+}
+
+static inline int valid_uri_bytes(const char *p, size_t n, unsigned bit)
+{
+    return skip_pct(p, p + n, bit) == p + n;
+}
+
+/* IPv4address = dec-octet "." dec-octet "." dec-octet "." dec-octet,
+ * dec-octet a decimal 0-255 without leading zeros (RFC 3986 §3.2.2). */
+static int valid_ipv4(const char *p, const char *e)
+{
+    for (int k = 0; k < 4; k++) {
+        if (k) {
+            if (p == e || *p != '.')
+                return 0;
+            p++;
+        }
+        const char *s = p;
+        unsigned v = 0;
+        while (p < e && p - s < 3 && is_digit((unsigned char)*p))
+            v = v * 10 + (unsigned)(*p++ - '0');
+        if (p == s || (p - s > 1 && *s == '0') || v > 255)
+            return 0;
+    }
+    return p == e;
+}
+
+/* IPv6address (RFC 3986 §3.2.2): eight h16 (1-4 HEXDIG) pieces separated
+ * by ':', the last two of which may be an IPv4address; one "::" may
+ * stand for one or more zero pieces, so with it at most seven are
+ * written. */
+static int valid_ipv6(const char *p, const char *e)
+{
+    int pieces = 0, gap = 0;
+    if (e - p >= 2 && p[0] == ':' && p[1] == ':') {
+        gap = 1;
+        p += 2;
+        if (p == e)
+            return 1;
+    }
+    for (;;) {
+        const char *g = p;
+        while (p < e && p - g < 5 && is_hex((unsigned char)*p))
+            p++;
+        if (p < e && *p == '.') {
+            /* ls32 as an IPv4address: the last thing. */
+            if (!valid_ipv4(g, e))
+                return 0;
+            pieces += 2;
+            break;
+        }
+        if (p == g || p - g > 4)
+            return 0;
+        pieces++;
+        if (p == e)
+            break;
+        if (*p++ != ':' || p == e)
+            return 0;
+        if (*p == ':') {
+            if (gap)
+                return 0;
+            gap = 1;
+            if (++p == e)
+                break;
+        }
+    }
+    return gap ? pieces <= 7 : pieces == 8;
+}
+
+/* IP-literal = "[" ( IPv6address / IPvFuture ) "]", IPvFuture = "v"
+ * 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) (RFC 3986 §3.2.2). */
+static int valid_ip_literal(const char *p, const char *e)
+{
+    if (p < e && (*p | 0x20) == 'v') {
+        const char *h = ++p;
+        while (p < e && is_hex((unsigned char)*p))
+            p++;
+        if (p == h || p == e || *p++ != '.' || p == e)
+            return 0;
+        for (; p < e; p++)
+            if (*p == '%' || (*p != ':' && !(wisp__http_chars[(
+                                  unsigned char)*p] & WISP__HC_REG)))
+                return 0;
+        return 1;
+    }
+    return valid_ipv6(p, e);
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9110 §7.2), uri-host = IP-literal /
+ * IPv4address / reg-name (RFC 3986 §3.2.2; an IPv4address is also a
+ * reg-name), port = *DIGIT (§3.2.3). An empty value is valid (§7.2). */
+static int valid_host(const char *p, size_t n)
+{
+    const char *e = p + n, *h;
+    if (n && *p == '[') {
+        const char *close = find_byte(p, e, ']');
+        if (!close || !valid_ip_literal(p + 1, close))
+            return 0;
+        h = close + 1;
+    } else {
+        /* ':' is no reg-name byte: the reg-name ends at the port. */
+        h = skip_pct(p, e, WISP__HC_REG);
+    }
+    if (h == e)
+        return 1;
+    if (*h++ != ':')
+        return 0;
+    for (; h < e; h++)
+        if (!is_digit((unsigned char)*h))
+            return 0;
+    return 1;
+}
+
 /* Split p[0..n) at its first '?' into path and query. */
 static void split_query(wisp__req_head *rh, const char *p, size_t n)
 {
@@ -330,8 +461,9 @@ static void split_query(wisp__req_head *rh, const char *p, size_t n)
 
 /* absolute-form = "http" / "https" "://" authority [path-abempty]
  * ["?" query] (RFC 9112 §3.2.2, RFC 9110 §4.2). The authority ends at the
- * first '/' or '?'. An empty host is invalid (RFC 9110 §4.2.1), and so is
- * userinfo, which we treat as an error as §4.2.4 recommends. */
+ * first '/' or '?' and must be a valid host and port (RFC 3986 §3.2.2);
+ * an empty host is invalid (RFC 9110 §4.2.1), and so is userinfo, which
+ * we treat as an error as §4.2.4 recommends. */
 static int parse_absolute(wisp__req_head *rh, const char *t, size_t n)
 {
     size_t s;
@@ -345,7 +477,8 @@ static int parse_absolute(wisp__req_head *rh, const char *t, size_t n)
     const char *a = t + s, *e = t + n, *q = a;
     while (q < e && *q != '/' && *q != '?')
         q++;
-    if (q == a || memchr(a, '@', (size_t)(q - a)))
+    if (q == a || *a == ':' || !valid_host(a, (size_t)(q - a)) ||
+        !valid_uri_bytes(q, (size_t)(e - q), WISP__HC_URI))
         return WISP_EPARSE;
     rh->host = a;
     rh->host_len = (uint32_t)(q - a);
@@ -366,7 +499,10 @@ static int parse_absolute(wisp__req_head *rh, const char *t, size_t n)
 }
 
 /* request-target (RFC 9112 §3.2): origin-form, absolute-form, or "*"
- * with OPTIONS; authority-form belongs to CONNECT, rejected earlier. */
+ * with OPTIONS; authority-form belongs to CONNECT, rejected earlier.
+ * origin-form = absolute-path [ "?" query ] has been checked while
+ * parse_request_line scanned it: a byte RFC 3986 does not allow there
+ * makes the request-line invalid, which §3 answers with a 400. */
 static int parse_target(wisp__req_head *rh, const char *t, size_t n)
 {
     rh->target = t;
@@ -400,8 +536,14 @@ static int parse_request_line(wisp__req_head *rh, const char **pp,
         return WISP_EPARSE;
     size_t mlen = (size_t)(p - m);
 
+    /* origin-form, the usual one, is checked while it is scanned: pchar,
+     * '/', '?' and pct-encoded triplets only (RFC 3986 §3.3, §3.4);
+     * other forms are scanned to the SP and checked by parse_target. */
     const char *t = ++p;
-    p = skip_target(p, end);
+    if (p < end && *p == '/')
+        p = skip_pct(p, end, WISP__HC_URI);
+    else
+        p = skip_target(p, end);
     if (p == t || p == end || *p != ' ')
         return WISP_EPARSE;
     size_t tlen = (size_t)(p - t);
@@ -416,11 +558,15 @@ static int parse_request_line(wisp__req_head *rh, const char **pp,
     } else if (load64(p) == load64("HTTP/1.0")) {
         rh->minor = 0;
     } else {
-        if (memcmp(p, "HTTP/", 5) != 0 ||
-            (unsigned char)(p[5] - '0') > 9 || p[6] != '.' ||
-            (unsigned char)(p[7] - '0') > 9)
+        if (memcmp(p, "HTTP/", 5) != 0 || !is_digit((unsigned char)p[5]) ||
+            p[6] != '.' || !is_digit((unsigned char)p[7]))
             return WISP_EPARSE;
-        return WISP_EVERSION;
+        /* RFC 9110 §2.5: a higher minor version of a major version we
+         * implement (HTTP/1.2 .. HTTP/1.9) is processed as the highest
+         * minor version we conform to, 1.1. */
+        if (p[5] != '1')
+            return WISP_EVERSION;
+        rh->minor = 1;
     }
     *pp = p + 10;
 
@@ -486,7 +632,52 @@ typedef struct fields {
     int cl;         /* Content-Length fields seen */
     int te;         /* Transfer-Encoding fields seen */
     int bad_expect; /* an Expect other than 100-continue */
+    int chunked;    /* "chunked" codings in the Transfer-Encoding list */
+    int last;       /* the last coding listed: 0 none, 1 chunked, 2 other */
+    int unknown;    /* a coding other than chunked (501) */
 } fields;
+
+/* Transfer-Encoding = #transfer-coding, transfer-coding = token *( OWS
+ * ";" OWS transfer-parameter ) (RFC 9112 §6.1, §7; RFC 9110 §10.1.4).
+ * The list of every field is one list (RFC 9110 §5.3); empty elements
+ * are ignored (§5.6.1). We implement chunked only, which has no
+ * parameters: "chunked" with one is malformed; another coding, with or
+ * without parameters, is noted as unknown. The verdict on the whole list
+ * waits for the end of the head (parse_head). */
+static int transfer_codings(fields *f, const char *v, size_t n)
+{
+    const char *e = v + n;
+    for (;;) {
+        const char *c = find_byte(v, e, ',');
+        const char *s = v, *t = c ? c : e;
+        while (s < t && (*s == ' ' || *s == '\t'))
+            s++;
+        while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if (s < t) {
+            const char *k = skip_token(s, t);
+            if (k == s)
+                return WISP_EPARSE;
+            const char *r = k;
+            while (r < t && (*r == ' ' || *r == '\t'))
+                r++;
+            if (r < t && *r != ';')
+                return WISP_EPARSE; /* "chunked junk" */
+            if (k - s == 7 && ci_eq(s, "chunked", 7)) {
+                if (r < t)
+                    return WISP_EPARSE;
+                f->chunked++;
+                f->last = 1;
+            } else {
+                f->unknown = 1;
+                f->last = 2;
+            }
+        }
+        if (!c)
+            return 0;
+        v = c + 1;
+    }
+}
 
 /* Act on one field whose name and value are syntactically valid. The
  * switch on the name's length keeps the common case (a field we do not
@@ -499,9 +690,10 @@ static int apply_field(wisp__req_head *rh, fields *f, const wisp__header *h)
     case 4:
         if (!ci_eq(h->name, "host", 4))
             break;
-        /* RFC 9112 §3.2: more than one Host is a 400. With absolute-form
+        /* RFC 9112 §3.2: more than one Host, or one whose value is not
+         * uri-host [ ":" port ], is a 400, with absolute-form too; then
          * the target's authority wins (§3.2.2). */
-        if (f->host++)
+        if (f->host++ || !valid_host(v, vn))
             return WISP_EPARSE;
         if (!(rh->flags & WISP__RH_ABSOLUTE)) {
             rh->host = v;
@@ -535,15 +727,8 @@ static int apply_field(wisp__req_head *rh, fields *f, const wisp__header *h)
     case 17:
         if (!ci_eq(h->name, "transfer-encoding", 17))
             break;
-        /* We implement chunked only, and only alone: any other coding is
-         * a 501 by RFC 9112 §6.1, but a 400 is the safer answer to a
-         * framing we cannot follow; HTTP/1.0 has no Transfer-Encoding
-         * (§6.1, last paragraphs), so one there is a 400 too. */
-        if (f->te++ || rh->minor == 0 || vn != 7 ||
-            !ci_eq(v, "chunked", 7))
-            return WISP_EPARSE;
-        rh->flags |= WISP__RH_CHUNKED;
-        break;
+        f->te++;
+        return transfer_codings(f, v, vn);
     }
     return 0;
 }
@@ -587,7 +772,7 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
     const char *p = buf, *end = buf + len, *rl;
     uint32_t cap = lim->max_headers < rh->max_headers ? lim->max_headers
                                                       : rh->max_headers;
-    fields f = {0, 0, 0, 0};
+    fields f = {0, 0, 0, 0, 0, 0, 0};
     int err;
 
     rh->flags = 0;
@@ -620,14 +805,24 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
             return err;
     }
 
-    /* RFC 9112 §6.1: a request with both is a smuggling attempt or
-     * broken; we do not try to pick one. */
-    if (f.cl && f.te)
-        return WISP_EPARSE;
+    if (f.te) {
+        /* RFC 9112 §6.1: a request with both Content-Length and
+         * Transfer-Encoding is a smuggling attempt or broken; we do not
+         * try to pick one. In HTTP/1.0 the framing is faulty (§6.1).
+         * Unless chunked is the final coding, applied once (§7.1), the
+         * length cannot be known: 400 (§6.3). */
+        if (f.cl || rh->minor == 0 || f.last != 1 || f.chunked != 1)
+            return WISP_EPARSE;
+        rh->flags |= WISP__RH_CHUNKED;
+    }
     /* RFC 9112 §3.2: HTTP/1.1 requires Host; the authority of an
      * absolute-form target stands in for it. */
     if (rh->minor == 1 && !(rh->flags & WISP__RH_HOST))
         return WISP_EPARSE;
+    /* RFC 9112 §6.1: another coding before the final chunked is one we
+     * do not understand: 501. */
+    if (f.unknown)
+        return WISP_ECODING;
     if (f.bad_expect)
         return WISP_EEXPECT;
     return p + 2 - buf;
@@ -670,7 +865,7 @@ static inline int pct_byte(const char *p, size_t left)
         return -1;
     a = (unsigned char)p[1];
     b = (unsigned char)p[2];
-    if (!(cls[a] & cls[b] & C_HEX))
+    if (!(wisp__http_chars[a] & wisp__http_chars[b] & WISP__HC_HEX))
         return -1;
     unsigned c = hexval(a) << 4 | hexval(b);
     return c ? (int)c : -1;

@@ -39,7 +39,7 @@ enum {
 
 typedef struct wisp__req_head {
     int method;            /* wisp_method_t */
-    int minor;             /* 0 or 1 */
+    int minor;             /* 0 or 1 (1 also for HTTP/1.2 - 1.9) */
     uint32_t flags;        /* WISP__RH_* */
     const char *target;    /* as received */
     uint32_t target_len;
@@ -72,14 +72,19 @@ typedef struct wisp__req_head {
  *   WISP_ETOOMANY_HEADERS more than max_headers fields (431)
  *   WISP_EMETHOD          well-formed but unknown method, or CONNECT,
  *                         which we do not implement (501)
- *   WISP_EVERSION         HTTP/x.y other than 1.0 / 1.1 (505)
+ *   WISP_EVERSION         HTTP/x.y with x other than 1 (505); HTTP/1.2
+ *                         to HTTP/1.9 are read as HTTP/1.1 (minor 1)
+ *   WISP_ECODING          a Transfer-Encoding coding other than chunked
+ *                         before the final chunked (501)
  *   WISP_EPARSE           anything malformed (400): bare CR, bare LF,
  *     NUL/CTL in names or values, whitespace before ':', obs-fold,
- *     missing Host in HTTP/1.1, duplicate Host, Content-Length that is
- *     invalid or repeated, Transfer-Encoding other than exactly
- *     "chunked" (or in HTTP/1.0), both Content-Length and
+ *     missing Host in HTTP/1.1, duplicate Host, a Host that is not
+ *     uri-host [":" port] (RFC 3986), Content-Length that is invalid or
+ *     repeated, Transfer-Encoding whose final coding is not chunked (or
+ *     with chunked twice, or in HTTP/1.0), both Content-Length and
  *     Transfer-Encoding, "*" with a method other than OPTIONS, a target
- *     that is not origin-, absolute- or asterisk-form.
+ *     that is not origin-, absolute- or asterisk-form or has a byte
+ *     RFC 3986 does not allow there (or a '%' without two HEXDIG).
  * WISP_EEXPECT (417) for an Expect other than 100-continue. */
 ssize_t wisp__parse_request(const char *buf, size_t len, size_t *scan,
                             wisp__req_head *rh,

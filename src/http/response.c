@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
+#include "http/token.h"
 
 typedef struct status_line {
     const char *text;
@@ -80,6 +81,7 @@ int wisp__status_code_for(int err)
     case WISP_EVERSION: return 505;
     case WISP_EBODY_TOO_LARGE: return 413;
     case WISP_EEXPECT: return 417;
+    case WISP_ECODING: return 501;
     default: return 400;
     }
 }
@@ -269,24 +271,6 @@ int wisp_res_status(wisp_res_t *res, int status)
     return 0;
 }
 
-static const unsigned char tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
-    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
-    ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-};
-
 static int reserved_name(const char *n, size_t l)
 {
     static const char *const names[] = {"date", "content-length",
@@ -311,7 +295,7 @@ int wisp_res_header_n(wisp_res_t *res, const char *name, size_t nl,
     if (!name || !nl || (!value && vl))
         return -EINVAL;
     for (size_t i = 0; i < nl; i++)
-        if (!tchar[(unsigned char)name[i]])
+        if (!wisp__is_tchar((unsigned char)name[i]))
             return -EINVAL;
     for (size_t i = 0; i < vl; i++) {
         unsigned char ch = (unsigned char)value[i];

@@ -18,6 +18,7 @@ const char *wisp_strerror(int err)
     case WISP_ECLOSED: return "connection closed";
     case WISP_ESTATE: return "operation not valid in this state";
     case WISP_EEXPECT: return "expectation not supported";
+    case WISP_ECODING: return "transfer coding not implemented";
     case WISP_EJSON_SYNTAX: return "malformed JSON";
     case WISP_EJSON_DEPTH: return "JSON nested too deeply";
     case WISP_EJSON_TYPE: return "JSON value of another type";

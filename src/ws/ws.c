@@ -11,20 +11,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <pthread.h>
 
 #include "loop/loop_int.h"
 #include "http/http_int.h"
 #include "net/conn.h"
-#include "util/base64.h"
 #include "util/fixpool.h"
-#include "util/sha1.h"
 #include "util/utf8.h"
 #include "wisp/shared.h"
 #include "wisp/ws.h"
 #include "ws/frame.h"
+#include "ws/handshake.h"
 
 enum { S_OPEN = 0, S_CLOSING, S_CLOSED };
 
@@ -147,33 +145,13 @@ static wisp__fixpool *ws_pool(wisp_conn_t *c)
 
 /* ------------------------------------------------------------ handshake */
 
-/* Does the comma-separated header `h` contain `token` (case-insensitive)? */
-static int has_token(wisp_str_t h, const char *token)
-{
-    size_t tl = strlen(token);
-    const char *p = h.ptr, *end = h.ptr + h.len;
-    while (p && p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *s = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* 1 + the index of the first of ours the client offers, or 0. */
 static uint8_t pick_subprotocol(wisp_str_t offered, const char *const *ours)
 {
     if (!offered.ptr || !ours)
         return 0;
     for (size_t i = 0; ours[i] && i < 255; i++)
-        if (has_token(offered, ours[i]))
+        if (wisp__ws_has_token(offered, ours[i]))
             return (uint8_t)(i + 1);
     return 0;
 }
@@ -194,34 +172,14 @@ int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
 {
     if (!h || !h->on_message)
         return -EINVAL;
-    if (wisp_req_method(req) != WISP_METHOD_GET ||
-        wisp_req_version_minor(req) < 1)
-        return refuse(res, 400);
-    wisp_str_t up = wisp_req_header(req, "upgrade");
-    wisp_str_t conn = wisp_req_header(req, "connection");
-    if (!up.ptr || !has_token(up, "websocket") || !conn.ptr ||
-        !has_token(conn, "upgrade"))
-        return refuse(res, 400);
-    wisp_str_t ver = wisp_req_header(req, "sec-websocket-version");
-    if (!ver.ptr || ver.len != 2 || memcmp(ver.ptr, "13", 2) != 0)
-        return refuse(res, 426);
-    wisp_str_t key = wisp_req_header(req, "sec-websocket-key");
-    uint8_t raw[24];
-    if (!key.ptr || key.len != 24 ||
-        wisp__base64_decode(key.ptr, key.len, raw) != 16)
-        return refuse(res, 400);
-
-    /* Sec-WebSocket-Accept = base64(SHA-1(key + GUID)), §4.2.2. */
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    wisp__sha1 s;
-    uint8_t digest[20];
-    wisp__sha1_init(&s);
-    wisp__sha1_update(&s, key.ptr, key.len);
-    wisp__sha1_update(&s, guid, sizeof guid - 1);
-    wisp__sha1_final(&s, digest);
-    char accept[32];
-    size_t al = wisp__base64_encode(digest, sizeof digest, accept);
-    accept[al] = 0;
+    wisp_str_t key;
+    int status = wisp__ws_check_request(
+        wisp_req_method(req), wisp_req_version_minor(req), req->rh.headers,
+        req->rh.num_headers, &key);
+    if (status)
+        return refuse(res, status);
+    char accept[WISP__WS_ACCEPT_LEN + 1];
+    wisp__ws_accept_key(key.ptr, key.len, accept);
 
     wisp_conn_t *c = wisp__ex_of_res(res)->conn;
     ws_loop *wl = ws_loop_of(wisp_res_loop(res));

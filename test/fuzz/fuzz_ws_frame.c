@@ -1,9 +1,5 @@
 /* libFuzzer target for src/ws/frame.c.
- *
- *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -D_GNU_SOURCE -Iinclude -Isrc src/ws/frame.c \
- *       test/fuzz/fuzz_ws_frame.c -o fuzz_ws_frame
- *   ./fuzz_ws_frame -max_total_time=60 corpus/
+ * Built by test/fuzz/meson.build; docs/fuzzing.md has the commands.
  *
  * Input layout: byte 0 picks allowed_rsv (low 3 bits) and how max_frame is
  * formed (high bits), bytes 1-8 feed max_frame, the unmask offset and the

@@ -610,6 +610,81 @@ def test_expect_continue():
                 "curl received 100 Continue:\n%s" % err)
 
 
+def rest_until_closed(sock, timeout=3.0):
+    """(closed, bytes): what is left (read ahead or still arriving) before
+    the peer closes, and whether it closed within `timeout` s."""
+    extra = pending(sock)
+    sock.settimeout(timeout)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return True, extra
+            extra += data
+    except (ConnectionResetError, BrokenPipeError):
+        return True, extra
+    except socket.timeout:
+        return False, extra
+
+
+def test_conformance_exchange():
+    """Exchange rows of docs/conformance.md (RFC 9110, RFC 9112)."""
+    # RFC 9112 §9.6: after a request with "close", no further request on
+    # the connection is processed, even one already received.
+    s = srv.connect()
+    s.sendall(req("GET", "/", ["Connection: close"]) + req("GET", "/"))
+    st, h, body = read_response(s)
+    c.eq((st, body), (200, HELLO), "close then a pipelined GET: first answered")
+    closed, extra = rest_until_closed(s)
+    c.check(closed and extra == b"",
+            "close then a pipelined GET: closed, the second not answered "
+            "(closed %r, extra %r)" % (closed, extra[:80]))
+    s.close()
+
+    # RFC 9110 §10.1.1, §15.2: a 100-continue expectation in HTTP/1.0 is
+    # ignored, and no 1xx goes to an HTTP/1.0 client. The body follows
+    # the head at once; a 100 would come before the 200.
+    s = srv.connect()
+    s.sendall(req("POST", "/echo", ["Expect: 100-continue"], version="HTTP/1.0",
+                  body=b"ten bytes!"))
+    st, h, body = read_response(s)
+    c.eq((st, body), (200, b"ten bytes!"),
+         "HTTP/1.0 with Expect: 100-continue: the 200 comes first, no 100")
+    s.close()
+
+    # RFC 9110 §6.2 / §2.5: the response to an HTTP/1.0 request is sent
+    # as HTTP/1.1, the highest version we conform to.
+    s = srv.connect()
+    s.sendall(req("GET", "/", version="HTTP/1.0"))
+    s.settimeout(5.0)
+    first = s.recv(12, socket.MSG_PEEK)
+    c.check(first.startswith(b"HTTP/1.1 200"),
+            "HTTP/1.0 request answered with HTTP/1.1: %r" % first)
+    s.close()
+
+    # RFC 9110 §8.6, RFC 9112 §6.1: no Content-Length or Transfer-Encoding
+    # in a 204.
+    s = srv.connect()
+    s.sendall(b"OPTIONS * HTTP/1.1\r\nHost: test\r\n\r\n")
+    st, h, body = read_response(s)
+    c.check(st == 204 and "content-length" not in h
+            and "transfer-encoding" not in h,
+            "OPTIONS * 204 has neither Content-Length nor Transfer-Encoding:"
+            " %r" % h.get("__list__"))
+    s.close()
+
+    # RFC 9110 §6.6.1: Date in every 4xx too; RFC 9112 §9.6: an error
+    # that closes the connection says so.
+    s = srv.connect()
+    s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    st, h, body = read_response(s)
+    c.check(st == 400 and hdr(h, "date") is not None
+            and (hdr(h, "connection") or "").lower() == "close",
+            "400 has Date and Connection: close: %r" % h.get("__list__"))
+    c.check(rest_until_closed(s)[0], "400: connection closed")
+    s.close()
+
+
 def test_target_forms():
     st, h, body = wisp_test.request(
         srv, b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
@@ -762,7 +837,7 @@ def main():
                test_large_upload, test_stream_response, test_head,
                test_expect_continue, test_target_forms,
                test_decoding_and_query, test_errors_and_big, test_delay,
-               test_curl_basics):
+               test_curl_basics, test_conformance_exchange):
         if time.time() - t0 > BUDGET:
             c.check(False, "%s not run: the test took over %.0f s"
                     % (fn.__name__, BUDGET))

@@ -167,7 +167,10 @@ for path, want403 in [
         (b"/static//etc/hostname", False),
         (b"/static/%2fetc/hostname", False)]:
     st, _, body = get(srv, path)
-    c.check(st in (403, 404), "traversal %r -> %d (want 403/404)" % (path, st))
+    # A raw backslash is no URI byte: the parser answers 400 before the
+    # static handler sees it (RFC 9112 §3, docs/conformance.md).
+    ok = (400,) if b"\\" in path else (403, 404)
+    c.check(st in ok, "traversal %r -> %d (want %s)" % (path, st, ok))
     c.check(st != 200 and MESON[:40] not in body,
             "traversal %r must not serve the file" % path)
     if want403:

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Write the fuzz targets' seed corpora, test/fuzz/corpus/<target>/, from
+the unit tests' tables: every input a table row feeds to the code under
+test becomes a seed, in the target's input layout. Run it from anywhere
+after changing a table; it replaces the seed directories. Each seed is
+named by the SHA-1 of its bytes, as libFuzzer names its own.
+
+    python3 test/fuzz/make_corpus.py
+"""
+import hashlib
+import os
+import re
+import shutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEST = os.path.dirname(HERE)
+
+ESC = {'n': 10, 'r': 13, 't': 9, '0': 0, '\\': 92, '"': 34, "'": 39,
+       'a': 7, 'b': 8, 'f': 12, 'v': 11, '?': 63}
+
+
+def decode(body):
+    """The bytes of one C string literal's body (UTF-8 source)."""
+    out = bytearray()
+    raw = body.encode('utf-8')
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c != 92:
+            out.append(c)
+            i += 1
+            continue
+        e = chr(raw[i + 1])
+        if e == 'x':
+            j = i + 2
+            while j < len(raw) and chr(raw[j]) in '0123456789abcdefABCDEF':
+                j += 1
+            out.append(int(raw[i + 2:j], 16) & 0xff)
+            i = j
+        elif e in '01234567':
+            j = i + 1
+            while j < len(raw) and j < i + 4 and chr(raw[j]) in '01234567':
+                j += 1
+            out.append(int(raw[i + 1:j], 8) & 0xff)
+            i = j
+        else:
+            out.append(ESC[e])
+            i += 2
+    return bytes(out)
+
+
+LIT = r'"(?:[^"\\\n]|\\.)*"'
+
+
+def groups(src, macros=None, after=None):
+    """Adjacent string literals (and the string macros in `macros`) joined,
+    as the compiler joins them; with `after`, only groups that follow that
+    regex (e.g. the IN( of a row)."""
+    macros = macros or {}
+    names = '|'.join(re.escape(m) for m in macros)
+    piece = LIT + ('|\\b(?:' + names + ')\\b' if names else '')
+    group = '(?:' + piece + ')(?:\\s*(?:' + piece + '))*'
+    pat = (after + '\\s*' if after else '') + '(' + group + ')'
+    out = []
+    for m in re.finditer(pat, src):
+        data = b''
+        for p in re.finditer(piece, m.group(1)):
+            t = p.group(0)
+            data += decode(t[1:-1]) if t.startswith('"') else macros[t]
+        out.append(data)
+    return out
+
+
+def read(rel):
+    with open(os.path.join(TEST, rel), encoding='utf-8') as f:
+        return f.read()
+
+
+def section(src, start):
+    """The text of the initializer that begins at the regex `start`."""
+    m = re.search(start, src)
+    return src[m.end():src.index('\n};', m.end())]
+
+
+METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS',
+           'TRACE', 'PATCH', 'ANY']
+
+
+def method_byte(name):
+    """The harness's byte for a method name (a number passes through)."""
+    return METHODS.index(name) if name in METHODS else int(name, 0) & 0xff
+
+
+def parse_seeds():
+    return [g for g in groups(read('http/parse_test.c')) if b'HTTP/' in g]
+
+
+def chunked_seeds():
+    # max_trailer 63, cut points 3 and 7, then the body.
+    return [b'\x3f\x03\x07' + g
+            for g in groups(read('http/chunked_test.c'), after=r'IN\(')]
+
+
+def router_seeds():
+    src = read('http/router_test.c')
+    seeds = []
+    for table in ('basic', 'back', 'catch'):
+        routes = section(src, r'static const route_def %s_routes\[\] = \{'
+                         % table)
+        lines = b''
+        for m in re.finditer(r'\{(\w+),\s*(' + LIT + r')\}', routes):
+            lines += (bytes([method_byte(m.group(1))]) +
+                      decode(m.group(2)[1:-1]) + b'\n')
+        rows = section(src, r'static const row %s_rows\[\] = \{' % table)
+        for m in re.finditer(r'\{' + LIT + r',\s*(\w+),\s*(' + LIT + r')',
+                             rows):
+            seeds.append(bytes([method_byte(m.group(1))]) + lines +
+                         decode(m.group(2)[1:-1]))
+    return seeds
+
+
+def utf8_seeds():
+    return groups(read('util/utf8_test.c'), after=r'IN\(')
+
+
+def base64_seeds():
+    src = read('util/base64_test.c')
+    return groups(src, after=r'IN\(') + groups(src, after=r'OUT\(')
+
+
+def ws_frame_seeds():
+    # Byte 0: max_frame 0, rsv 0; bytes 1-8: the knob; then the frame.
+    src = read('ws/frame_test.c')
+    frames = groups(src, {'M': b'\x37\xfa\x21\x3d'}, after=r'B\(')
+    return [b'\x00' + b'\x00\x00\x00\x00\x00\x00\x01\x02' + f for f in frames]
+
+
+def ws_handshake_seeds():
+    base = (b'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
+            b'Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n'
+            b'Sec-WebSocket-Version: %s\r\n\r\n')
+    seeds = [base % (b'dGhlIHNhbXBsZSBub25jZQ==', b'13'),
+             base % (b'dGhlIHNhbXBsZSBub25jZQ==', b'8'),
+             base % (b'dGhlIHNhbXBsZSBub25jZQ=', b'13'),
+             base.replace(b'Upgrade\r\n', b'keep-alive, Upgrade\r\n') %
+             (b'AAAAAAAAAAAAAAAAAAAAAA==', b'13'),
+             base.replace(b'Connection: Upgrade\r\n',
+                          b'Connection: keep-alive\r\nConnection: Upgrade\r\n') %
+             (b'dGhlIHNhbXBsZSBub25jZQ==', b'13'),
+             base.replace(b'Upgrade: websocket\r\n',
+                          b'Upgrade: h2c\r\nUpgrade: websocket\r\n') %
+             (b'dGhlIHNhbXBsZSBub25jZQ==', b'13'),
+             (base % (b'dGhlIHNhbXBsZSBub25jZQ==', b'13')).replace(
+                 b'\r\n\r\n', b'\r\nSec-WebSocket-Version: 13\r\n\r\n')]
+    seeds += [g for g in groups(read('http/upgrade_test.c'))
+              if g.startswith(b'GET ')]
+    # Every key the base64 table has, in a valid request.
+    seeds += [base % (k, b'13') for k in base64_seeds()
+              if b'\r' not in k and b'\n' not in k]
+    return seeds
+
+
+TARGETS = {
+    'fuzz_parse': parse_seeds,
+    'fuzz_chunked': chunked_seeds,
+    'fuzz_router': router_seeds,
+    'fuzz_utf8': utf8_seeds,
+    'fuzz_base64': base64_seeds,
+    'fuzz_ws_frame': ws_frame_seeds,
+    'fuzz_ws_handshake': ws_handshake_seeds,
+}
+
+
+def main():
+    for name, make in TARGETS.items():
+        d = os.path.join(HERE, 'corpus', name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        seeds = set(make())
+        for s in seeds:
+            with open(os.path.join(d, hashlib.sha1(s).hexdigest()), 'wb') as f:
+                f.write(s)
+        print('%-18s %4d seeds, %6d bytes' %
+              (name, len(seeds), sum(len(s) for s in seeds)))
+
+
+if __name__ == '__main__':
+    main()
