@@ -753,25 +753,38 @@ static void b_escaped(buf *b, const char *s, int quote)
     b_put(b, run, (size_t)(s - run));
 }
 
-/* The shortest %g form that reads back as `v`; +Inf, -Inf, NaN as the
- * format spells them. */
+/* A double in the fewest digits that read back exactly: integers below
+ * 2^53 in plain decimal ("42", "2400000"); others as Go's
+ * strconv.FormatFloat(v, 'g', -1, 64) writes them, which is what
+ * Prometheus' own clients emit ("0.25", "1e-06", "1.5e+21"); +Inf, -Inf
+ * and NaN as the format spells them. */
 static void b_double(buf *b, double v)
 {
+    char tmp[48];
     if (isnan(v)) {
         b_str(b, "NaN");
-        return;
-    }
-    if (isinf(v)) {
+    } else if (isinf(v)) {
         b_str(b, v > 0 ? "+Inf" : "-Inf");
-        return;
+    } else if (v == 0) {
+        b_str(b, "0");
+    } else if (v == trunc(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(tmp, sizeof tmp, "%.0f", v);
+        b_str(b, tmp);
+    } else {
+        int prec = 1;
+        for (; prec < 17; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+            if (strtod(tmp, NULL) == v)
+                break;
+        }
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+        int exp = atoi(strchr(tmp, 'e') + 1);
+        if (exp >= -4 && exp < 6) {
+            int dec = prec - 1 - exp;
+            snprintf(tmp, sizeof tmp, "%.*f", dec > 0 ? dec : 0, v);
+        }
+        b_str(b, tmp);
     }
-    char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v)
-            break;
-    }
-    b_str(b, tmp);
 }
 
 static void b_u64(buf *b, uint64_t v)
