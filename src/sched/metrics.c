@@ -862,6 +862,8 @@ int wisp_metrics_render(wisp_metrics_t *reg, char **text, size_t *len)
         return -EINVAL;
     buf b = {0};
     b_need(&b, 0);
+    if (!b.oom)
+        b.p[0] = 0; /* an empty registry renders as "" */
     pthread_mutex_lock(&reg->mu);
     for (uint32_t i = 0; i < reg->n && !b.oom; i++) {
         const family *f = reg->fam[i];
