@@ -11,6 +11,7 @@
 
 #include "test.h"
 #include "wisp.h"
+#include "ws/ws_client.h"
 
 static char *render(wisp_metrics_t *reg)
 {
@@ -719,6 +720,102 @@ static void test_server(void)
     wisp_metrics_destroy(reg);
 }
 
+/* A live server: a WebSocket session and a plain request move the
+ * server's counters; the session's close brings the gauges back. */
+static void ws_msg(wisp_ws_t *ws, int binary, const void *data, size_t len,
+                   void *arg)
+{
+    (void)ws; (void)binary; (void)data; (void)len; (void)arg;
+}
+
+static const wisp_ws_handlers_t ws_h = {.on_message = ws_msg};
+
+static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    wisp_ws_upgrade(req, res, &ws_h, NULL, NULL);
+}
+
+static void *waiter(void *arg)
+{
+    wisp_server_wait(arg);
+    return NULL;
+}
+
+static double metric(wisp_metrics_t *reg, const char *line_start)
+{
+    char *t = render(reg);
+    double v = -1;
+    char *p = t ? strstr(t, line_start) : NULL;
+    if (p)
+        v = strtod(p + strlen(line_start), NULL);
+    free(t);
+    return v;
+}
+
+/* Render until `line_start` shows `want` (10 s bound): the server
+ * updates its counters on its own thread, after our socket call
+ * returned. */
+static double metric_becomes(wisp_metrics_t *reg, const char *line_start,
+                             double want)
+{
+    double v = -1;
+    for (int i = 0; i < 1000; i++) {
+        v = metric(reg, line_start);
+        if (v == want)
+            break;
+        usleep(10 * 1000);
+    }
+    return v;
+}
+
+static void test_server_live(void)
+{
+    wisp_metrics_t *reg = wisp_metrics_create();
+    wisp_server_config_t cfg;
+    wisp_server_config_init(&cfg);
+    cfg.host = "127.0.0.1";
+    cfg.threads = 1;
+    cfg.handle_signals = 0;
+    wisp_server_t *srv = wisp_server_create(&cfg);
+    CHECK_EQ_INT(wisp_server_route(srv, WISP_METHOD_GET, "/ws", on_ws, NULL,
+                                   NULL), 0);
+    CHECK_EQ_INT(wisp_server_listen(srv), 0);
+    CHECK_EQ_INT(wisp_server_metrics(srv, reg), 0);
+    CHECK_EQ_INT(wisp_server_start(srv), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, waiter, srv);
+    uint16_t port = wisp_server_port(srv);
+    int fd = handshake(port);
+    CHECK(fd >= 0);
+    CHECK(metric_becomes(reg, "\nwisp_ws_sessions_open ", 1) == 1);
+    CHECK(metric(reg, "\nwisp_connections_open ") == 1);
+    CHECK(metric(reg, "\nwisp_connections_accepted_total ") == 1);
+    CHECK(metric(reg, "wisp_http_requests_total{class=\"1xx\"} ") == 1);
+    CHECK(metric(reg, "\nwisp_bytes_received_total ") > 100);
+    CHECK(metric(reg, "\nwisp_bytes_sent_total ") > 100);
+    /* A request the router answers 404, on its own connection. */
+    int g = dial(port);
+    const char *req = "GET /none HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(write(g, req, strlen(req)) == (ssize_t)strlen(req));
+    char buf[12];
+    CHECK(read_exact(g, buf, sizeof buf) == 0 &&
+          memcmp(buf, "HTTP/1.1 404", 12) == 0);
+    CHECK(metric_becomes(reg, "wisp_http_requests_total{class=\"4xx\"} ",
+                         1) == 1);
+    CHECK(metric(reg, "\nwisp_connections_accepted_total ") == 2);
+    close(g);
+    close(fd);
+    CHECK(metric_becomes(reg, "\nwisp_ws_sessions_open ", 0) == 0);
+    CHECK(metric_becomes(reg, "\nwisp_connections_open ", 0) == 0);
+    CHECK(metric(reg, "\nwisp_connections_accepted_total ") == 2);
+    wisp_server_stop(srv);
+    pthread_join(th, NULL);
+    wisp_server_destroy(srv);
+    CHECK_TEXT(reg, "");
+    wisp_metrics_destroy(reg);
+}
+
 int main(void)
 {
     test_counter_text();
@@ -733,5 +830,6 @@ int main(void)
     test_register_race();
     test_pool();
     test_server();
+    test_server_live();
     return t_done("metrics");
 }
