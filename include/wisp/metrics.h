@@ -33,9 +33,12 @@
  * type", then each series in byte order of its label value. Help text is
  * escaped (backslash as \\, newline as \n), label values too (and '"'
  * as \"). Histograms write cumulative name_bucket{le="bound"} lines
- * ending with le="+Inf", then name_sum and name_count. Numbers are
- * written in the shortest form that reads back exactly ("0.25", "1e-06",
- * "42"); integer series (counters, gauges) in decimal.
+ * ending with le="+Inf", then name_sum and name_count. Counters and
+ * gauges are integers, written in decimal. Other numbers (bounds, sums,
+ * callback values) are written in the fewest digits that read back
+ * exactly: integers below 2^53 in plain decimal ("2400000"), others as
+ * Prometheus' Go client writes them ("0.25", "1e-06", "1.5e+21"), and
+ * "+Inf", "-Inf", "NaN".
  *
  * Names follow the Prometheus data model: a metric name matches
  * [a-zA-Z_:][a-zA-Z0-9_:]*, a label name [a-zA-Z_][a-zA-Z0-9_]* and does
@@ -210,9 +213,9 @@ WISP_API double wisp_histogram_sum(const wisp_histogram_t *h);
 WISP_API int wisp_metrics_render(wisp_metrics_t *reg, char **text,
                                  size_t *len);
 
-/* A handler serving wisp_metrics_render(arg) with status 200 and
- * WISP_METRICS_CONTENT_TYPE (500 when rendering fails for lack of
- * memory). `arg` is the registry. Use it directly with wisp_server_route
+/* A handler serving wisp_metrics_render(arg) with status 200,
+ * WISP_METRICS_CONTENT_TYPE and Cache-Control: no-store (500 when
+ * rendering fails for lack of memory). `arg` is the registry. Use it directly with wisp_server_route
  * to put the page behind your own checks. */
 WISP_API void wisp_metrics_handler(wisp_req_t *req, wisp_res_t *res,
                                    void *arg);
