@@ -767,7 +767,8 @@ static void b_double(buf *b, double v)
         b_str(b, v > 0 ? "+Inf" : "-Inf");
     } else if (v == 0) {
         b_str(b, "0");
-    } else if (v == trunc(v) && fabs(v) < 9007199254740992.0) {
+    } else if (v > -9007199254740992.0 && v < 9007199254740992.0 &&
+               v == (double)(int64_t)v) { /* no libm: wisp links libc only */
         snprintf(tmp, sizeof tmp, "%.0f", v);
         b_str(b, tmp);
     } else {

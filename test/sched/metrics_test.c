@@ -141,6 +141,20 @@ static void test_histogram_text(void)
     wisp_metrics_destroy(reg);
 }
 
+/* The next double after `x` towards +Inf (`x` finite, not -0), without
+ * libm's nextafter. */
+static double next_up(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    if (x >= 0)
+        u++;
+    else
+        u--;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* Bucket edges: a value equal to a bound goes in that bound's bucket, the
  * next double above it in the next one; infinities and negative bounds. */
 static void test_histogram_edges(void)
@@ -152,13 +166,13 @@ static void test_histogram_edges(void)
     CHECK(h);
     wisp_histogram_observe(h, -INFINITY); /* le=-1 */
     wisp_histogram_observe(h, -1);        /* le=-1 */
-    wisp_histogram_observe(h, nextafter(-1, 0)); /* le=0 */
+    wisp_histogram_observe(h, next_up(-1)); /* le=0 */
     wisp_histogram_observe(h, 0);         /* le=0 */
     wisp_histogram_observe(h, -0.0);      /* le=0 (-0 == 0) */
     wisp_histogram_observe(h, 1);         /* le=1 */
-    wisp_histogram_observe(h, nextafter(1, 2)); /* le=2 */
+    wisp_histogram_observe(h, next_up(1)); /* le=2 */
     wisp_histogram_observe(h, 2);         /* le=2 */
-    wisp_histogram_observe(h, nextafter(2, 3)); /* +Inf */
+    wisp_histogram_observe(h, next_up(2)); /* +Inf */
     wisp_histogram_observe(h, INFINITY);  /* +Inf */
     char *t = render(reg);
     const char *want_buckets =
@@ -769,15 +783,15 @@ static double metric_becomes(wisp_metrics_t *reg, const char *line_start,
     return v;
 }
 
-/* The same for a value above `floor`: a byte counter is bumped just
+/* The same for a value above `above`: a byte counter is bumped just
  * after the send returns, so the client may see the bytes first. */
 static double metric_above(wisp_metrics_t *reg, const char *line_start,
-                           double floor)
+                           double above)
 {
     double v = -1;
     for (int i = 0; i < 1000; i++) {
         v = metric(reg, line_start);
-        if (v > floor)
+        if (v > above)
             break;
         usleep(10 * 1000);
     }
