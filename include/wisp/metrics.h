@@ -190,8 +190,24 @@ WISP_API void wisp_gauge_dec(wisp_gauge_t *g);
  * are each applied either before the set (and lost) or after it (and
  * kept); sets race with each other as plain stores do (one wins). */
 WISP_API void wisp_gauge_set(wisp_gauge_t *g, int64_t v);
-/* The gauge's value now; 0 for NULL. */
+/* The gauge's value now, its fractional part dropped (see below; the
+ * integer part alone when the sum is beyond int64's range); 0 for
+ * NULL. */
 WISP_API int64_t wisp_gauge_value(const wisp_gauge_t *g);
+
+/* Fractional values. A gauge is an integer part (the sharded adds above)
+ * plus a double part, 0 until one of these is called:
+ * wisp_gauge_set_double sets the value to `v` (the integer part to 0, the
+ * double part to `v`), wisp_gauge_add_double adds to the double part,
+ * wisp_gauge_set (integer) sets the double part back to 0. While the
+ * double part is not 0, the gauge is rendered as a double (integer part
+ * + double part). The double part is one word shared by all threads
+ * (a compare-and-swap per add): meant for values set now and then (a
+ * ratio, a temperature), not for hot counts. */
+WISP_API void wisp_gauge_set_double(wisp_gauge_t *g, double v);
+WISP_API void wisp_gauge_add_double(wisp_gauge_t *g, double delta);
+/* Integer part + double part; 0 for NULL. */
+WISP_API double wisp_gauge_value_double(const wisp_gauge_t *g);
 
 /* Count `v` in the first bucket whose bound is >= v (a value equal to a
  * bound goes in that bound's bucket; above every bound, in +Inf) and add

@@ -58,6 +58,7 @@ struct wisp_counter {
 struct wisp_gauge {
     series s;
     _Atomic uint64_t base; /* int64 in two's complement */
+    _Atomic uint64_t fbits; /* the double part's bits (0: 0.0) */
     shard64 shard[SHARDS];
 };
 
@@ -163,9 +164,11 @@ void wisp_gauge_dec(wisp_gauge_t *g)
  * is absorbed (applied before). */
 void wisp_gauge_set(wisp_gauge_t *g, int64_t v)
 {
-    if (g)
-        atomic_store_explicit(&g->base, (uint64_t)v - sum_shards(g->shard),
-                              memory_order_relaxed);
+    if (!g)
+        return;
+    atomic_store_explicit(&g->base, (uint64_t)v - sum_shards(g->shard),
+                          memory_order_relaxed);
+    atomic_store_explicit(&g->fbits, 0, memory_order_relaxed);
 }
 
 static int64_t to_i64(uint64_t u)
@@ -173,14 +176,6 @@ static int64_t to_i64(uint64_t u)
     /* Two's complement without implementation-defined conversion. */
     return u <= INT64_MAX ? (int64_t)u
                           : -(int64_t)(~u) - 1;
-}
-
-int64_t wisp_gauge_value(const wisp_gauge_t *g)
-{
-    if (!g)
-        return 0;
-    return to_i64(atomic_load_explicit(&g->base, memory_order_relaxed) +
-                  sum_shards(g->shard));
 }
 
 static uint64_t dbits(double d)
@@ -195,6 +190,59 @@ static double bitsd(uint64_t u)
     double d;
     memcpy(&d, &u, sizeof d);
     return d;
+}
+
+static double gauge_fpart(const wisp_gauge_t *g)
+{
+    return bitsd(atomic_load_explicit(&((wisp_gauge_t *)g)->fbits,
+                                      memory_order_relaxed));
+}
+
+int64_t wisp_gauge_value(const wisp_gauge_t *g)
+{
+    if (!g)
+        return 0;
+    int64_t i = to_i64(atomic_load_explicit(&((wisp_gauge_t *)g)->base,
+                                            memory_order_relaxed) +
+                       sum_shards(g->shard));
+    double f = gauge_fpart(g);
+    /* Drop the fraction (towards zero), where the sum stays in range. */
+    if (f != 0 && f > -9.2e18 && f < 9.2e18) {
+        double t = (double)i + f;
+        if (t > -9.2e18 && t < 9.2e18)
+            return (int64_t)t;
+    }
+    return i;
+}
+
+double wisp_gauge_value_double(const wisp_gauge_t *g)
+{
+    if (!g)
+        return 0;
+    int64_t i = to_i64(atomic_load_explicit(&((wisp_gauge_t *)g)->base,
+                                            memory_order_relaxed) +
+                       sum_shards(g->shard));
+    return (double)i + gauge_fpart(g);
+}
+
+void wisp_gauge_set_double(wisp_gauge_t *g, double v)
+{
+    if (!g)
+        return;
+    atomic_store_explicit(&g->base, (uint64_t)0 - sum_shards(g->shard),
+                          memory_order_relaxed);
+    atomic_store_explicit(&g->fbits, dbits(v), memory_order_relaxed);
+}
+
+void wisp_gauge_add_double(wisp_gauge_t *g, double delta)
+{
+    if (!g)
+        return;
+    uint64_t old = atomic_load_explicit(&g->fbits, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(
+        &g->fbits, &old, dbits(bitsd(old) + delta), memory_order_relaxed,
+        memory_order_relaxed))
+        ;
 }
 
 /* The first bucket whose bound is >= v (nb: +Inf). */
@@ -836,8 +884,12 @@ static void render_series(buf *b, const family *f, const series *s)
         b_series_head(b, f, s, NULL, NULL);
         b_u64(b, wisp_counter_value((const wisp_counter_t *)s));
     } else if (f->type == T_GAUGE) {
+        const wisp_gauge_t *g = (const wisp_gauge_t *)s;
         b_series_head(b, f, s, NULL, NULL);
-        b_i64(b, wisp_gauge_value((const wisp_gauge_t *)s));
+        if (gauge_fpart(g) != 0)
+            b_double(b, wisp_gauge_value_double(g));
+        else
+            b_i64(b, wisp_gauge_value(g));
     } else {
         const wisp_histogram_t *h = (const wisp_histogram_t *)s;
         uint64_t cum = 0;

@@ -100,6 +100,35 @@ static void test_gauge_text(void)
     CHECK_EQ_INT(wisp_gauge_value(h), 0);
     wisp_gauge_set(NULL, 1);
     CHECK_EQ_INT(wisp_gauge_value(NULL), 0);
+
+    /* Double values: set, add, the integer part beside them, and back to
+     * an integer with wisp_gauge_set. */
+    wisp_gauge_t *r = wisp_metrics_gauge(reg, "ratio", "Ratio.", NULL, NULL);
+    wisp_gauge_add(r, 5);
+    wisp_gauge_set_double(r, 0.25);
+    CHECK(wisp_gauge_value_double(r) == 0.25);
+    CHECK_EQ_INT(wisp_gauge_value(r), 0);
+    wisp_gauge_add_double(r, 2.5);
+    wisp_gauge_add(r, 1);
+    CHECK(wisp_gauge_value_double(r) == 3.75);
+    CHECK_EQ_INT(wisp_gauge_value(r), 3);
+    wisp_gauge_add(r, -10);
+    CHECK(wisp_gauge_value_double(r) == -6.25);
+    CHECK_EQ_INT(wisp_gauge_value(r), -6);
+    char *t = render(reg);
+    CHECK_MSG(t && strstr(t, "\nratio -6.25\n"), "%s", t);
+    free(t);
+    wisp_gauge_set(r, 4);
+    CHECK(wisp_gauge_value_double(r) == 4);
+    t = render(reg);
+    CHECK(t && strstr(t, "\nratio 4\n"));
+    free(t);
+    wisp_gauge_set_double(r, 1e300); /* beyond int64: value keeps 0 */
+    CHECK_EQ_INT(wisp_gauge_value(r), 0);
+    CHECK(wisp_gauge_value_double(r) == 1e300);
+    wisp_gauge_set_double(NULL, 1);
+    wisp_gauge_add_double(NULL, 1);
+    CHECK(wisp_gauge_value_double(NULL) == 0);
     wisp_metrics_destroy(reg);
 }
 
@@ -515,6 +544,7 @@ typedef struct shared {
     wisp_counter_t *c;
     wisp_counter_t *byc[THREADS];
     wisp_gauge_t *g;
+    wisp_gauge_t *fg;
     wisp_histogram_t *h;
     _Atomic int running;
 } shared;
@@ -528,6 +558,8 @@ static void *updater(void *arg)
         wisp_counter_inc(s->c);
         wisp_counter_add(s->byc[id], 2);
         wisp_gauge_add(s->g, (i & 1) ? -1 : 3);
+        if (i % 16 == 0)
+            wisp_gauge_add_double(s->fg, 0.5);
         wisp_histogram_observe(s->h, (double)(i % 4)); /* 0,1,2,3 */
     }
     atomic_fetch_sub(&s->running, 1);
@@ -547,6 +579,8 @@ static void test_threads(void)
                                         "t", v);
     }
     s.g = wisp_metrics_gauge(reg, "level", "Level.", NULL, NULL);
+    s.fg = wisp_metrics_gauge(reg, "flevel", "Fractional level.", NULL,
+                              NULL);
     static const double b[] = {0.5, 1.5, 2.5};
     s.h = wisp_metrics_histogram(reg, "obs", "Obs.", NULL, NULL, b, 3);
     atomic_store(&s.running, THREADS);
@@ -572,6 +606,7 @@ static void test_threads(void)
     for (int i = 0; i < THREADS; i++)
         CHECK_EQ_INT(wisp_counter_value(s.byc[i]), 2 * ITERS);
     CHECK_EQ_INT(wisp_gauge_value(s.g), (int64_t)THREADS * ITERS);
+    CHECK(wisp_gauge_value_double(s.fg) == THREADS * (ITERS / 16) * 0.5);
     CHECK_EQ_INT(wisp_histogram_count(s.h), (uint64_t)THREADS * ITERS);
     /* Sums of small integers are exact in doubles. */
     CHECK(wisp_histogram_sum(s.h) == (double)THREADS * ITERS / 4 * 6);
