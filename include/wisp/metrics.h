@@ -19,10 +19,10 @@
  * shard its thread-local id picks (ids are handed out round robin), with
  * one relaxed atomic operation. Threads on different cores therefore do
  * not fight over a cache line (up to WISP_METRICS_SHARDS threads), and
- * the renderer adds the shards up. A value read while other threads
- * update it is some value between the one before and the one after those
- * updates: every completed update is seen by a render that starts after
- * it.
+ * the renderer adds the shards up. A render counts every update that
+ * happens before it (the updating thread was joined, or handed over to
+ * the rendering thread through a post, a lock...); updates racing with a
+ * render may or may not be counted by it, never half.
  *
  * Values that are cheaper to read than to track (a queue depth, a pool's
  * statistics) come from callbacks that the renderer calls
@@ -34,7 +34,8 @@
  * escaped (backslash as \\, newline as \n), label values too (and '"'
  * as \"). Histograms write cumulative name_bucket{le="bound"} lines
  * ending with le="+Inf", then name_sum and name_count. Counters and
- * gauges are integers, written in decimal. Other numbers (bounds, sums,
+ * gauges are integers, written in decimal (a gauge given a fractional
+ * part, wisp_gauge_set_double, as below). Other numbers (bounds, sums,
  * callback values) are written in the fewest digits that read back
  * exactly: integers below 2^53 in plain decimal ("2400000"), others as
  * Prometheus' Go client writes them ("0.25", "1e-06", "1.5e+21"), and
