@@ -83,6 +83,13 @@ typedef struct wisp_histogram wisp_histogram_t;
  * correctly, with atomic read-modify-writes). */
 #define WISP_METRICS_SHARDS 16
 
+/* Histogram bounds for latencies in seconds, 1 ms to 10 s (13 bounds):
+ *     static const double b[] = WISP_METRICS_LATENCY_SECONDS;
+ *     wisp_metrics_histogram(reg, name, help, label, value, b,
+ *                            sizeof b / sizeof *b); */
+#define WISP_METRICS_LATENCY_SECONDS                                       \
+    {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
 /* The Content-Type of the exposition format. */
 #define WISP_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 

@@ -167,6 +167,18 @@ static void test_histogram_text(void)
                "latency_seconds_count{provider=\"tts\"} 0\n");
     CHECK_EQ_INT(wisp_histogram_count(NULL), 0);
     wisp_histogram_observe(NULL, 1);
+    /* The ready-made latency bounds are valid bounds. */
+    static const double lat[] = WISP_METRICS_LATENCY_SECONDS;
+    wisp_histogram_t *l = wisp_metrics_histogram(
+        reg, "req_seconds", "Req.", NULL, NULL, lat, sizeof lat / sizeof *lat);
+    CHECK(l);
+    wisp_histogram_observe(l, 0.0025);
+    char *txt = render(reg);
+    CHECK(txt && strstr(txt, "req_seconds_bucket{le=\"0.001\"} 0\n"
+                         "req_seconds_bucket{le=\"0.0025\"} 1\n"));
+    CHECK(txt && strstr(txt, "req_seconds_bucket{le=\"10\"} 1\n"
+                         "req_seconds_bucket{le=\"+Inf\"} 1\n"));
+    free(txt);
     wisp_metrics_destroy(reg);
 }
 
