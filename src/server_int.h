@@ -52,6 +52,10 @@ struct wisp_server {
     wisp_timer_t deadline;
     wisp_server_stop_cb stop_cb;  /* wisp_server_on_stop */
     void *stop_arg;
+    struct wisp_metrics *metrics; /* wisp_server_metrics' registry */
 };
+
+/* server_metrics.c: remove wisp_server_metrics' series (at destroy). */
+void wisp__server_metrics_detach(wisp_server_t *srv);
 
 #endif

@@ -175,6 +175,7 @@ static char *write_head(wisp__exchange *ex, char *p, int64_t cl,
     struct wisp_res *res = &ex->res;
     int status = res->status;
     int own_server = 0;
+    wisp__stat_status(&ex->conn->net->stats, status);
     if (res->hdrs_len) {
         own_server = srv->server_hdr_len && added_field(res, "server", 6);
         if (ctype && added_field(res, "content-type", 12))
@@ -569,6 +570,7 @@ int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
     p = PUTLIT(p, "\r\n");
     wisp__out_commit(c, (size_t)(p - s));
     res->status = 101;
+    wisp__stat_status(&c->net->stats, 101);
     res->flags |= WISP__RS_HEAD_SENT;
     wisp__http_upgraded(c, ex, h, arg);
     return 0;

@@ -180,6 +180,7 @@ wisp_conn_t *wisp__conn_new(wisp__net *n, int fd)
         n->conns->prev = c;
     n->conns = c;
     n->nconns++;
+    WISP__STAT_ADD(&n->stats, conns_opened, 1);
     return c;
 }
 
@@ -391,6 +392,7 @@ static int wq_drain(wisp_conn_t *c)
                  * delivered, so the connection cannot continue. */
                 return -EIO;
             }
+            WISP__STAT_ADD(&c->net->stats, bytes_out, n);
             s->len -= (uint64_t)n;
             c->wq_bytes -= (uint64_t)n;
             if (s->len == 0) {
@@ -415,6 +417,7 @@ static int wq_drain(wisp_conn_t *c)
             break;
         if (n < 0)
             return (int)n;
+        WISP__STAT_ADD(&c->net->stats, bytes_out, n);
         c->wq_bytes -= (uint64_t)n;
         while (n > 0) {
             wisp__wseg *t = c->wq_head;
@@ -533,6 +536,7 @@ static int send_with_cork(wisp_conn_t *c, const struct iovec *extra,
             wisp__conn_abort(c, (int)n);
             return (int)n;
         }
+        WISP__STAT_ADD(&w->stats, bytes_out, n);
     }
     /* Queue what the kernel did not take. */
     size_t skip = (size_t)n;
@@ -818,6 +822,7 @@ static size_t on_readable_once(wisp_conn_t *c, int *full)
             wisp__conn_abort(c, n == 0 ? -ECONNRESET : (int)n);
             return 0;
         }
+        WISP__STAT_ADD(&c->net->stats, bytes_in, n);
         restart_idle(c);
         c->in_len += (uint32_t)n;
         deliver_retained(c);
@@ -835,6 +840,7 @@ static size_t on_readable_once(wisp_conn_t *c, int *full)
                             : n == 0 ? -ECONNRESET : (int)n);
         return 0;
     }
+    WISP__STAT_ADD(&c->net->stats, bytes_in, n);
     if (c->state != WISP__C_OPEN)
         return (size_t)n; /* linger: discard, we wait for the peer's close */
     restart_idle(c);
@@ -1010,6 +1016,7 @@ static void conn_finish_close(wisp_conn_t *c, int reason)
         w->close_list = c;
     }
     w->nconns--;
+    WISP__STAT_ADD(&w->stats, conns_closed, 1);
     if (notify_now)
         c->h->on_close(c, reason, c->harg); /* built in: in the call */
     wisp__in_release(c);

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 
 #include "loop/loop_int.h"
+#include "net/stats.h"
 #include "wisp/conn.h"
 
 typedef struct wisp__net wisp__net;
@@ -124,6 +125,7 @@ typedef struct wisp__net_conf {
 /* The transport's per-loop state. */
 struct wisp__net {
     wisp_loop_t *loop;
+    wisp__loop_stats stats;      /* net/stats.h: counters read by metrics */
     wisp__net_conf conf;
     int stopping;                /* the server is stopping */
 
