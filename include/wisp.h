@@ -14,5 +14,6 @@
 #include "wisp/shared.h"
 #include "wisp/ws.h"
 #include "wisp/json.h"
+#include "wisp/multipart.h"
 
 #endif
