@@ -149,7 +149,6 @@ typedef struct wisp_multipart {
     uint8_t state;
     uint8_t match;      /* bytes of `delim` matched so far */
     uint8_t delim_len;  /* 4 + boundary length */
-    uint8_t flags;
     char delim[4 + WISP_MULTIPART_MAX_BOUNDARY]; /* "\r\n--" boundary */
 } wisp_multipart_t;
 
