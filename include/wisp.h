@@ -15,5 +15,6 @@
 #include "wisp/ws.h"
 #include "wisp/json.h"
 #include "wisp/multipart.h"
+#include "wisp/form.h"
 
 #endif
