@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "http/cors.h"
 #include "http/http_int.h"
 #include "wisp/log.h"
 
@@ -449,6 +450,7 @@ void wisp_server_destroy(wisp_server_t *srv)
         unlink(srv->unix_path);
     wisp_loop_destroy(srv->main_loop);
     wisp__router_destroy(srv->router);
+    wisp__cors_free(srv->cors);
     while (srv->routes) {
         wisp__route *rt = srv->routes;
         srv->routes = rt->next;

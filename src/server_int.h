@@ -88,6 +88,7 @@ struct wisp_server {
     char *server_name;
     wisp__router *router;
     wisp__route *routes;
+    struct wisp__cors *cors;      /* http/cors.c; NULL: no CORS anywhere */
     wisp__parse_limits limits;
     int state;
     uint16_t port;

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "http/cors.h"
 #include "http/http_int.h"
 
 static void dispatch(wisp_conn_t *c, wisp__exchange *ex);
@@ -300,6 +301,13 @@ static const wisp__route *route_for(wisp__worker *w, wisp__exchange *ex)
         return &route_opts;
     int r = wisp__router_match(w->srv->router, rh->method, rh->path,
                                rh->path_len, &ex->req.match);
+    if (w->srv->cors) { /* CORS preflights are answered by http/cors.c */
+        const wisp__route *pf = wisp__cors_route(w->srv, &ex->req, r);
+        if (pf) {
+            ex->req.match.nparams = 0;
+            return pf;
+        }
+    }
     if (r == 0)
         return ex->req.match.route;
     ex->req.match.nparams = 0;
@@ -450,6 +458,8 @@ static int run_handler(wisp_conn_t *c, wisp__exchange *ex)
 {
     ex->in_handler = 1;
     ex->called = 1;
+    if (c->w->srv->cors) /* CORS headers go in before the handler's own */
+        wisp__cors_actual(c->w->srv, &ex->req, &ex->res, ex->route);
     ex->route->handler(&ex->req, &ex->res, ex->route->arg);
     ex->in_handler = 0;
     if (c->state == WISP__C_CLOSED) {
