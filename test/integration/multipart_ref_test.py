@@ -159,7 +159,9 @@ for n in range(300):
     mine = ["P %s %s %s %s" % (hx(nm), hx(fn), hx(ty), hx(co))
             for nm, fn, ty, co in parts]
     check(ref == mine, "body %d: Python disagrees with the generator" % n)
-    for seed in (0, n + 1):
+    # One run per body keeps the test quick under sanitizers: every fourth
+    # body is fed whole, the others in random slices.
+    for seed in ((0,) if n % 4 == 0 else (n + 1,)):
         got, rc = wisp_parts(ct, body, seed)
         check(rc == "RC 0", "body %d seed %d: %s" % (n, seed, rc))
         check(got == ref, "body %d seed %d: parts differ\n wisp %s\n  ref %s"
