@@ -560,11 +560,15 @@ wisp_str_t wisp_multipart_header(const wisp_multipart_part_t *part,
     const char *b = part->headers.ptr, *end = b + part->headers.len;
     size_t nl = strlen(name);
     while (b < end) {
-        /* parse_head checked the block: every line ends in CRLF and has a
-         * ':' after a token name. */
+        /* parse_head checked the block (every line ends in CRLF and has
+         * a ':' after its name), but a caller may pass a struct of its
+         * own: stay inside it whatever it holds. */
         const char *eol = memchr(b, '\r', (size_t)(end - b));
+        if (!eol)
+            eol = end;
         const char *colon = memchr(b, ':', (size_t)(eol - b));
-        if ((size_t)(colon - b) == nl && strncasecmp(b, name, nl) == 0) {
+        if (colon && (size_t)(colon - b) == nl &&
+            strncasecmp(b, name, nl) == 0) {
             const char *v = colon + 1, *ve = eol;
             while (v < ve && is_ows(*v))
                 v++;
@@ -572,7 +576,7 @@ wisp_str_t wisp_multipart_header(const wisp_multipart_part_t *part,
                 ve--;
             return mkstr(v, (size_t)(ve - v));
         }
-        b = eol + 2;
+        b = eol + 2 < end ? eol + 2 : end;
     }
     return mkstr(NULL, 0);
 }

@@ -668,6 +668,26 @@ static int w_data(const wisp_multipart_part_t *p, const void *d, size_t n,
     return 0;
 }
 
+static void test_header_lookup(void)
+{
+    static const char raw[] = "A: 1\r\nBb:2 \r\nno colon\r\nC:";
+    wisp_multipart_part_t p = {0};
+    t_guard g = t_guard_copy(raw, sizeof raw - 1);
+    p.headers.ptr = g.data;
+    p.headers.len = sizeof raw - 1;
+    wisp_str_t v = wisp_multipart_header(&p, "bb");
+    CHECK_STRN(v.ptr, v.len, "2");
+    v = wisp_multipart_header(&p, "a");
+    CHECK_STRN(v.ptr, v.len, "1");
+    v = wisp_multipart_header(&p, "c");
+    CHECK(v.ptr != NULL && v.len == 0);
+    CHECK(wisp_multipart_header(&p, "no colon").ptr == NULL);
+    CHECK(wisp_multipart_header(&p, "D").ptr == NULL);
+    CHECK(wisp_multipart_header(NULL, "D").ptr == NULL);
+    CHECK(wisp_multipart_header(&p, NULL).ptr == NULL);
+    t_guard_free(&g);
+}
+
 static void test_whole(void)
 {
     static const char body[] =
@@ -829,6 +849,7 @@ int main(void)
     test_boundary();
     test_init();
     test_whole();
+    test_header_lookup();
     test_default_max_parts();
     test_generated();
     return t_done("http_multipart");
