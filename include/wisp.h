@@ -15,5 +15,8 @@
 #include "wisp/ws.h"
 #include "wisp/json.h"
 #include "wisp/metrics.h"
+#include "wisp/multipart.h"
+#include "wisp/form.h"
+#include "wisp/cors.h"
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "server_int.h"
+#include "http/cors.h"
 #include "wisp/log.h"
 
 void wisp_server_config_init(wisp_server_config_t *cfg)
@@ -485,6 +486,7 @@ void wisp_server_destroy(wisp_server_t *srv)
         unlink(srv->unix_path);
     wisp_loop_destroy(srv->main_loop);
     wisp__router_destroy(srv->http.router);
+    wisp__cors_free(srv->http.cors);
     while (srv->routes) {
         wisp__route *rt = srv->routes;
         srv->routes = rt->next;

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "http/cors.h"
 #include "http/http_int.h"
 
 /* The connection's protocol words hold HTTP's state (http_int.h). */
@@ -316,6 +317,13 @@ static const wisp__route *route_for(wisp__http_loop *w, wisp__exchange *ex)
         return &route_opts;
     int r = wisp__router_match(w->conf->router, rh->method, rh->path,
                                rh->path_len, &ex->req.match);
+    if (w->conf->cors) { /* CORS preflights are answered by http/cors.c */
+        const wisp__route *pf = wisp__cors_route(w->conf, &ex->req, r);
+        if (pf) {
+            ex->req.match.nparams = 0;
+            return pf;
+        }
+    }
     if (r == 0)
         return ex->req.match.route;
     ex->req.match.nparams = 0;
@@ -466,6 +474,8 @@ static int run_handler(wisp_conn_t *c, wisp__exchange *ex)
 {
     ex->in_handler = 1;
     ex->called = 1;
+    if (ex->w->conf->cors) /* CORS headers go in before the handler's own */
+        wisp__cors_actual(ex->w->conf, &ex->req, &ex->res, ex->route);
     ex->route->handler(&ex->req, &ex->res, ex->route->arg);
     ex->in_handler = 0;
     if (c->state == WISP__C_CLOSED) {

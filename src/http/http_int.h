@@ -38,6 +38,7 @@ typedef struct wisp__http_conf {
     void *access_log_arg;
     char server_hdr[80];         /* "Server: wisp\r\n" or "" */
     uint32_t server_hdr_len;
+    struct wisp__cors *cors;     /* http/cors.c; NULL: no CORS anywhere */
 } wisp__http_conf;
 
 /* HTTP's per-loop state, kept in the loop's data under wisp__http_key. */
