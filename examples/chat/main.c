@@ -166,6 +166,8 @@ static void usage(FILE *f)
         "                          before close 1008; 0 = never (50)\n"
         "  --max-send-queue BYTES  unsent output before a client is\n"
         "                          closed with 1008 (262144)\n"
+        "  --write-timeout MS      no write progress for that long\n"
+        "                          drops a connection (30000)\n"
         "  --www DIR               the page's directory (default\n"
         "                          " CHAT_WWW ")\n"
         "  --help                  this text\n");
@@ -184,7 +186,7 @@ int main(int argc, char **argv)
     ws_opts.max_send_queue = 256u << 10;
     ws_opts.drop_when_full = 0; /* a slow consumer is closed with 1008 */
     enum { O_HOST = 256, O_PORT, O_THREADS, O_HISTORY, O_RATE, O_BURST,
-           O_FLOOD, O_MSQ, O_WWW, O_HELP };
+           O_FLOOD, O_MSQ, O_WTO, O_WWW, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -194,6 +196,7 @@ int main(int argc, char **argv)
         {"burst", required_argument, 0, O_BURST},
         {"flood", required_argument, 0, O_FLOOD},
         {"max-send-queue", required_argument, 0, O_MSQ},
+        {"write-timeout", required_argument, 0, O_WTO},
         {"www", required_argument, 0, O_WWW},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
@@ -210,6 +213,7 @@ int main(int argc, char **argv)
         case O_BURST: chat.burst = (uint32_t)v; break;
         case O_FLOOD: chat.flood = (uint32_t)v; break;
         case O_MSQ: ws_opts.max_send_queue = (size_t)v; break;
+        case O_WTO: cfg.write_timeout_ms = (uint32_t)v; break;
         case O_WWW: www = optarg; break;
         case O_HELP:
         case 'h':

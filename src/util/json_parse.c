@@ -18,6 +18,9 @@
 #include "util/json_int.h"
 #include "wisp/json.h"
 
+_Static_assert(sizeof(wisp_json_tok_t) == 16,
+               "json.h promises 16-byte tokens");
+
 #define NONE UINT32_MAX
 #define DEFAULT_MAX_DEPTH 64
 

@@ -16,7 +16,9 @@ import selectors
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -179,6 +181,29 @@ c.check(h.get("content-type", "").startswith("text/html") and
         b"src=" not in body and b"href=" not in body,
         "the page is HTML with inline script and no external assets")
 c.eq(len(stats(A)["loops"]), 2, "/stats shows two loops")
+
+# ---- the page is a file: --www picks its directory; a missing one is
+# refused at start with exit 2 and the reason on stderr.
+p = subprocess.run([CHAT, "--port", "0", "--www", "/nonexistent/www"],
+                   capture_output=True, text=True, timeout=60)
+c.eq(p.returncode, 2, "--www with a missing directory: exit 2")
+c.check("/nonexistent/www" in p.stderr and p.stdout == "",
+        "--www with a missing directory: says so, never listens (%r)"
+        % p.stderr)
+with tempfile.TemporaryDirectory() as www:
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("<title>other page</title>\n")
+    W = Server(CHAT, "--www", www, threads=1)
+    st, h, body = wisp_test.request(W, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.eq((st, body), (200, b"<title>other page</title>\n"),
+         "--www DIR serves DIR/index.html at /")
+    st, _, _ = wisp_test.request(W, b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.eq(st, 200, "--www: /stats is still the server's own")
+    st, _, _ = wisp_test.request(W, b"GET /../../etc/passwd HTTP/1.1\r\n"
+                                    b"Host: x\r\n\r\n")
+    c.check(st in (400, 403, 404), "--www: no way out of DIR (%d)" % st)
+    rc, err = W.stop()
+    c.eq(rc, 0, "--www server exits 0 (%s)" % err[-500:])
 
 # ---- membership, presence, nickname taken, leave, switching, isolation
 section("membership and presence")
@@ -738,7 +763,12 @@ if is_asan:
     # still says something.
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
                            ":quarantine_size_mb=16").lstrip(":")
-C = Server(CHAT, *NO_LIMIT, "--max-send-queue", MSQ, threads=2, env=env)
+# The silent clients are read only once the flood is over. On a busy
+# machine the flood can outlast wisp's default write timeout (30 s), which
+# drops a connection that made no write progress, close frame and all; a
+# long timeout keeps this test about the close frame, not the clock.
+C = Server(CHAT, *NO_LIMIT, "--max-send-queue", MSQ, "--write-timeout",
+           600000, threads=2, env=env)
 pid = C.proc.pid
 
 
