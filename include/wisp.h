@@ -5,6 +5,7 @@
 #include "wisp/common.h"
 #include "wisp/log.h"
 #include "wisp/loop.h"
+#include "wisp/conn.h"
 #include "wisp/http.h"
 #include "wisp/server.h"
 #include "wisp/future.h"

@@ -239,11 +239,12 @@ int wisp_server_listen(wisp_server_t *srv)
         int fd = -1;
         if (!srv->cfg.no_tcp)
             r = wisp__listen_tcp(srv->host, srv->cfg.backlog, &fd, &port);
-        wisp__listener_init(&w->lsn_tcp, &w->net, fd, http, NULL, 1, first);
+        void *hl = wisp_loop_get_data(w->loop, wisp__http_key);
+        wisp__listener_init(&w->lsn_tcp, &w->net, fd, http, hl, 1, first);
         fd = -1;
         if (r == 0 && i == 0 && srv->unix_path)
             r = wisp__listen_unix(srv->unix_path, srv->cfg.backlog, &fd);
-        wisp__listener_init(&w->lsn_unix, &w->net, fd, http, NULL, 1, first);
+        wisp__listener_init(&w->lsn_unix, &w->net, fd, http, hl, 1, first);
     }
     if (probe >= 0)
         close(probe); /* the group's listeners hold the port now */
@@ -348,6 +349,8 @@ static void worker_stop(void *arg)
     if (w->net.stopping)
         return;
     w->net.stopping = 1;
+    ((wisp__http_loop *)wisp_loop_get_data(w->loop, wisp__http_key))
+        ->stopping = 1;
     if (w->srv->stop_cb)
         w->srv->stop_cb(w->srv, w->loop, w->srv->stop_arg);
     wisp__listener_drain_close(&w->lsn_tcp);

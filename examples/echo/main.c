@@ -8,9 +8,14 @@
  *   GET  /ws/all WebSocket fan-out: every message is sent to every
  *                session of /ws/all on every loop (the sender included),
  *                encoded once and shared — for broadcast benchmarks
+ *
+ * Each loop keeps its /ws/all sessions in its own per-loop data
+ * (wisp_loop_key_create); the server's stop hook ends the fan-out to
+ * other loops once a stop begins.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,29 +43,43 @@ static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_ws_upgrade(req, res, &ws_handlers, &ws_opts, NULL);
 }
 
-/* ---- /ws/all: per-loop arrays of sessions, each touched only by its
- * own loop; a session's arg is its index in its loop's array. */
+/* ---- /ws/all: per-loop arrays of sessions, each kept in its loop's data
+ * and touched only by that loop; a session's arg is its index in its
+ * loop's array (1-based; 0: not a member). */
 typedef struct members {
     wisp_ws_t **ws;
     size_t n, cap;
 } members;
 
-static wisp_loop_t **loops;
-static members *by_loop;
+static int members_key = -1;      /* per-loop data: members */
+static wisp_loop_t **loops;       /* broadcast targets */
 static unsigned nloops;
+static atomic_int stopping;       /* set by the stop hook */
 
+static void members_free(void *p)
+{
+    members *m = p;
+    free(m->ws);
+    free(m);
+}
+
+/* The calling loop's members, created on first use; NULL: no memory. */
 static members *members_of(wisp_loop_t *loop)
 {
-    for (unsigned i = 0; i < nloops; i++)
-        if (loops[i] == loop)
-            return &by_loop[i];
-    return NULL;
+    members *m = wisp_loop_get_data(loop, members_key);
+    if (!m && (m = calloc(1, sizeof *m)) != NULL)
+        wisp_loop_set_data(loop, members_key, m);
+    return m;
 }
 
 static void all_open(wisp_ws_t *ws, void *arg)
 {
     (void)arg;
     members *m = members_of(wisp_ws_loop(ws));
+    if (!m) {
+        wisp_ws_close(ws, 1011, "out of memory");
+        return;
+    }
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 64;
         wisp_ws_t **a = realloc(m->ws, cap * sizeof *a);
@@ -94,10 +113,10 @@ static void all_deliver(wisp_loop_t *loop, wisp_shared_t *frame, void *arg)
 {
     (void)arg;
     members *m = members_of(loop);
-    /* Backwards: a session the slow-consumer policy closes leaves the
-     * array inside its own send, and the last one (already visited)
-     * takes its place. */
-    for (size_t i = m->n; i-- > 0;)
+    /* A session the slow-consumer policy closes stays in the array
+     * during this walk: its on_close (which takes it out) runs after
+     * the send that closed it has returned, from the loop. */
+    for (size_t i = 0; m && i < m->n; i++)
         wisp_ws_send_shared(m->ws[i], frame);
 }
 
@@ -109,7 +128,10 @@ static void all_message(wisp_ws_t *ws, int binary, const void *data,
     wisp_shared_t *f = wisp_ws_frame_shared(binary, data, len);
     if (!f)
         return;
-    wisp_broadcast(loops, nloops, f, all_deliver, NULL);
+    if (atomic_load(&stopping)) /* stopping: this loop's sessions only */
+        all_deliver(wisp_ws_loop(ws), f, NULL);
+    else
+        wisp_broadcast(loops, nloops, f, all_deliver, NULL);
     wisp_shared_unref(f);
 }
 
@@ -123,6 +145,16 @@ static void on_ws_all(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)arg;
     wisp_ws_upgrade(req, res, &all_handlers, &ws_opts, NULL);
+}
+
+/* The server's stop hook: once, on the main thread, before the loops
+ * hear of the stop (loop NULL); then on each loop (nothing to do). */
+static void on_stop(wisp_server_t *srv, wisp_loop_t *loop, void *arg)
+{
+    (void)srv;
+    (void)arg;
+    if (!loop)
+        atomic_store(&stopping, 1);
 }
 
 static void on_hello(wisp_req_t *req, wisp_res_t *res, void *arg)
@@ -200,9 +232,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    members_key = wisp_loop_key_create(members_free);
     wisp_server_t *srv = wisp_server_create(&cfg);
-    if (!srv)
+    if (!srv || members_key < 0)
         return 2;
+    wisp_server_on_stop(srv, on_stop, NULL);
     wisp_route_opts_t echo_opts = {.max_body_bytes = max_body};
     wisp_server_route(srv, WISP_METHOD_GET, "/", on_hello, NULL, NULL);
     wisp_server_route(srv, WISP_METHOD_POST, "/echo", on_echo, NULL,
@@ -213,8 +247,7 @@ int main(int argc, char **argv)
     if (r == 0) {
         nloops = wisp_server_threads(srv);
         loops = calloc(nloops, sizeof *loops);
-        by_loop = calloc(nloops, sizeof *by_loop);
-        if (!loops || !by_loop)
+        if (!loops)
             r = -ENOMEM;
         for (unsigned i = 0; r == 0 && i < nloops; i++)
             loops[i] = wisp_server_loop(srv, i);
@@ -229,10 +262,7 @@ int main(int argc, char **argv)
     printf("listening on %s:%u\n", cfg.host, wisp_server_port(srv));
     fflush(stdout);
     wisp_server_wait(srv);
-    wisp_server_destroy(srv);
-    for (unsigned i = 0; i < nloops; i++)
-        free(by_loop[i].ws);
-    free(by_loop);
+    wisp_server_destroy(srv); /* frees each loop's members */
     free(loops);
     return 0;
 }

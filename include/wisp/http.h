@@ -209,9 +209,10 @@ WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
  * Bytes that followed the request are delivered to h->on_data first: at
  * once when the call is made inside the handler (after it returns), or
  * before this call returns when made later. No other callback runs
- * inside the call. Returns 0, or WISP_ESTATE (the head was already
- * sent, or the response is finished) / WISP_ECLOSED (the client went
- * away); then the response is unchanged. The request and response are
+ * inside the call. Returns 0, or -EINVAL (h, h->on_data or h->on_close
+ * NULL), WISP_ESTATE (the head was already sent, the response is
+ * finished, or the request body has not been read whole) / WISP_ECLOSED
+ * (the client went away); then the response is unchanged. The request and response are
  * invalid after success. Thread: the response's loop. */
 WISP_API int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
                               void *arg);

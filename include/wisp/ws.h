@@ -11,7 +11,15 @@
  * Thread: every function runs on the session's loop (the one that ran
  * the handler), asserted in debug builds — except wisp_ws_frame_shared
  * and the wisp_ws_post* family, which any thread may call with a handle
- * taken on the session's loop (wisp_ws_handle). */
+ * taken on the session's loop (wisp_ws_handle).
+ *
+ * Callbacks inside calls: none of the functions below runs a callback
+ * of the session before returning. A send that closes a slow consumer,
+ * wisp_ws_close, and the closes wisp does itself all end in on_close
+ * after the call, from the loop (at the end of the iteration): a
+ * session stays valid for the rest of the call that closed it, so a
+ * list of sessions can be walked forwards while sending to each.
+ * wisp_ws_upgrade is the exception: it runs on_open before returning. */
 #ifndef WISP_WS_H
 #define WISP_WS_H
 
@@ -33,12 +41,14 @@ typedef struct wisp_ws_handlers {
      * messages are valid UTF-8. Required. */
     void (*on_message)(wisp_ws_t *ws, int binary, const void *data,
                        size_t len, void *arg);
-    /* The send queue is empty again (see wisp_ws_buffered). Optional. */
+    /* The send queue is empty again (see wisp_ws_buffered). Runs from
+     * the loop, never inside a wisp_ws_* call. Optional. */
     void (*on_drain)(wisp_ws_t *ws, void *arg);
     /* The session ended: `code` is the close code received (or 1006 when
      * the connection dropped without one, 1001 at server stop), `reason`
-     * its text (not NUL-terminated). Runs once; `ws` is invalid after.
-     * Optional. */
+     * its text (not NUL-terminated). Runs once, from the loop at the end
+     * of the iteration in which the session ended, never inside a
+     * wisp_* call; `ws` is invalid after. Optional. */
     void (*on_close)(wisp_ws_t *ws, int code, const char *reason,
                      size_t reason_len, void *arg);
 } wisp_ws_handlers_t;
@@ -80,10 +90,13 @@ WISP_API int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
                              const wisp_ws_handlers_t *h,
                              const wisp_ws_opts_t *opts, void *arg);
 
-/* Send one message (copied). Returns 0, WISP_ECLOSED (closing or closed),
+/* Send one message (copied). Returns 0, WISP_ECLOSED (closing or closed;
+ * also when this send found the queue over max_send_queue and the policy
+ * closed the session with 1008: on_close follows after the call),
  * -ENOBUFS (the send queue is over max_send_queue and the policy is to
  * drop), or -EBUSY (a message is being streamed with
- * wisp_ws_send_fragment: messages cannot interleave). */
+ * wisp_ws_send_fragment: messages cannot interleave). No callback runs
+ * inside the call. */
 WISP_API int wisp_ws_send(wisp_ws_t *ws, int binary, const void *data,
                           size_t len);
 WISP_API int wisp_ws_send_text(wisp_ws_t *ws, const char *text, size_t len);

@@ -32,9 +32,11 @@ static int taken_over(const wisp_conn_t *c)
     return c->h != &wisp__http_proto.h;
 }
 
-static void http_deadline(wisp_conn_t *c, uint32_t ms, uint8_t kind)
+/* HTTP's deadline follows from its state: header (HEAD, and IDLE before
+ * the first request), body (BODY), keep-alive (IDLE once served); none
+ * while PENDING. */
+static void http_deadline(wisp_conn_t *c, uint32_t ms)
 {
-    c->pkind = kind;
     wisp__conn_deadline(c, ms, WISP__T_PROTO);
 }
 
@@ -219,7 +221,7 @@ void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open)
 
 static void idle_deadline(wisp_conn_t *c)
 {
-    http_deadline(c, wisp__hl(c)->conf->idle_timeout_ms, WISP__HT_IDLE);
+    http_deadline(c, wisp__hl(c)->conf->idle_timeout_ms);
 }
 
 /* The response of `ex` is complete and the request is over. Returns 0 to
@@ -229,10 +231,10 @@ static int complete(wisp_conn_t *c, wisp__exchange *ex)
     wisp__http_loop *w = wisp__hl(c);
     int keep = ex->keep_alive && !(ex->res.flags & WISP__RS_UNTIL_CLOSE) &&
                ex->body_state != WISP__B_CL &&
-               ex->body_state != WISP__B_CHUNKED && !w->net->stopping;
+               ex->body_state != WISP__B_CHUNKED && !w->stopping;
     if (w->conf->alog_on)
         wisp__alog_request(ex);
-    c->harg = NULL;
+    wisp__set_cx(c, NULL);
     wisp__ex_free(w, ex);
     c->pflags |= WISP__HF_SERVED;
     c->pstate = WISP__H_IDLE;
@@ -338,7 +340,7 @@ static void send_continue(wisp_conn_t *c)
 
 static void body_deadline(wisp_conn_t *c)
 {
-    http_deadline(c, wisp__hl(c)->conf->body_timeout_ms, WISP__HT_BODY);
+    http_deadline(c, wisp__hl(c)->conf->body_timeout_ms);
 }
 
 /* Handle the head just parsed into ex. `after`..`end` are the bytes that
@@ -364,7 +366,7 @@ static int begin(wisp_conn_t *c, wisp__exchange *ex, char *after,
     ex->keep_alive = (uint8_t)(rh->minor
                                    ? !(rh->flags & WISP__RH_CLOSE)
                                    : !!(rh->flags & WISP__RH_KEEPALIVE)) &&
-                     !w->net->stopping;
+                     !w->stopping;
     const wisp__route *rt = route_for(w, ex);
     ex->route = rt;
     uint64_t limit = rt->max_body ? rt->max_body : w->conf->max_body_bytes;
@@ -540,8 +542,8 @@ static void body_failed(wisp_conn_t *c, wisp__exchange *ex, int err)
     if (closed_during(c, ex))
         return;
     int answered = ex->state == WISP__X_DONE;
-    c->harg = NULL;
-    wisp__ex_free(wisp__hl(c), ex);
+    wisp__set_cx(c, NULL);
+    wisp__ex_free(ex->w, ex);
     if (answered)
         wisp__conn_close_graceful(c); /* its answer, then close */
     else
@@ -557,20 +559,20 @@ static int closed_during(wisp_conn_t *c, wisp__exchange *ex)
     if (c->state != WISP__C_CLOSED)
         return 0;
     if (!ex->conn)
-        finish_orphan(wisp__hl(c), ex);
+        finish_orphan(ex->w, ex);
     return 1;
 }
 
 /* Process requests in buf[0..len), which is either the loop's receive
  * buffer or c->in (with nothing pinned). Leaves c->in holding whatever
- * must be kept. */
-static void process(wisp_conn_t *c, char *buf, size_t len)
+ * must be kept. Returns 0 (so that on_data can end in it). */
+static size_t process(wisp_conn_t *c, char *buf, size_t len)
 {
     wisp__http_loop *w = wisp__hl(c);
     char *p = buf, *end = buf + len;
     while (p < end) {
         if (c->state != WISP__C_OPEN)
-            return;
+            return 0;
         if (c->flags & WISP__CF_PAUSED) {
             c->pflags |= WISP__HF_STALLED; /* on_drain goes on */
             break;
@@ -578,7 +580,7 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
         wisp__exchange *ex = ex_get(w);
         if (!ex) {
             wisp__conn_abort(c, -ENOMEM);
-            return;
+            return 0;
         }
         size_t scan = (size_t)c->pword;
         ssize_t r = wisp__parse_request(p, (size_t)(end - p), &scan,
@@ -588,7 +590,7 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
             c->pword = scan;
             if (c->pstate == WISP__H_IDLE) {
                 c->pstate = WISP__H_HEAD;
-                http_deadline(c, w->conf->header_timeout_ms, WISP__HT_HEAD);
+                http_deadline(c, w->conf->header_timeout_ms);
             }
             break;
         }
@@ -596,7 +598,7 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
         if (r < 0) {
             wisp__ex_free(w, ex);
             wisp__http_send_error(c, error_status((int)r), 0);
-            return;
+            return 0;
         }
         ex->conn = c;
         char *head = p;
@@ -605,84 +607,85 @@ static void process(wisp_conn_t *c, char *buf, size_t len)
         int b = begin(c, ex, p, (size_t)(end - p), &used);
         if (b < 0) {
             wisp__ex_free(w, ex);
-            return;
+            return 0;
         }
-        c->harg = ex;
+        wisp__set_cx(c, ex);
         if (b == 0) {
             /* Body still arriving: pin head + body so far. */
             c->pstate = WISP__H_BODY;
             size_t pin = (size_t)(p - head) + (size_t)ex->req.body_len;
             if (settle(c, buf, head, pin, end, end) < 0)
                 wisp__conn_abort(c, -ENOMEM);
-            return;
+            return 0;
         }
         p += used;
         c->pstate = WISP__H_PENDING;
         if (run_handler(c, ex) < 0) {
             if (c->state == WISP__C_OPEN && taken_over(c))
                 upgraded_rest(c, buf, p, end);
-            return;
+            return 0;
         }
         if (ex->route->stream_body && ex->body_state != WISP__B_DONE) {
             /* Stream the body that already arrived, pin the head. */
             int br = body_feed(c, ex, p, (size_t)(end - p), &used);
             if (closed_during(c, ex))
-                return;
+                return 0;
             if (br < 0) {
                 body_failed(c, ex, br);
-                return;
+                return 0;
             }
             p += used;
             if (br == 0) {
                 if (ex->state == WISP__X_DONE) {
                     /* Answered before the body ended: close after. */
-                    c->harg = NULL;
+                    wisp__set_cx(c, NULL);
                     ex->body_state = WISP__B_CL;
                     complete(c, ex);
-                    return;
+                    return 0;
                 }
                 c->pstate = WISP__H_BODY;
                 body_deadline(c);
                 if (settle(c, buf, head, (size_t)r, end, end) < 0)
                     wisp__conn_abort(c, -ENOMEM);
-                return;
+                return 0;
             }
             stream_body_end(ex, 0);
             if (closed_during(c, ex))
-                return;
+                return 0;
         } else if (ex->route->stream_body) {
             stream_body_end(ex, 0);
             if (closed_during(c, ex))
-                return;
+                return 0;
         }
         if (ex->state != WISP__X_DONE) {
             /* Answered later: pin this request, stop reading. */
             if (settle(c, buf, head, (size_t)(p - head), p, end) < 0) {
                 wisp__conn_abort(c, -ENOMEM);
-                return;
+                return 0;
             }
             wisp__conn_deadline(c, 0, WISP__T_NONE);
             read_policy(c);
-            return;
+            return 0;
         }
         if (complete(c, ex) < 0)
-            return;
+            return 0;
         if (wisp__conn_backpressure(c)) {
             c->pflags |= WISP__HF_STALLED; /* on_drain goes on */
             break;
         }
     }
     if (c->state != WISP__C_OPEN)
-        return;
+        return 0;
     if (p == end) {
         if (c->pstate == WISP__H_IDLE)
             idle_deadline(c);
         if (buf == c->in)
             wisp__in_release(c);
-        return;
+        return 0;
     }
     if (settle(c, buf, NULL, 0, p, end) < 0)
         wisp__conn_abort(c, -ENOMEM);
+    return 0;
 }
 
 /* More bytes for a request whose body is arriving (state BODY); the new
@@ -765,22 +768,19 @@ static void dispatch(wisp_conn_t *c, wisp__exchange *ex)
     http_resume(c);
 }
 
-/* HTTP's on_data: every byte is HTTP's (a built-in protocol keeps its
- * own input buffer: a pinned request, then unprocessed bytes). */
-static size_t http_on_data(wisp_conn_t *c, const char *data, size_t len,
-                           void *arg)
+/* Bytes for a connection that has some buffered: append them. It stays
+ * bounded: the parser fails a head past max_head, a body past its limit
+ * fails in body_feed, and while a response is pending nothing is read. */
+__attribute__((noinline)) /* keep http_on_data's common path small */
+static size_t on_data_buffered(wisp_conn_t *c, const char *data,
+                               size_t len)
 {
-    (void)arg;
-    if (c->pstate == WISP__H_BODY || c->in_len > c->in_keep ||
-        c->pstate == WISP__H_HEAD) {
-        /* Append to what is buffered. It stays bounded: the parser fails a
-         * head past max_head, a body past its limit fails in body_feed, and
-         * while a response is pending nothing is read. */
+    {
         char *old;
         uint32_t old_cap;
         if (wisp__in_reserve(c, len, &old, &old_cap) < 0) {
             wisp__conn_abort(c, -ENOMEM);
-            return len;
+            return 0;
         }
         if (old) {
             /* A request in flight points into the old buffer. */
@@ -792,15 +792,26 @@ static size_t http_on_data(wisp_conn_t *c, const char *data, size_t len,
         c->in_len += (uint32_t)len;
         if (c->pstate == WISP__H_BODY) {
             body_continue(c);
-            return len;
+            return 0;
         }
         if (c->pstate == WISP__H_PENDING || (c->flags & WISP__CF_PAUSED))
-            return len;
-        process(c, c->in, c->in_len);
-        return len;
+            return 0;
+        return process(c, c->in, c->in_len);
     }
-    process(c, (char *)data, len);
-    return len;
+}
+
+/* HTTP's on_data: every byte is HTTP's (a built-in protocol keeps its
+ * own input buffer: a pinned request, then unprocessed bytes; the return
+ * value is not looked at). The common case, nothing buffered, parses the
+ * bytes where they arrived. */
+static size_t http_on_data(wisp_conn_t *c, const char *data, size_t len,
+                           void *arg)
+{
+    (void)arg;
+    if (c->pstate == WISP__H_BODY || c->pstate == WISP__H_HEAD ||
+        c->in_len > c->in_keep)
+        return on_data_buffered(c, data, len);
+    return process(c, (char *)data, len);
 }
 
 /* Go on with pipelined requests kept in the buffer. */
@@ -831,7 +842,7 @@ static void http_on_drain(wisp_conn_t *c, void *arg)
     if (ex && ex->res.on_drain) {
         wisp_res_cb cb = ex->res.on_drain;
         ex->res.on_drain = NULL;
-        cb(&ex->res, ex->res.drain_arg);
+        cb(&ex->res, ex->res.drain_arg); /* may set it again */
         if (c->state != WISP__C_OPEN || taken_over(c))
             return;
     }
@@ -852,23 +863,24 @@ static void http_on_drain(wisp_conn_t *c, void *arg)
 static void http_on_timeout(wisp_conn_t *c, void *arg)
 {
     (void)arg;
-    switch (c->pkind) {
-    case WISP__HT_HEAD:
-        /* Silent close for a connection that never sent a byte. */
-        if (c->in_len || c->pstate == WISP__H_HEAD)
-            wisp__http_send_error(c, 408, 0);
+    switch (c->pstate) {
+    case WISP__H_IDLE:
+    case WISP__H_HEAD:
+        if (c->pstate == WISP__H_IDLE && (c->pflags & WISP__HF_SERVED))
+            wisp__conn_abort(c, 0); /* keep-alive over */
+        else if (c->in_len || c->pstate == WISP__H_HEAD)
+            wisp__http_send_error(c, 408, 0); /* header timeout */
         else
-            wisp__conn_abort(c, -ETIMEDOUT);
+            wisp__conn_abort(c, -ETIMEDOUT); /* never sent a byte */
         break;
-    case WISP__HT_BODY:
+    case WISP__H_BODY:
         if (wisp__cx(c))
             body_failed(c, wisp__cx(c), -ETIMEDOUT);
         else
             wisp__http_send_error(c, 408, 0);
         break;
-    case WISP__HT_IDLE:
     default:
-        wisp__conn_abort(c, 0);
+        wisp__conn_abort(c, -ETIMEDOUT);
         break;
     }
 }
@@ -948,11 +960,12 @@ static void own_request(wisp__exchange *ex)
  * the application told. */
 static void http_on_close(wisp_conn_t *c, int reason, void *arg)
 {
-    wisp__exchange *ex = arg;
+    wisp__exchange *ex = wisp__cx(c);
     (void)reason;
-    c->harg = NULL;
+    (void)arg;
     if (!ex)
         return;
+    wisp__set_cx(c, NULL);
     ex->conn = NULL;
     ex->res.flags |= WISP__RS_ABORTED;
     if (ex->state != WISP__X_DONE)

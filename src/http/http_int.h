@@ -46,6 +46,7 @@ typedef struct wisp__http_loop {
     const wisp__http_conf *conf;
     wisp_loop_t *loop;
     wisp__net *net;
+    int stopping;        /* the server is stopping (set by the server) */
 
     /* Free exchanges. */
     wisp__exchange *ex_free;
@@ -68,9 +69,11 @@ typedef struct wisp__http_loop {
 
 extern int wisp__http_key;
 
+/* HTTP's argument on every connection it owns is its per-loop state
+ * (the listener installs it with the table). */
 static inline wisp__http_loop *wisp__hl(const wisp_conn_t *c)
 {
-    return (wisp__http_loop *)c->net->loop->data[wisp__http_key];
+    return (wisp__http_loop *)c->harg;
 }
 
 /* Set HTTP up on `loop` (its per-loop state, freed with the loop).
@@ -78,7 +81,8 @@ static inline wisp__http_loop *wisp__hl(const wisp_conn_t *c)
 int wisp__http_loop_init(wisp_loop_t *loop, wisp__net *net,
                          const wisp__http_conf *conf);
 /* HTTP's table, installed by the listener on every accepted connection
- * (with arg NULL, as a built-in protocol), and its first deadline. */
+ * as a built-in protocol, with the loop's wisp__http_loop as argument;
+ * its first deadline is the header timeout. */
 extern const wisp__proto wisp__http_proto;
 
 struct wisp_req {
@@ -150,15 +154,15 @@ static inline wisp__exchange *wisp__ex_of_req(const wisp_req_t *req)
 }
 
 /* HTTP's per-connection state (the connection's protocol words): pstate
- * is one of these, pkind the deadline HTTP armed, pflags HTTP's flags,
- * pword the parser's scan offset, harg the exchange in flight. */
+ * is one of these, pflags HTTP's flags;
+ * pword is the parser's scan state while IDLE or HEAD, and the exchange
+ * in flight while BODY or PENDING (no state needs both). */
 enum wisp__hstate {
     WISP__H_IDLE = 0,  /* keep-alive, nothing buffered */
     WISP__H_HEAD,      /* part of a request head has arrived */
     WISP__H_BODY,      /* buffering a request body */
     WISP__H_PENDING,   /* the handler has not finished its response */
 };
-enum { WISP__HT_HEAD = 0, WISP__HT_BODY, WISP__HT_IDLE };
 enum {
     WISP__HF_SERVED = 1u << 0,  /* has completed at least one request */
     WISP__HF_STALLED = 1u << 1, /* stopped processing under backpressure */
@@ -166,7 +170,12 @@ enum {
 
 static inline wisp__exchange *wisp__cx(const wisp_conn_t *c)
 {
-    return (wisp__exchange *)c->harg;
+    return c->pstate >= WISP__H_BODY ? (wisp__exchange *)(uintptr_t)c->pword
+                                     : NULL;
+}
+static inline void wisp__set_cx(wisp_conn_t *c, wisp__exchange *ex)
+{
+    c->pword = (uintptr_t)ex;
 }
 
 /* http/conn.c */

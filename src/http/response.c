@@ -208,7 +208,7 @@ static char *write_head(wisp__exchange *ex, char *p, int64_t cl,
         res->flags |= WISP__RS_UNTIL_CLOSE;
         ex->keep_alive = 0;
     }
-    if (!ex->keep_alive || w->net->stopping) {
+    if (!ex->keep_alive || w->stopping) {
         ex->keep_alive = 0;
         p = PUTLIT(p, "Connection: close\r\n");
     } else if (ex->req.rh.minor == 0) {
@@ -503,6 +503,9 @@ void wisp_res_on_drain(wisp_res_t *res, wisp_res_cb cb, void *arg)
 {
     res->on_drain = cb;
     res->drain_arg = arg;
+    wisp_conn_t *c = wisp__ex_of_res(res)->conn;
+    if (cb && c)
+        c->want_drain = 1; /* also after a write the kernel takes whole */
 }
 
 void wisp_res_on_abort(wisp_res_t *res, wisp_res_cb cb, void *arg)

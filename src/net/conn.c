@@ -190,8 +190,8 @@ void wisp__conn_set_proto(wisp_conn_t *c, const wisp_conn_handlers_t *h,
     c->h = h;
     c->harg = harg;
     c->pstate = 0;
-    c->pkind = 0;
     c->pflags = 0;
+    c->want_drain = 0;
     c->pword = 0;
     c->idle_ms = 0;
     if (proto_int)
@@ -437,23 +437,13 @@ static int wq_drain(wisp_conn_t *c)
     return 0;
 }
 
-/* The queue is empty: tell the protocol (a public one only when the
- * queue had held bytes, and only from the loop's own event handling). */
-static void drained(wisp_conn_t *c, int notify)
-{
-    if (!(c->flags & WISP__CF_PROTO_INT) && !notify)
-        return;
-    if (c->h->on_drain)
-        c->h->on_drain(c, c->harg);
-    if (c->state == WISP__C_OPEN && c->idle_ms &&
-        c->timeout_kind == WISP__T_NONE)
-        wisp__conn_deadline(c, c->idle_ms, WISP__T_PROTO);
-}
-
 /* After a send: arm or clear writability, the write deadline and the
- * backpressure pause. `notify`: the queue held bytes and this runs from
- * the loop's event handling (writable), so on_drain may run. */
-static void after_write(wisp_conn_t *c, uint64_t before, int notify)
+ * backpressure pause, and tell the protocol when its output is all out:
+ * a public protocol when `notify` (the loop's own flush or a writable
+ * event, never inside a call); a built-in one when a queue or a pause
+ * ended, or it asked (want_drain). */
+__attribute__((noinline)) /* keep the common case below small */
+static void after_write_slow(wisp_conn_t *c, uint64_t before, int notify)
 {
     wisp__net *n = c->net;
     if (c->wq_head) {
@@ -467,34 +457,62 @@ static void after_write(wisp_conn_t *c, uint64_t before, int notify)
         }
         return;
     }
-    if (c->io.want & WISP__IO_SEND)
+    int ended = 0; /* a queue, its write deadline or a pause ended */
+    if (c->io.want & WISP__IO_SEND) {
         wisp__io_want(n->loop, &c->io, c->io.want & ~WISP__IO_SEND);
-    if (c->timeout_kind == WISP__T_WRITE)
+        ended = 1;
+    }
+    if (c->timeout_kind == WISP__T_WRITE) {
         wisp__conn_deadline(c, 0, WISP__T_NONE);
-    if (c->state == WISP__C_LINGER) {
-        if (c->flags & WISP__CF_CLOSE_AFTER) {
+        ended = 1;
+    }
+    if (c->state != WISP__C_OPEN) {
+        if (c->state == WISP__C_LINGER && (c->flags & WISP__CF_CLOSE_AFTER)) {
             c->flags &= (uint8_t)~WISP__CF_CLOSE_AFTER;
             start_linger(c);
         }
         return;
     }
-    if (c->state != WISP__C_OPEN)
-        return;
     if (c->flags & WISP__CF_PAUSED) {
         c->flags &= (uint8_t)~WISP__CF_PAUSED;
         update_read(c);
+        ended = 1;
     }
-    drained(c, notify);
+    if (c->flags & WISP__CF_PROTO_INT) {
+        if (!ended && !c->want_drain)
+            return;
+        c->want_drain = 0;
+    } else if (!notify) {
+        return;
+    }
+    if (c->h->on_drain)
+        c->h->on_drain(c, c->harg);
+    if (c->state == WISP__C_OPEN && c->idle_ms &&
+        c->timeout_kind == WISP__T_NONE)
+        wisp__conn_deadline(c, c->idle_ms, WISP__T_PROTO);
+}
+
+static inline void after_write(wisp_conn_t *c, uint64_t before, int notify)
+{
+    /* The common case: a built-in protocol's output all went, nothing
+     * was queued or paused, nobody waits for the drain. */
+    if (!c->wq_head && !(c->io.want & WISP__IO_SEND) &&
+        c->state == WISP__C_OPEN && c->timeout_kind != WISP__T_WRITE &&
+        (c->flags & (WISP__CF_PROTO_INT | WISP__CF_PAUSED)) ==
+            WISP__CF_PROTO_INT &&
+        !c->want_drain)
+        return;
+    after_write_slow(c, before, notify);
 }
 
 int wisp__conn_backpressure(wisp_conn_t *c)
 {
-    if (c->flags & WISP__CF_PAUSED)
-        return 1;
     if (wisp__pending_out(c) <= c->net->conf.write_high_water)
         return 0;
-    c->flags |= WISP__CF_PAUSED;
-    update_read(c);
+    if (!(c->flags & WISP__CF_PAUSED)) {
+        c->flags |= WISP__CF_PAUSED;
+        update_read(c);
+    }
     return 1;
 }
 

@@ -9,7 +9,8 @@
  * (wisp__proto, flag WISP__CF_PROTO_INT): they manage the connection's
  * input buffer themselves (on_data's return is ignored: every byte is
  * theirs), are told of a close synchronously (they are written for it),
- * get on_drain after every write that leaves nothing queued, and can ask
+ * get on_drain when a queue or a backpressure pause ends (and after any
+ * write that empties the output when they set want_drain), and can ask
  * to be resumed at the end of the iteration (on_resume). Public tables
  * get the buffering of unconsumed bytes and the guarantee that no
  * callback runs inside a wisp_conn_* call. */
@@ -64,13 +65,15 @@ enum { WISP__T_NONE = 0, WISP__T_WRITE, WISP__T_LINGER, WISP__T_PROTO };
 
 struct wisp_conn {
     wisp__io io;                 /* fd, interest, callback */
-    uint8_t state : 2;           /* enum wisp__cstate */
-    uint8_t timeout_kind : 2;    /* WISP__T_* */
-    uint8_t pflags : 4;          /* the protocol's flags (see pword) */
+    uint8_t state;               /* enum wisp__cstate */
     uint8_t flags;               /* WISP__CF_* */
     uint8_t peer_family;
-    uint8_t pstate : 4;          /* the protocol's state (see pword) */
-    uint8_t pkind : 4;           /* the protocol's deadline kind */
+    uint8_t timeout_kind : 2;    /* WISP__T_* */
+    uint8_t want_drain : 1;      /* built-in protocol: call on_drain after
+                                    the next write that empties the
+                                    output, even a direct one */
+    uint8_t pstate : 2;          /* the protocol's state (see pword) */
+    uint8_t pflags : 3;          /* the protocol's flags (see pword) */
     uint32_t in_len;
     const wisp_conn_handlers_t *h; /* the protocol */
     void *harg;                  /* its argument (HTTP: the exchange) */
@@ -86,7 +89,7 @@ struct wisp_conn {
         int32_t close_reason;    /* closed: for the deferred on_close */
     };
     uint32_t gen;                /* bumped each time the slot is reused */
-    /* The protocol's own word, with pstate, pkind and pflags above; the
+    /* The protocol's own word, with pstate and pflags above; the
      * transport never reads them (HTTP: its state, the deadline it
      * armed, its flags, the parser's resumable scan state). Reset when
      * a table is installed. */
@@ -214,7 +217,8 @@ void wisp__flush(wisp_conn_t *c);
 /* Bytes not yet sent, cork included. */
 uint64_t wisp__pending_out(const wisp_conn_t *c);
 /* Backpressure: when more than the high-water mark is pending, pause
- * reading (until the queue is written) and return 1; else 0. */
+ * reading (until the queue is written) and return 1; else 0 (a pause
+ * already on stays on: the caller looks at WISP__CF_PAUSED too). */
 int wisp__conn_backpressure(wisp_conn_t *c);
 
 /* Close. Graceful: stop reading, flush, shut the write side, drain input
