@@ -141,6 +141,11 @@ int main(void)
     release = 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
+    /* Served again once the pool has drained (both holds done). */
+    for (int i = 0; i < 20000 && wisp_future_state(h2) == WISP_FUTURE_PENDING;
+         i++)
+        usleep(500);
+    CHECK(wisp_future_state(h2) == WISP_FUTURE_RESOLVED);
     CHECK_EQ_INT(get("/s/a.txt", body, sizeof body), 200);
 
     wisp_server_stop(srv);
