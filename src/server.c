@@ -138,7 +138,7 @@ int wisp_server_route(wisp_server_t *srv, wisp_method_t method,
 
 /* static.c */
 void *wisp__static_create(const char *root, const wisp_static_opts_t *opts,
-                          int *err);
+                          wisp_pool_t *pool, int *err);
 void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg);
 void wisp__static_destroy(void *ctx);
 
@@ -147,8 +147,26 @@ int wisp_server_static(wisp_server_t *srv, const char *prefix,
 {
     if (!prefix || prefix[0] != '/' || !root)
         return -EINVAL;
+    if (srv->state != WISP__S_NEW)
+        return WISP_ESTATE;
+    wisp_pool_t *pool = opts ? opts->pool : NULL;
+    if (!pool && !srv->file_pool) {
+        /* Blocking file work of the static routes (DESIGN rule 2). */
+        wisp_pool_config_t pc = {
+            .min_threads = 0,
+            .max_threads = 2,
+            .queue_limit = 1024,
+            .keep_alive_ms = 10000,
+            .nice = 0,
+        };
+        srv->file_pool = wisp_pool_create(&pc);
+        if (!srv->file_pool)
+            return -errno;
+    }
+    if (!pool)
+        pool = srv->file_pool;
     int err = 0;
-    void *ctx = wisp__static_create(root, opts, &err);
+    void *ctx = wisp__static_create(root, opts, pool, &err);
     if (!ctx)
         return err;
     size_t pl = strlen(prefix);
@@ -477,6 +495,10 @@ void wisp_server_destroy(wisp_server_t *srv)
         wisp_server_wait(srv);
     }
     wisp__server_metrics_detach(srv);
+    /* The file pool first: what it settles from now on is posted to
+     * loops that still exist (and are no longer run). */
+    wisp_pool_destroy(srv->file_pool);
+    srv->file_pool = NULL;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         wisp__worker *w = &srv->workers[i];
         wisp__listener_close(&w->lsn_tcp);

@@ -37,6 +37,7 @@ struct wisp_server {
     char *access_log_path;
     char *server_name;
     wisp__route *routes;
+    wisp_pool_t *file_pool;       /* the static routes' own pool */
     wisp__http_conf http;         /* router, limits, timeouts, log */
     int state;
     uint16_t port;

@@ -16,6 +16,7 @@
 #include "common.h"
 #include "http.h"
 #include "loop.h"
+#include "pool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -134,6 +135,11 @@ typedef struct wisp_static_opts {
     const char *index;     /* file served for a directory; default
                               "index.html"; "" disables */
     uint32_t max_age_s;    /* Cache-Control max-age; 0: no header */
+    /* The pool whose threads open and stat the files (a cold disk must
+     * not block a loop); it must outlive the server. NULL: the server's
+     * own, made with the first static route that needs it (up to 2
+     * threads, none while idle, 1024 queued opens; over that: 503). */
+    wisp_pool_t *pool;
 } wisp_static_opts_t;
 
 /* Serve the files under directory `root` at `prefix` (e.g. "/static"):

@@ -3,10 +3,11 @@
  * the root (".." segments refused with 403; with openat2 the kernel also
  * keeps symlinks beneath the root).
  *
- * open/fstat run on the loop thread: on a page-cached tree they cost
- * microseconds; a cold disk would block the loop (the worker pool of the
- * next issue is where such work belongs). The bytes themselves go out
- * with sendfile from the write queue. */
+ * open/fstat (and the index lookup of a directory) run on a worker pool
+ * (the route's, or the server's own), never on the loop (DESIGN rule 2):
+ * the handler checks the path, submits the open and returns; the answer
+ * is built on the loop when the open has settled. The bytes themselves
+ * go out with sendfile from the write queue. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,15 +22,16 @@ typedef struct static_ctx {
     int root_fd;
     char *index;
     uint32_t max_age_s;
+    wisp_pool_t *pool;
 } static_ctx;
 
 void *wisp__static_create(const char *root, const wisp_static_opts_t *opts,
-                          int *err);
+                          wisp_pool_t *pool, int *err);
 void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg);
 void wisp__static_destroy(void *ctx);
 
 void *wisp__static_create(const char *root, const wisp_static_opts_t *opts,
-                          int *err)
+                          wisp_pool_t *pool, int *err)
 {
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -49,6 +51,7 @@ void *wisp__static_create(const char *root, const wisp_static_opts_t *opts,
     s->root_fd = fd;
     s->index = ix;
     s->max_age_s = opts ? opts->max_age_s : 0;
+    s->pool = pool;
     return s;
 }
 
@@ -186,77 +189,132 @@ static int parse_range(wisp_str_t h, uint64_t size, uint64_t *from,
     return 1;
 }
 
-void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg)
+/* One open, from the handler to the pool and back. The pool thread
+ * reads only the job (never the request); the continuation frees it, and
+ * runs exactly once, after the open has run or was dropped unrun: the
+ * future is never cancelled, so it settles only then. */
+typedef struct sjob {
+    const static_ctx *s;
+    wisp_res_t *res;       /* NULL once the client went away */
+    int slash;             /* the request's path ends with '/' */
+    size_t n;              /* length of path */
+    char path[];           /* relative; the index is appended by the job */
+} sjob;
+
+/* What the pool thread found. */
+typedef struct sfile {
+    int fd;                /* -1 unless status is 0 */
+    int status;            /* 0: serve fd; else 301, 403 or 404 */
+    struct stat st;
+} sfile;
+
+static void sfile_free(void *p)
 {
-    static_ctx *s = arg;
-    wisp_str_t rel = wisp_req_param(req, "path");
-    char path[4096];
-    if (rel.len >= sizeof path - 256 || has_dotdot(rel.ptr, rel.len)) {
-        wisp_res_send(res, 403, "text/plain", "Forbidden\n", 10);
-        return;
-    }
-    size_t n = 0;
-    /* Relative to the root: strip leading slashes. */
-    while (rel.len && rel.ptr[0] == '/') {
-        rel.ptr++;
-        rel.len--;
-    }
-    memcpy(path, rel.ptr, rel.len);
-    n = rel.len;
-    if (n == 0)
-        path[n++] = '.';
-    path[n] = 0;
-    int fd = open_beneath(s->root_fd, path);
+    sfile *r = p;
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+}
+
+/* On a pool thread: open and stat, follow a directory to its index. */
+static int open_job(void *arg, void **value, wisp_free_cb *destroy)
+{
+    sjob *j = arg;
+    const static_ctx *s = j->s;
+    sfile *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->fd = -1;
+    r->status = 0;
+    *value = r;
+    *destroy = sfile_free;
+    int fd = open_beneath(s->root_fd, j->path);
     if (fd < 0) {
         int e = errno;
-        if (e == EXDEV || e == ELOOP || e == EACCES || e == EPERM)
-            wisp_res_send(res, 403, "text/plain", "Forbidden\n", 10);
-        else
-            wisp_res_send(res, 404, "text/plain", "Not Found\n", 10);
-        return;
+        r->status = (e == EXDEV || e == ELOOP || e == EACCES || e == EPERM)
+                        ? 403 : 404;
+        return 0;
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
+    if (fstat(fd, &r->st) < 0) {
         close(fd);
-        wisp_res_send(res, 404, "text/plain", "Not Found\n", 10);
-        return;
+        r->status = 404;
+        return 0;
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (S_ISDIR(r->st.st_mode)) {
         close(fd);
-        wisp_str_t full = wisp_req_path(req);
         if (!*s->index) {
-            wisp_res_send(res, 403, "text/plain", "Forbidden\n", 10);
-            return;
+            r->status = 403;
+            return 0;
         }
-        if (full.len == 0 || full.ptr[full.len - 1] != '/') {
-            char loc[4200];
-            snprintf(loc, sizeof loc, "%.*s/", (int)full.len, full.ptr);
-            wisp_res_header(res, "Location", loc);
-            wisp_res_send(res, 301, "text/plain", "Moved Permanently\n", 18);
-            return;
+        if (!j->slash) {
+            r->status = 301;
+            return 0;
         }
-        size_t il = strlen(s->index);
-        if (n + 1 + il >= sizeof path) {
-            wisp_res_send(res, 404, "text/plain", "Not Found\n", 10);
-            return;
-        }
-        if (path[n - 1] != '/' && !(n == 1 && path[0] == '.'))
-            path[n++] = '/';
-        else if (n == 1 && path[0] == '.')
+        size_t n = j->n, il = strlen(s->index);
+        if (j->path[n - 1] != '/' && !(n == 1 && j->path[0] == '.'))
+            j->path[n++] = '/';
+        else if (n == 1 && j->path[0] == '.')
             n = 0;
-        memcpy(path + n, s->index, il + 1);
-        n += il;
-        fd = open_beneath(s->root_fd, path);
-        if (fd < 0 || fstat(fd, &st) < 0) {
+        memcpy(j->path + n, s->index, il + 1);
+        j->n = n + il;
+        fd = open_beneath(s->root_fd, j->path);
+        if (fd < 0 || fstat(fd, &r->st) < 0) {
             if (fd >= 0)
                 close(fd);
-            wisp_res_send(res, 404, "text/plain", "Not Found\n", 10);
-            return;
+            r->status = 404;
+            return 0;
         }
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(r->st.st_mode)) {
         close(fd);
+        r->status = 403;
+        return 0;
+    }
+    r->fd = fd;
+    return 0;
+}
+
+/* On the loop: answer with what the job found. */
+static void serve(const sjob *j, wisp_res_t *res, wisp_future_t *f)
+{
+    const static_ctx *s = j->s;
+    wisp_req_t *req = wisp_res_req(res);
+    int err = wisp_future_error(f);
+    if (err < 0) {
+        /* -EAGAIN: the pool's queue is full; -ECANCELED: shutting down. */
+        if (err == -EAGAIN || err == -ECANCELED)
+            wisp_res_send(res, 503, "text/plain", "Service Unavailable\n",
+                          20);
+        else
+            wisp_res_send(res, 500, "text/plain",
+                          "Internal Server Error\n", 22);
+        return;
+    }
+    wisp_free_cb destroy = NULL;
+    sfile *r = wisp_future_take(f, &destroy);
+    if (!r) {
+        wisp_res_send(res, 500, NULL, NULL, 0);
+        return;
+    }
+    int fd = r->fd;
+    r->fd = -1;
+    struct stat st = r->st;
+    int status = r->status;
+    sfile_free(r);
+    if (status == 301) {
+        wisp_str_t full = wisp_req_path(req);
+        char loc[4200];
+        snprintf(loc, sizeof loc, "%.*s/", (int)full.len, full.ptr);
+        wisp_res_header(res, "Location", loc);
+        wisp_res_send(res, 301, "text/plain", "Moved Permanently\n", 18);
+        return;
+    }
+    if (status == 403) {
         wisp_res_send(res, 403, "text/plain", "Forbidden\n", 10);
+        return;
+    }
+    if (status) {
+        wisp_res_send(res, 404, "text/plain", "Not Found\n", 10);
         return;
     }
     char lm[64];
@@ -277,13 +335,13 @@ void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg)
             return;
         }
     }
-    const char *ctype = wisp__mime_type(path, n);
+    const char *ctype = wisp__mime_type(j->path, j->n);
     uint64_t size = (uint64_t)st.st_size;
     wisp_str_t range = wisp_req_header(req, "Range");
     if (range.ptr) {
         uint64_t from = 0, to = 0;
-        int r = parse_range(range, size, &from, &to);
-        if (r < 0) {
+        int rr = parse_range(range, size, &from, &to);
+        if (rr < 0) {
             char cr[64];
             snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
             close(fd);
@@ -292,7 +350,7 @@ void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg)
                           22);
             return;
         }
-        if (r > 0) {
+        if (rr > 0) {
             char cr[96];
             snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu",
                      (unsigned long long)from, (unsigned long long)to,
@@ -303,4 +361,70 @@ void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg)
         }
     }
     wisp_res_sendfile(res, 200, ctype, fd, 0, size);
+}
+
+static void job_abort(wisp_res_t *res, void *arg)
+{
+    sjob *j = arg;
+    (void)res;
+    j->res = NULL; /* the continuation still frees the job */
+}
+
+static void opened(wisp_future_t *f, void *arg)
+{
+    sjob *j = arg;
+    if (j->res) {
+        wisp_res_on_abort(j->res, NULL, NULL);
+        serve(j, j->res, f);
+    }
+    wisp_future_unref(f);
+    free(j);
+}
+
+void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    static_ctx *s = arg;
+    wisp_str_t rel = wisp_req_param(req, "path");
+    if (rel.len >= 4096 - 256 || has_dotdot(rel.ptr, rel.len)) {
+        wisp_res_send(res, 403, "text/plain", "Forbidden\n", 10);
+        return;
+    }
+    /* Relative to the root: strip leading slashes. */
+    while (rel.len && rel.ptr[0] == '/') {
+        rel.ptr++;
+        rel.len--;
+    }
+    size_t il = strlen(s->index);
+    sjob *j = malloc(sizeof *j + rel.len + il + 3);
+    if (!j) {
+        wisp_res_send(res, 500, NULL, NULL, 0);
+        return;
+    }
+    j->s = s;
+    j->res = res;
+    wisp_str_t full = wisp_req_path(req);
+    j->slash = full.len && full.ptr[full.len - 1] == '/';
+    memcpy(j->path, rel.ptr, rel.len);
+    j->n = rel.len;
+    if (j->n == 0)
+        j->path[j->n++] = '.';
+    j->path[j->n] = 0;
+    wisp_future_t *f = wisp_pool_submit(s->pool, WISP_PRIO_NORMAL,
+                                        wisp_res_loop(res), open_job, j);
+    if (!f) {
+        free(j);
+        wisp_res_send(res, 500, NULL, NULL, 0);
+        return;
+    }
+    if (wisp_future_then(f, opened, j) < 0) {
+        /* No continuation: the job may still be read by a pool thread,
+         * so it is freed only if the future has settled already (the
+         * queue was full); otherwise it is left (out of memory). */
+        if (wisp_future_state(f) != WISP_FUTURE_PENDING)
+            free(j);
+        wisp_future_unref(f);
+        wisp_res_send(res, 500, NULL, NULL, 0);
+        return;
+    }
+    wisp_res_on_abort(res, job_abort, j);
 }

@@ -69,8 +69,9 @@ static void blast(wisp_timer_t *t, void *arg)
                 atomic_fetch_add(&sends_closed, 1);
             }
         }
-        /* Nothing left the list inside the sends. */
-        CHECK_EQ_INT(l->n, n);
+        /* Nothing left the list inside the sends (checked by main). */
+        if (l->n != n)
+            atomic_fetch_add(&closed_in_call, 1);
     }
     atomic_fetch_add(&walked, 1);
     /* A close inside a walk: also after the call. */
