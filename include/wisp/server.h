@@ -7,7 +7,8 @@
  * wisp_server_run() does listen + start + wait.
  *
  * Threads: one I/O loop per thread (`threads`, default one per core), each
- * with its own SO_REUSEPORT listener; the thread that calls
+ * with its own SO_REUSEPORT listener (the port is the server's alone unless
+ * reuse_port_shared is set); the thread that calls
  * wisp_server_wait() runs the main loop, which handles SIGINT/SIGTERM and
  * the stop deadline. */
 #ifndef WISP_SERVER_H
@@ -153,8 +154,10 @@ WISP_API int wisp_server_static(wisp_server_t *srv, const char *prefix,
                                 const wisp_static_opts_t *opts);
 
 /* Bind the listeners and create the loops. Returns 0, or a negative errno
- * from socket/bind/listen (e.g. -EADDRINUSE), or WISP_ESTATE when called
- * twice. */
+ * from socket/bind/listen: -EADDRINUSE when anything already listens on
+ * the address (another process, another server of this process), unless
+ * reuse_port_shared is set and the holder's listeners share too; or
+ * WISP_ESTATE when called twice. */
 WISP_API int wisp_server_listen(wisp_server_t *srv);
 
 /* The bound TCP port (after listen), or 0. */

@@ -208,6 +208,26 @@ c.check(r.returncode != 0, "unknown flag exits non-zero (got %d)"
         % r.returncode)
 c.check("usage" in r.stderr.lower(), "unknown flag prints usage on stderr")
 
+# ------------------------------------------------------------ port taken
+# A second server on a port the first holds fails at start (it does not
+# join the first one's SO_REUSEPORT group and take half its traffic),
+# unless both ask to share it.
+srv = Server(HELLO, threads=2)
+r = subprocess.run([HELLO, "--host", "127.0.0.1", "--port", str(srv.port),
+                    "--threads", "2"], capture_output=True, text=True,
+                   timeout=30)
+c.check(r.returncode != 0 and "in use" in r.stderr.lower(),
+        "second server on a taken port exits with an error (rc %d, %r)"
+        % (r.returncode, r.stderr[-200:]))
+c.check(served(srv), "the first server still serves")
+c.eq(srv.stop()[0], 0, "port taken: first server exit code")
+a = Server(HELLO, "--reuse-port-shared", threads=1)
+b = Server(HELLO, "--reuse-port-shared", "--port", str(a.port), threads=1)
+c.eq(b.port, a.port, "two servers that both ask share the port")
+c.check(served(a) and served(b), "both sharing servers answer")
+c.eq(b.stop()[0], 0, "shared: second server exit code")
+c.eq(a.stop()[0], 0, "shared: first server exit code")
+
 # ------------------------------------------------------------ Unix socket
 upath = "/tmp/wisp-test-%d-%d.sock" % (os.getpid(), int(time.time() * 1000))
 srv = Server(HELLO, "--unix", upath)

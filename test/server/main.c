@@ -288,6 +288,8 @@ static void usage(FILE *f)
         "  --port N                 TCP port; 0 picks one (default 8080)\n"
         "  --threads N              I/O loops; 0 = one per CPU (default 0)\n"
         "  --unix PATH              also listen on a Unix socket\n"
+        "  --reuse-port-shared      join a port another server holds (both\n"
+        "                           must ask; default: the port is ours)\n"
         "  --static DIR             directory served at /static/\n"
         "  --max-body BYTES         /echo body limit (default 1048576)\n"
         "  --max-conns N            connections per loop (default 100000)\n"
@@ -318,12 +320,13 @@ int main(int argc, char **argv)
     uint64_t max_body = 1024 * 1024;
     enum { O_HOST = 256, O_PORT, O_THREADS, O_UNIX, O_STATIC, O_MAXBODY,
            O_MAXCONNS, O_HT, O_BT, O_IT, O_WT, O_ST, O_HW, O_ALOG, O_MHB,
-           O_MLB, O_PT, O_PQ, O_PN, O_METRICS, O_HELP };
+           O_MLB, O_PT, O_PQ, O_PN, O_METRICS, O_SHARED, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
         {"threads", required_argument, 0, O_THREADS},
         {"unix", required_argument, 0, O_UNIX},
+        {"reuse-port-shared", no_argument, 0, O_SHARED},
         {"static", required_argument, 0, O_STATIC},
         {"max-body", required_argument, 0, O_MAXBODY},
         {"max-conns", required_argument, 0, O_MAXCONNS},
@@ -355,6 +358,7 @@ int main(int argc, char **argv)
         case O_PORT: cfg.port = (uint16_t)v; break;
         case O_THREADS: cfg.threads = (unsigned)v; break;
         case O_UNIX: cfg.unix_path = optarg; break;
+        case O_SHARED: cfg.reuse_port_shared = 1; break;
         case O_STATIC: static_dir = optarg; break;
         case O_MAXBODY: max_body = v; break;
         case O_MAXCONNS: cfg.max_connections = (uint32_t)v; break;
