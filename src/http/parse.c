@@ -411,10 +411,11 @@ static int valid_ip_literal(const char *p, const char *e)
             p++;
         if (p == h || p == e || *p++ != '.' || p == e)
             return 0;
-        for (; p < e; p++)
-            if (*p == '%' || (*p != ':' && !(wisp__http_chars[(
-                                  unsigned char)*p] & WISP__HC_REG)))
+        for (; p < e; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (c != ':' && !(wisp__http_chars[c] & WISP__HC_REG))
                 return 0;
+        }
         return 1;
     }
     return valid_ipv6(p, e);
