@@ -21,7 +21,7 @@
  * unknown version. */
 size_t xz_frame_header_len(int version);
 
-/* Decode one binary WebSocket message. On success sets *payload/*plen to
+/* Decode one binary WebSocket message. On success sets *payload and *plen to
  * the Opus packet inside `data` (no copy) and *timestamp (v2; else 0) and
  * returns 0. Returns -1 for a frame to drop: shorter than the header,
  * payload_size not matching the length, a type other than audio, a v2
