@@ -16,5 +16,6 @@
 #include "wisp/json.h"
 #include "wisp/multipart.h"
 #include "wisp/metrics.h"
+#include "wisp/form.h"
 
 #endif
