@@ -206,10 +206,14 @@ static int ct_equal(const char *a, size_t alen, const char *b, size_t blen)
     return d == 0;
 }
 
-static int fmt_msg(char *buf, size_t cap, const char *a, const char *b,
-                   int64_t n)
+/* Device tokens sign "ws|client|device|ts", vision tokens
+ * "vision|device|exp": the first field keeps the two kinds apart, so a
+ * device token obtained with client id "vision" is no vision token. */
+static int fmt_msg(char *buf, size_t cap, const char *kind, const char *a,
+                   const char *b, int64_t n)
 {
-    int w = snprintf(buf, cap, "%s|%s|%lld", a, b, (long long)n);
+    int w = b ? snprintf(buf, cap, "%s|%s|%s|%lld", kind, a, b, (long long)n)
+              : snprintf(buf, cap, "%s|%s|%lld", kind, a, (long long)n);
     return w < 0 || (size_t)w >= cap ? -1 : 0;
 }
 
@@ -218,7 +222,7 @@ void xz_token_make(const char *secret, const char *client_id,
                    char out[XZ_TOKEN_MAX])
 {
     char msg[512];
-    if (fmt_msg(msg, sizeof msg, client_id, device_id, now) < 0)
+    if (fmt_msg(msg, sizeof msg, "ws", client_id, device_id, now) < 0)
         msg[0] = 0;
     sign(secret, msg, now, out);
 }
@@ -235,7 +239,7 @@ int xz_token_check(const char *secret, const char *client_id,
     if (ts > now + 60 || now - ts > (int64_t)expire_s)
         return -1;
     char msg[512], want[XZ_TOKEN_MAX];
-    if (fmt_msg(msg, sizeof msg, client_id, device_id, ts) < 0)
+    if (fmt_msg(msg, sizeof msg, "ws", client_id, device_id, ts) < 0)
         return -1;
     sign(secret, msg, ts, want);
     const char *wdot = strchr(want, '.');
@@ -246,7 +250,7 @@ void xz_vision_token_make(const char *secret, const char *device_id,
                           int64_t exp, char out[XZ_TOKEN_MAX])
 {
     char msg[512];
-    if (fmt_msg(msg, sizeof msg, "vision", device_id, exp) < 0)
+    if (fmt_msg(msg, sizeof msg, "vision", device_id, NULL, exp) < 0)
         msg[0] = 0;
     sign(secret, msg, exp, out);
 }
@@ -260,7 +264,7 @@ int xz_vision_token_check(const char *secret, const char *device_id,
     if (split(token, len, &sig, &siglen, &exp) < 0)
         return -1;
     char msg[512], want[XZ_TOKEN_MAX];
-    if (fmt_msg(msg, sizeof msg, "vision", device_id, exp) < 0)
+    if (fmt_msg(msg, sizeof msg, "vision", device_id, NULL, exp) < 0)
         return -1;
     sign(secret, msg, exp, want);
     const char *wdot = strchr(want, '.');

@@ -2,7 +2,7 @@
  * base64url without padding (RFC 4648 §5), and the two token kinds:
  *
  *   device token (OTA → WebSocket, PROTOCOL.md §3.2):
- *     base64url(HMAC(secret, client_id "|" device_id "|" ts)) "." ts
+ *     base64url(HMAC(secret, "ws|" client_id "|" device_id "|" ts)) "." ts
  *     valid while now - ts <= expire_s;
  *   vision token (MCP initialize → /mcp/vision/explain, §5.7):
  *     base64url(HMAC(secret, "vision|" device_id "|" exp)) "." exp
