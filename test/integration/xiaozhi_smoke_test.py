@@ -316,6 +316,68 @@ def main():
     ws.close()
     rc, err = srv.stop()
     c.eq(rc, 0, "second server stops cleanly")
+
+    # ---- short timers, second port, limits
+    srv = Server(binary, "--set", "log.level=warn",
+                 "--set", "session.no_voice_close_s=2",
+                 "--set", "session.idle_close_s=30",
+                 "--set", "session.ping_interval_s=1",
+                 "--set", "session.max_frame_bytes=4096",
+                 "--set", "server.max_sessions=3",
+                 "--set", "server.http_port=0")
+    st, _, body = http(srv, "GET", "/xiaozhi/ota/")
+    c.check(st == 200 and b"ws://127.0.0.1:%d/xiaozhi/v1/" % srv.port
+            in body, "GET OTA names the ws URL: %r" % body)
+    for b in (b"{}", b"", b"not json",
+              b'{"application":{"version":"1.0.0"},"board":{"type":"x"}}'):
+        st, _, body = http(srv, "POST", "/xiaozhi/ota", {"Device-Id": "d1"},
+                           b)
+        o = json.loads(body) if st == 200 else {}
+        c.check(st == 200 and "websocket" in o and "server_time" in o,
+                "OTA body %r complete" % b)
+    st, _, body = http(srv, "GET", "/health")
+    c.eq(st, 200, "health 200")
+
+    a, _ = ws_connect(srv, headers={"Device-Id": "aa:00:00:00:00:01"})
+    b2, _ = ws_connect(srv, headers={"Device-Id": "aa:00:00:00:00:02"})
+    a.send_text(json.dumps({"type": "hello"}))
+    b2.send_text(json.dumps({"type": "hello"}))
+    ha, hb = recv_json(a), recv_json(b2)
+    c.eq(ha["audio_params"]["sample_rate"], 16000, "hello defaults 16000")
+    # oversize frame: 1009 for that session only
+    a.send_frame(0x2, b"x" * 5000)
+    m = recv_json(a, 5)
+    while not (isinstance(m, tuple)):
+        m = recv_json(a, 5)
+    c.eq(wisp_test.ws_close_code(m[1]), 1009, "oversize frame closes 1009")
+    a.close()
+    # the other session still works; pings arrive (ping_interval_s=1)
+    b2.sock.settimeout(5)
+    op, f, p = b2.recv_frame()
+    c.eq(op, 0x9, "server ping")
+    b2.send_frame(0xA, p)
+    # max_sessions: 3 open -> the 4th gets 503
+    x1, s1 = ws_connect(srv, headers={"Device-Id": "aa:00:00:00:00:03"})
+    x2, s2 = ws_connect(srv, headers={"Device-Id": "aa:00:00:00:00:04"})
+    x3, s3 = ws_connect(srv, headers={"Device-Id": "aa:00:00:00:00:05"})
+    c.check(s1 == 101 and s2 == 101 and s3 == 503,
+            "max_sessions: %r" % [s1, s2, s3])
+    for x in (x1, x2):
+        if x:
+            x.close()
+    # no voice for 2 s after listen: farewell reply then close 1000
+    b2.send_text(json.dumps({"type": "listen", "state": "start",
+                             "mode": "auto"}))
+    seen, last = until(b2, lambda m: isinstance(m, tuple) and
+                       m[0] == "close", 15)
+    types = [(m.get("type"), m.get("state")) for m in seen
+             if isinstance(m, dict)]
+    c.check(("tts", "start") in types and types[-1] == ("tts", "stop"),
+            "farewell reply before close: %r" % types)
+    c.eq(wisp_test.ws_close_code(last[1]), 1000, "farewell close 1000")
+    b2.close()
+    rc, err = srv.stop()
+    c.eq(rc, 0, "third server stops cleanly")
     return c.done()
 
 
