@@ -45,6 +45,8 @@ static const row rows[] = {
       "\xAA", 0, 0, 0, 0),
     R("v3: 4-byte header", 3, "\x00\x00\x00\x03\x01\x02\x03", 1, 4, 3, 0),
     R("v3: empty payload", 3, "\x00\x00\x00\x00", 1, 4, 0, 0),
+    R("v3: reserved byte is not checked (fuzzer find)", 3,
+      "\x00\x80\x00\x00", 1, 4, 0, 0),
     R("v3: size mismatch", 3, "\x00\x00\x00\x04\x01\x02\x03", 0, 0, 0, 0),
     R("v3: type 1 refused", 3, "\x01\x00\x00\x01\x01", 0, 0, 0, 0),
     R("v3: shorter than the header", 3, "\x00\x00\x00", 0, 0, 0, 0),
