@@ -606,7 +606,9 @@ static wisp_future_t *start_llm(void *arg)
     return pipe_of()->llm(&c, d->user_text);
 }
 
-static void on_mcp_intent(wisp_future_t *f, void *arg)
+/* The answer of a tool call made for a turn (the "mcp:" intent hook or
+ * scripted.tool_call) becomes the reply. */
+static void on_tool_reply(wisp_future_t *f, void *arg)
 {
     xz_dev_t *owner = ((cont *)arg)->d, *d = cont_take(arg);
     if (!d) {
@@ -618,15 +620,28 @@ static void on_mcp_intent(wisp_future_t *f, void *arg)
     char buf[1024];
     if (wisp_future_state(f) == WISP_FUTURE_RESOLVED) {
         xz_mcp_result_t *r = wisp_future_value(f);
-        snprintf(buf, sizeof buf, "%s %.900s.",
-                 r->is_error ? "The tool failed:" : "The tool answered:",
-                 r->text ? r->text : "");
+        const char *t = r->content_text ? r->content_text
+                        : r->text ? r->text : "";
+        if (r->is_error)
+            snprintf(buf, sizeof buf, "tool error: %.900s", t);
+        else
+            snprintf(buf, sizeof buf, "%.1000s", t);
     } else {
-        snprintf(buf, sizeof buf, "The tool call failed: %s.",
-                 wisp_strerror(wisp_future_error(f)));
+        int e = wisp_future_error(f);
+        snprintf(buf, sizeof buf, "tool error: %s",
+                 e == -ETIMEDOUT ? "timeout" : wisp_strerror(e));
     }
-    speak(d, buf);
+    speak(d, buf[0] ? buf : "(empty)");
     xz_dev_unref(d);
+}
+
+static void call_tool(xz_dev_t *d, const char *tool, const char *args)
+{
+    if (!xz_mcp_has_tool(&d->mcp, tool)) {
+        speak(d, "tool error: unknown tool");
+        return;
+    }
+    await(d, xz_mcp_call(d, tool, args), on_tool_reply);
 }
 
 /* The user's words are known: stt, tts start, then the intent hook or
@@ -645,7 +660,14 @@ static void on_text(xz_dev_t *d)
             n = sizeof tool - 1;
         memcpy(tool, p, n);
         tool[n] = 0;
-        await(d, xz_mcp_call(d, tool, sp ? sp + 1 : NULL), on_mcp_intent);
+        call_tool(d, tool, sp ? sp + 1 : NULL);
+        return;
+    }
+    /* Scripted pipeline with scripted.tool_call: each turn calls that
+     * device tool and speaks its result (tests of tools/call). */
+    if (xz_app->cfg.pipeline_mode == XZ_PIPE_SCRIPTED &&
+        xz_app->cfg.tool_call[0]) {
+        call_tool(d, xz_app->cfg.tool_call, xz_app->cfg.tool_args);
         return;
     }
     await(d, xz_gate_call(d->loop, XZ_PROV_LLM, start_llm, d), on_llm);

@@ -18,6 +18,7 @@
 #include "app.h"
 #include "auth.h"
 #include "device.h"
+#include "log.h"
 #include "ota.h"
 #include "vision.h"
 
@@ -292,6 +293,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    /* Logging off the loops (log.h) before any loop thread exists. */
+    int log_thread = xz_log_start() == 0;
+
     wisp_pool_config_t pc;
     wisp_pool_config_init(&pc);
     app.pool = wisp_pool_create(&pc);
@@ -358,6 +362,8 @@ int main(int argc, char **argv)
         wisp_server_destroy(srv);
         wisp_pool_destroy(app.pool);
         wisp_metrics_destroy(app.reg);
+        if (log_thread)
+            xz_log_stop();
         return 1;
     }
     pthread_t t2;
@@ -397,6 +403,8 @@ int main(int argc, char **argv)
     wisp_metrics_destroy(app.reg);
     xz_pkts_free(app.tts_packets);
     xz_ota_cleanup();
+    if (log_thread)
+        xz_log_stop();
     printf("stopped\n");
     fflush(stdout);
     return lost ? 1 : 0;
