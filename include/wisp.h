@@ -14,5 +14,8 @@
 #include "wisp/shared.h"
 #include "wisp/ws.h"
 #include "wisp/json.h"
+#include "wisp/multipart.h"
+#include "wisp/metrics.h"
+#include "wisp/form.h"
 
 #endif

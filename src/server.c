@@ -379,6 +379,14 @@ void wisp_server_stop(wisp_server_t *srv)
         wisp_loop_post(srv->main_loop, main_stop, srv);
 }
 
+int wisp_server_draining(const wisp_server_t *srv)
+{
+    /* Set by wisp_server_stop before anything else happens (the signal
+     * path goes through it too), so a handler sees it from then on. */
+    return atomic_load_explicit(&((wisp_server_t *)srv)->stop_requested,
+                                memory_order_relaxed);
+}
+
 static void on_signal(wisp__io *io, unsigned events)
 {
     wisp_server_t *srv =
@@ -432,6 +440,7 @@ void wisp_server_destroy(wisp_server_t *srv)
         wisp_server_stop(srv);
         wisp_server_wait(srv);
     }
+    wisp__server_metrics_detach(srv);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         wisp__worker *w = &srv->workers[i];
         if (w->loop)

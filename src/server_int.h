@@ -11,6 +11,7 @@
 #include "loop/loop_int.h"
 #include "util/fixpool.h"
 #include "net/conn.h"
+#include "server_stats.h"
 #include "wisp/server.h"
 
 typedef struct wisp__route {
@@ -75,6 +76,8 @@ struct wisp__worker {
      * other threads that have not run yet. */
     wisp__fixpool ws_pool;
     _Atomic uint32_t ws_posted;
+
+    wisp__loop_stats stats; /* server_stats.h: this loop's counters */
 };
 
 enum { WISP__S_NEW = 0, WISP__S_LISTENING, WISP__S_RUNNING,
@@ -104,6 +107,7 @@ struct wisp_server {
     wisp_timer_t deadline;
     char server_hdr[80];  /* "Server: wisp\r\n" or "" */
     uint32_t server_hdr_len;
+    struct wisp_metrics *metrics; /* wisp_server_metrics' registry */
 };
 
 /* net/listen.c */
@@ -119,6 +123,9 @@ void wisp__worker_conn_gone(wisp__worker *w);
 
 /* http/date.c */
 void wisp__date_refresh(wisp__worker *w);
+
+/* server_metrics.c: remove wisp_server_metrics' series (at destroy). */
+void wisp__server_metrics_detach(wisp_server_t *srv);
 
 /* http/access_log.c */
 void wisp__alog_flush(wisp__worker *w);

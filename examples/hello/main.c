@@ -246,6 +246,7 @@ static void usage(FILE *f)
         "  --pool-queue N           worker-pool queue limit (default 1024)\n"
         "  --pool-nice N            worker-pool threads' nice, 0..19 above\n"
         "                           the server's (default 10)\n"
+        "  --metrics                /metrics (Prometheus) and /health\n"
         "  --help                   this text\n");
 }
 
@@ -265,7 +266,7 @@ int main(int argc, char **argv)
     uint64_t max_body = 1024 * 1024;
     enum { O_HOST = 256, O_PORT, O_THREADS, O_UNIX, O_STATIC, O_MAXBODY,
            O_MAXCONNS, O_HT, O_BT, O_IT, O_WT, O_ST, O_HW, O_ALOG, O_MHB,
-           O_MLB, O_PT, O_PQ, O_PN, O_HELP };
+           O_MLB, O_PT, O_PQ, O_PN, O_METRICS, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -286,12 +287,14 @@ int main(int argc, char **argv)
         {"pool-threads", required_argument, 0, O_PT},
         {"pool-queue", required_argument, 0, O_PQ},
         {"pool-nice", required_argument, 0, O_PN},
+        {"metrics", no_argument, 0, O_METRICS},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
     wisp_pool_config_t pcfg;
     wisp_pool_config_init(&pcfg);
     pcfg.max_threads = 64;
+    wisp_metrics_t *metrics = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         unsigned long long v = optarg ? strtoull(optarg, NULL, 10) : 0;
@@ -321,6 +324,10 @@ int main(int argc, char **argv)
         case O_PT: pcfg.max_threads = (unsigned)v; break;
         case O_PQ: pcfg.queue_limit = (uint32_t)v; break;
         case O_PN: pcfg.nice = v > 19 ? 20 : (int)v; break; /* 20: refused */
+        case O_METRICS:
+            if (!metrics && !(metrics = wisp_metrics_create()))
+                return 1;
+            break;
         case O_HELP:
         case 'h':
             usage(stdout);
@@ -365,18 +372,27 @@ int main(int argc, char **argv)
                       NULL, NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/blocking", on_blocking, NULL,
                       NULL);
+    if (metrics) {
+        wisp_metrics_route(srv, "/metrics", metrics);
+        wisp_server_health_route(srv, "/health");
+    }
     int r = wisp_server_static(srv, "/static", static_dir, NULL);
     if (r < 0)
         fprintf(stderr, "hello: static dir %s: %s (route disabled)\n",
                 static_dir, wisp_strerror(r));
 
     r = wisp_server_listen(srv);
+    if (r == 0 && metrics)
+        r = wisp_server_metrics(srv, metrics);
+    if (r == 0 && metrics)
+        r = wisp_metrics_add_pool(metrics, pool, "hello");
     if (r == 0)
         r = wisp_server_start(srv);
     if (r < 0) {
         fprintf(stderr, "hello: %s\n", wisp_strerror(r));
         wisp_server_destroy(srv);
         wisp_pool_destroy(pool);
+        wisp_metrics_destroy(metrics);
         free(big_body);
         return 1;
     }
@@ -388,8 +404,11 @@ int main(int argc, char **argv)
      * its result is destroyed. The pool goes before the loops its futures
      * belong to. */
     wisp_pool_shutdown(pool, 0, 2000);
+    if (metrics)
+        wisp_metrics_remove_fn(metrics, pool);
     wisp_pool_destroy(pool);
     wisp_server_destroy(srv);
+    wisp_metrics_destroy(metrics);
     free(big_body);
     return 0;
 }

@@ -61,6 +61,10 @@ typedef enum wisp_json_type {
 /* Token flags. */
 #define WISP_JSON_F_ESCAPED 0x01 /* string: contains escapes (decode it) */
 #define WISP_JSON_F_INTEGER 0x02 /* number: no fraction, no exponent */
+#define WISP_JSON_F_KEY 0x04     /* string: an object member's key */
+#define WISP_JSON_F_LAST 0x08    /* last element or member of its container
+                                    (on a member: both key and value); also
+                                    set on the top-level value */
 
 /* One value. Treat as read-only; the layout is public so that tokens can
  * live in arrays the caller owns (stack, arena). 16 bytes. */
@@ -240,8 +244,11 @@ WISP_API void wisp_json_kv_bool(wisp_json_writer_t *w, const char *key,
  * every container is closed (else WISP_ESTATE), appends a NUL that is not
  * counted (when there is room; for a fixed buffer without room this is
  * -ENOBUFS), and returns 0 or the sticky error. On success *out / *len
- * (either may be NULL) give the text; for a growable writer the buffer
- * then belongs to the caller (free()), and the writer is reset. */
+ * (either may be NULL) give the text; for a growable writer with `out`
+ * non-NULL the buffer then belongs to the caller (free()) and the writer
+ * is reset to empty (no buffer); with `out` NULL the writer keeps it (read
+ * w->buf, then wisp_json_writer_free). After an error a growable writer
+ * still owns its buffer: wisp_json_writer_free releases it. */
 WISP_API int wisp_json_finish(wisp_json_writer_t *w, char **out,
                               size_t *len);
 

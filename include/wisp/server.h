@@ -162,6 +162,13 @@ WISP_API int wisp_server_run(wisp_server_t *srv);
  * SIGINT/SIGTERM). Calling it twice is harmless. */
 WISP_API void wisp_server_stop(wisp_server_t *srv);
 
+/* Nonzero once a stop has begun (wisp_server_stop was called, or SIGINT
+ * or SIGTERM arrived with handle_signals set): from then on the server
+ * is draining, before its listeners close and while requests in flight
+ * finish. Use it to fail readiness checks (wisp_server_health_route).
+ * Thread: any. */
+WISP_API int wisp_server_draining(const wisp_server_t *srv);
+
 /* Free a server that is stopped (or never started). NULL is a no-op. */
 WISP_API void wisp_server_destroy(wisp_server_t *srv);
 

@@ -190,6 +190,7 @@ void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open)
                      keep_open ? "" : "Connection: close\r\n", reason);
     if (n > 0 && (size_t)n < sizeof buf)
         wisp__out(c, buf, (size_t)n);
+    wisp__stat_status(&w->stats, status);
     if (!keep_open)
         wisp__conn_close_graceful(c);
 }

@@ -153,6 +153,7 @@ static char *write_head(wisp__exchange *ex, char *p, int64_t cl,
     wisp_server_t *srv = w->srv;
     struct wisp_res *res = &ex->res;
     int status = res->status;
+    wisp__stat_status(&w->stats, status);
     if (status == 200) {
         p = put(p, w->head200, w->head200_len);
     } else {
@@ -556,6 +557,7 @@ int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
     p = PUTLIT(p, "\r\n");
     wisp__out_commit(c, (size_t)(p - s));
     res->status = 101;
+    wisp__stat_status(&w->stats, 101);
     res->flags |= WISP__RS_HEAD_SENT;
     wisp__conn_deadline(c, 0, WISP__T_NONE);
     wisp__http_upgraded(c, ex, h, arg);

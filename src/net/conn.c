@@ -67,6 +67,7 @@ wisp_conn_t *wisp__conn_new(wisp__worker *w, int fd)
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    WISP__STAT_ADD(&w->stats, conns_opened, 1);
     return c;
 }
 
@@ -248,6 +249,7 @@ static int wq_drain(wisp_conn_t *c)
                  * delivered, so the connection cannot continue. */
                 return -EIO;
             }
+            WISP__STAT_ADD(&c->w->stats, bytes_out, n);
             s->file_off += (uint64_t)n;
             s->len -= (uint64_t)n;
             c->wq_bytes -= (uint64_t)n;
@@ -273,6 +275,7 @@ static int wq_drain(wisp_conn_t *c)
             break;
         if (n < 0)
             return (int)n;
+        WISP__STAT_ADD(&c->w->stats, bytes_out, n);
         c->wq_bytes -= (uint64_t)n;
         while (n > 0) {
             wisp__wseg *t = c->wq_head;
@@ -360,6 +363,7 @@ static int send_with_cork(wisp_conn_t *c, const struct iovec *extra,
             wisp__conn_abort(c, (int)n);
             return (int)n;
         }
+        WISP__STAT_ADD(&w->stats, bytes_out, n);
     }
     /* Queue what the kernel did not take. */
     size_t skip = (size_t)n;
@@ -624,6 +628,7 @@ static size_t on_readable_once(wisp_conn_t *c, int *full)
             wisp__conn_abort(c, n == 0 ? -ECONNRESET : (int)n);
             return 0;
         }
+        WISP__STAT_ADD(&c->w->stats, bytes_in, n);
         if (c->timeout_kind == WISP__T_USER && c->idle_ms)
             c->deadline_ms = c->w->loop->now_ms + c->idle_ms;
         c->in_len += (uint32_t)n;
@@ -648,6 +653,7 @@ static size_t on_readable_once(wisp_conn_t *c, int *full)
         wisp__http_conn_closed(c, reason);
         return 0;
     }
+    WISP__STAT_ADD(&c->w->stats, bytes_in, n);
     switch (c->state) {
     case WISP__C_LINGER:
         return (size_t)n; /* discard: we only wait for the peer's close */
@@ -830,6 +836,7 @@ static void conn_finish_close(wisp_conn_t *c, int reason)
         w->close_list = c;
     }
     w->nconns--;
+    WISP__STAT_ADD(&w->stats, conns_closed, 1);
     wisp__worker_conn_gone(w);
 }
 

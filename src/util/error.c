@@ -3,6 +3,7 @@
 
 #include "wisp/common.h"
 #include "wisp/json.h"
+#include "wisp/multipart.h"
 
 const char *wisp_strerror(int err)
 {
@@ -21,6 +22,15 @@ const char *wisp_strerror(int err)
     case WISP_EJSON_SYNTAX: return "malformed JSON";
     case WISP_EJSON_DEPTH: return "JSON nested too deeply";
     case WISP_EJSON_TYPE: return "JSON value of another type";
+    case WISP_EMULTIPART_SYNTAX: return "malformed multipart body";
+    case WISP_EMULTIPART_TRUNCATED:
+        return "multipart body ends before its close delimiter";
+    case WISP_EMULTIPART_PARTS: return "too many multipart parts";
+    case WISP_EMULTIPART_HEADER: return "multipart part header too large";
+    case WISP_EMULTIPART_PART_SIZE: return "multipart part too large";
+    case WISP_EMULTIPART_TOTAL: return "multipart body too large";
+    case WISP_EMULTIPART_BOUNDARY:
+        return "not multipart/form-data with a valid boundary";
     default: break;
     }
     if (err < 0 && err > WISP_EBASE) {

@@ -205,6 +205,7 @@ int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
         return r;
     }
     ws->conn = c;
+    WISP__STAT_ADD(&c->w->stats, ws_opened, 1);
     uint32_t tick = ws->o->ping_interval_ms;
     if (!tick || (ws->o->idle_timeout_ms && ws->o->idle_timeout_ms < tick))
         tick = ws->o->idle_timeout_ms;
@@ -879,6 +880,7 @@ static void on_conn_close(wisp_conn_t *c, int reason, void *arg)
     if (code == 1006 && reason == WISP_ECLOSED)
         code = 1001; /* server going away */
     ws->state = S_CLOSED;
+    WISP__STAT_ADD(&c->w->stats, ws_closed, 1);
     if (ws->h->on_close)
         ws->h->on_close(ws, code, ws->x ? ws->x->reason : "",
                         ws->x ? ws->x->reason_len : 0, ws->arg);
