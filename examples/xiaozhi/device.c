@@ -731,19 +731,19 @@ static void enter(xz_dev_t *d, xz_event_t e)
             /* A new listen clears the buffer and the VAD (§4.1), and
              * ends a reply still in progress. */
             if (d->tts_started || d->pending)
-                reply_cancel(d, 1);
+                reply_cancel(d, 0);
             utt_reset(d);
         } else if (e == XZ_E_BARGE_IN) {
             /* Realtime: the user talks over the reply; keep the audio. */
-            reply_cancel(d, 1);
+            reply_cancel(d, 0);
             wisp_counter_inc(xz_app->m.aborts);
         } else if (e == XZ_E_ABORT) {
-            reply_cancel(d, 1);
+            reply_cancel(d, 0);
         }
         break;
     case XZ_S_IDLE:
         if (e == XZ_E_ABORT)
-            reply_cancel(d, 1);
+            reply_cancel(d, 0);
         utt_reset(d);
         break;
     case XZ_S_THINKING:
@@ -774,10 +774,7 @@ static void enter(xz_dev_t *d, xz_event_t e)
         }
         break;
     case XZ_S_CLOSING:
-        if (e == XZ_E_ABORT)
-            reply_cancel(d, 1);
-        else
-            reply_cancel(d, 0);
+        reply_cancel(d, 0);
         dev_close(d, 1000, e == XZ_E_HELLO_TIMEOUT ? "hello timeout"
                            : e == XZ_E_IDLE_LIMIT ? "idle" : "goodbye");
         break;
@@ -1033,18 +1030,17 @@ static void on_text_msg(xz_dev_t *d, const char *data, size_t len)
         LOGD(d, WISP_LOG_INFO, "event=abort state=%s",
              xz_state_name(d->state));
         wisp_counter_inc(xz_app->m.aborts);
-        /* tts stop at once, whatever the state (harmless when the
-         * device is not speaking; §4.3): the entry action of the new
-         * state cancels the reply and sends it. */
-        if (!step(d, XZ_E_ABORT))
-            send_tts(d, "stop", NULL);
+        /* The entry action of the new state cancels the reply (provider
+         * futures, queued audio) and sends tts stop at once when a reply
+         * had started (§4.3); with nothing playing, abort is a no-op. */
+        step(d, XZ_E_ABORT);
     } else if (!strcmp(type, "mcp")) {
         int p = wisp_json_get(&doc, 0, "payload");
         if (wisp_json_type(&doc, p) == WISP_JSON_OBJECT)
             xz_mcp_on_message(d, &doc, p);
-    } else if (!strcmp(type, "goodbye")) {
-        step(d, XZ_E_IDLE_LIMIT);
     } else {
+        /* goodbye is MQTT-only (§3.6): over WebSocket a device ends a
+         * session by closing the connection. */
         /* iot, ping and unknown types: ignored (§4.5). */
         LOGD(d, WISP_LOG_DEBUG, "event=ignored type=%s", type);
     }
