@@ -909,8 +909,10 @@ static void on_hello(xz_dev_t *d, const wisp_json_doc_t *doc)
     d->feat_mcp = bool_member(doc, feats, "mcp");
     d->feat_aec = bool_member(doc, feats, "aec");
     const xz_pipeline_t *p = pipe_of();
-    d->down_rate = p->down_rate ? p->down_rate : rate;
-    d->down_frame_ms = p->down_frame_ms ? p->down_frame_ms : fms;
+    d->down_rate = p->configured_audio ? xz_app->cfg.downlink_sample_rate
+                                       : rate;
+    d->down_frame_ms = p->configured_audio ? xz_app->cfg.downlink_frame_ms
+                                           : fms;
     int first = d->state == XZ_S_CONNECTED;
     step(d, XZ_E_HELLO);
     if (first)
