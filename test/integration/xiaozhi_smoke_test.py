@@ -406,6 +406,21 @@ def main():
     st, _, body = http(srv, "GET", "/metrics")
     c.check(b'xiaozhi_provider_busy_total{provider="llm"} 1' in body,
             "busy counted")
+    # utterance cap: 60 s of audio kept, frames beyond dropped and counted
+    w = devs[0]
+    w.send_text(json.dumps({"type": "listen", "state": "start",
+                            "mode": "manual"}))
+    for i in range(1100):
+        w.send_frame(0x2, b"\x58" + bytes([i & 0xff]) * 20)
+    w.send_text(json.dumps({"type": "listen", "state": "stop"}))
+    st, _, body = http(srv, "GET", "/metrics")
+    deadline = time.time() + 10
+    while b'reason="utterance_full"} 100\n' not in body and \
+            time.time() < deadline:
+        time.sleep(0.1)
+        st, _, body = http(srv, "GET", "/metrics")
+    c.check(b'xiaozhi_frames_dropped_total{reason="utterance_full"} 100\n'
+            in body, "100 frames over the 60 s cap dropped and counted")
     for w in devs:
         w.close()
     rc, err = srv.stop()
