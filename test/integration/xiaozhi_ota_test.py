@@ -217,9 +217,8 @@ async def activation_round(s, wrapped):
                    ota_headers(d.mac, d.client_id), "{}")
     assert r.status == 202, r
     # the user enters the code
-    r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind",
-                   {"Content-Type": "application/json"},
-                   json.dumps({"code": act["code"]}))
+    r = await http(s.host, s.port, "POST",
+                   "/xiaozhi/ota/bind?code=" + act["code"])
     assert r.status == 200, r
     r = await http(s.host, s.port, "POST", "/xiaozhi/ota/activate", h,
                    json.dumps(body))
@@ -236,12 +235,10 @@ async def test_activation_flow():
     try:
         await activation_round(s, wrapped=False)
         await activation_round(s, wrapped=True)
-        r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind",
-                       {"Content-Type": "application/json"},
-                       json.dumps({"code": "000000x"}))
+        r = await http(s.host, s.port, "POST",
+                       "/xiaozhi/ota/bind?code=0000001")
         assert r.status == 404, r
-        r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind",
-                       {"Content-Type": "application/json"}, "nope")
+        r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind")
         assert r.status == 400, r
     finally:
         s.stop()
