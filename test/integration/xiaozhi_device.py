@@ -30,6 +30,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -132,21 +133,45 @@ class XServer:
                     self.port = port
                 got += 1
         self.host = "127.0.0.1"
+        # Drain both pipes from now on: the server logs every session event
+        # to stderr, and a full pipe would block its loop.
+        self.err = []
+        self._out_start = len(self.lines)
+        self._threads = [
+            threading.Thread(target=self._drain, args=(self.proc.stdout,
+                                                       self.lines),
+                             daemon=True),
+            threading.Thread(target=self._drain, args=(self.proc.stderr,
+                                                       self.err),
+                             daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    @staticmethod
+    def _drain(f, sink):
+        for line in f:
+            sink.append(line.rstrip("\n"))
+
+    def stderr_text(self):
+        return "\n".join(self.err)
 
     def alive(self):
         return self.proc.poll() is None
 
     def stop(self, timeout=30):
-        """SIGTERM, wait; returns (exit status, rest of stdout, stderr)."""
+        """SIGTERM, wait; returns (exit status, stdout after the listening
+        lines, stderr)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            out, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise RuntimeError("server did not stop within %ds" % timeout)
-        self.lines += out.splitlines()
-        return self.proc.returncode, out, err
+        for t in self._threads:
+            t.join(timeout=10)
+        out = "\n".join(self.lines[self._out_start:])
+        return self.proc.returncode, out, self.stderr_text()
 
     def kill(self):
         if self.proc.poll() is None:

@@ -6,6 +6,8 @@ Hello latency and pacing figures are printed, not asserted (bench/ has the
 timed figures); the bounds here are failure bounds.
 
 usage: xiaozhi_many_test.py path/to/xiaozhi-server [N]
+Environment: XZ_DEVICES=N (default 200), XZ_MODE=auto|manual (all devices
+in one mode; default: even devices auto, odd ones push-to-talk).
 """
 import asyncio
 import os
@@ -32,7 +34,7 @@ async def connect(s, i):
 
 async def one(d, i, results):
     await d.hello(timeout=30)
-    mode = "auto" if i % 2 == 0 else "manual"
+    mode = os.environ.get("XZ_MODE") or ("auto" if i % 2 == 0 else "manual")
     n = len(d.msgs)
     await d.listen("start", mode=mode)
     if mode == "manual":
