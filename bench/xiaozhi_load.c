@@ -65,6 +65,8 @@ typedef struct dev {
 typedef struct stats {
     uint64_t iv[IV_BINS + 1];
     uint64_t hl[HL_BINS + 1];
+    uint64_t ul[HL_BINS + 1];       /* uplink send lateness (control) */
+    uint64_t ul_n, ul_max_us;
     uint64_t hellos, turns, up_pkts, down_pkts, late65, intervals;
     uint64_t errors, connect_fail, closed_early, ready, done;
     uint64_t iv_max_us, hl_max_us;
@@ -302,6 +304,12 @@ static void send_packet(dev_t_ *d, int speech)
         st->up_pkts++;
 }
 
+static void hist_add(uint64_t *h, int bins, int res, uint64_t us)
+{
+    uint64_t b = us / (uint64_t)res;
+    h[b > (uint64_t)bins ? (uint64_t)bins : b]++;
+}
+
 static void schedule_turn(dev_t_ *d, int first)
 {
     int64_t gap = first ? (int64_t)(rnd() % (uint32_t)(gap_s * 1000 + 1))
@@ -326,6 +334,18 @@ static void on_timer(dev_t_ *d)
         d->talk_t0 = now_us();
     }
     if (d->state == S_TALK) {
+        /* the loader's own lateness against its anchored clock: the
+         * control for how much of a late downlink is this machine's
+         * scheduling rather than the server */
+        uint64_t due = d->talk_t0 + (uint64_t)d->sent_pkts *
+                                        (uint64_t)frame_ms * 1000u;
+        uint64_t now = now_us(), late = now > due ? now - due : 0;
+        if (measuring) {
+            hist_add(st->ul, HL_BINS, HL_RES_US, late);
+            st->ul_n++;
+            if (late > st->ul_max_us)
+                st->ul_max_us = late;
+        }
         send_packet(d, 1);
         d->sent_pkts++;
         if (d->sent_pkts >= up_pkts) {
@@ -343,12 +363,6 @@ static void on_timer(dev_t_ *d)
                                                    (uint64_t)frame_ms * 1000u) /
                                1000u));
     }
-}
-
-static void hist_add(uint64_t *h, int bins, int res, uint64_t us)
-{
-    uint64_t b = us / (uint64_t)res;
-    h[b > (uint64_t)bins ? (uint64_t)bins : b]++;
 }
 
 static void on_text(dev_t_ *d, const char *p, size_t n)
@@ -771,8 +785,13 @@ int main(int argc, char **argv)
         stats_t *s = &all[p];
         for (int i = 0; i <= IV_BINS; i++)
             t->iv[i] += s->iv[i];
-        for (int i = 0; i <= HL_BINS; i++)
+        for (int i = 0; i <= HL_BINS; i++) {
             t->hl[i] += s->hl[i];
+            t->ul[i] += s->ul[i];
+        }
+        t->ul_n += s->ul_n;
+        if (s->ul_max_us > t->ul_max_us)
+            t->ul_max_us = s->ul_max_us;
         t->hellos += s->hellos;
         t->turns += s->turns;
         t->up_pkts += s->up_pkts;
@@ -830,6 +849,11 @@ int main(int argc, char **argv)
            hist_pct(jit, IV_BINS, IV_RES_US, t->intervals, 50) / 1000.0,
            hist_pct(jit, IV_BINS, IV_RES_US, t->intervals, 99) / 1000.0,
            jmax_us / 1000.0, (unsigned long long)t->late65, late);
+    printf("loader timer lateness (control) ms: p50 %.2f p99 %.2f "
+           "max %.2f\n",
+           hist_pct(t->ul, HL_BINS, HL_RES_US, t->ul_n, 50) / 1000.0,
+           hist_pct(t->ul, HL_BINS, HL_RES_US, t->ul_n, 99) / 1000.0,
+           t->ul_max_us / 1000.0);
     if (server_pid)
         printf("server pid %d: CPU %.2f %% of one core over the run; VmRSS "
                "%ld kB before, %ld kB with all sessions, %ld kB at the end; "
@@ -838,14 +862,16 @@ int main(int argc, char **argv)
     printf("RESULT devices=%d greeted=%llu hello_p99_ms=%.2f turns=%llu "
            "intervals=%llu jitter_p50_ms=%.2f jitter_p99_ms=%.2f "
            "jitter_max_ms=%.2f late65_pct=%.3f server_cpu_pct=%.2f "
-           "rss_per_session_b=%.0f errors=%llu closed_early=%llu\n",
+           "rss_per_session_b=%.0f loader_late_p99_ms=%.2f "
+           "loader_late_max_ms=%.2f errors=%llu closed_early=%llu\n",
            n_dev, (unsigned long long)ready,
            hist_pct(t->hl, HL_BINS, HL_RES_US, t->hellos, 99) / 1000.0,
            (unsigned long long)t->turns, (unsigned long long)t->intervals,
            hist_pct(jit, IV_BINS, IV_RES_US, t->intervals, 50) / 1000.0,
            hist_pct(jit, IV_BINS, IV_RES_US, t->intervals, 99) / 1000.0,
            jmax_us / 1000.0, late, cpu_pct, rss_per,
-           (unsigned long long)t->errors,
+           hist_pct(t->ul, HL_BINS, HL_RES_US, t->ul_n, 99) / 1000.0,
+           t->ul_max_us / 1000.0, (unsigned long long)t->errors,
            (unsigned long long)t->closed_early);
     return ready == (uint64_t)n_dev && !t->errors ? 0 : 1;
 }
