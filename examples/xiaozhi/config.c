@@ -67,6 +67,8 @@ static const key_def keys[] = {
     S("scripted.tts_file", tts_file),
     U("scripted.delay_ms", delay_ms, 0, 600000),
     S("scripted.emotion", emotion),
+    S("scripted.tool_call", tool_call),
+    S("scripted.tool_args", tool_args),
     S("save.dir", save_dir),
     U("vision.max_image_bytes", max_image_bytes, 1, 64u << 20),
     U("mcp.call_timeout_ms", call_timeout_ms, 100, 600000),
@@ -102,6 +104,7 @@ void xz_config_defaults(xz_config_t *c, const char *www)
     snprintf(c->stt_text, sizeof c->stt_text, "hello");
     snprintf(c->llm_text, sizeof c->llm_text, "Hi there. How can I help?");
     snprintf(c->emotion, sizeof c->emotion, "happy");
+    snprintf(c->tool_args, sizeof c->tool_args, "{}");
     c->max_image_bytes = 5242880;
     c->call_timeout_ms = 30000;
     c->log_level = WISP_LOG_INFO;

@@ -61,6 +61,8 @@ typedef struct xz_config {
     char tts_file[XZ_STR_LONG];
     uint32_t delay_ms;
     char emotion[32];
+    char tool_call[XZ_STR_SHORT];   /* device tool called each turn */
+    char tool_args[XZ_STR_LONG];    /* its arguments (a JSON object) */
     /* [save] */
     char save_dir[XZ_STR_LONG];
     /* [vision] */

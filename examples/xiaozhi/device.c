@@ -606,7 +606,9 @@ static wisp_future_t *start_llm(void *arg)
     return pipe_of()->llm(&c, d->user_text);
 }
 
-static void on_mcp_intent(wisp_future_t *f, void *arg)
+/* The answer of a tool call made for a turn (the "mcp:" intent hook or
+ * scripted.tool_call) becomes the reply. */
+static void on_tool_reply(wisp_future_t *f, void *arg)
 {
     xz_dev_t *owner = ((cont *)arg)->d, *d = cont_take(arg);
     if (!d) {
@@ -618,15 +620,28 @@ static void on_mcp_intent(wisp_future_t *f, void *arg)
     char buf[1024];
     if (wisp_future_state(f) == WISP_FUTURE_RESOLVED) {
         xz_mcp_result_t *r = wisp_future_value(f);
-        snprintf(buf, sizeof buf, "%s %.900s.",
-                 r->is_error ? "The tool failed:" : "The tool answered:",
-                 r->text ? r->text : "");
+        const char *t = r->content_text ? r->content_text
+                        : r->text ? r->text : "";
+        if (r->is_error)
+            snprintf(buf, sizeof buf, "tool error: %.900s", t);
+        else
+            snprintf(buf, sizeof buf, "%.1000s", t);
     } else {
-        snprintf(buf, sizeof buf, "The tool call failed: %s.",
-                 wisp_strerror(wisp_future_error(f)));
+        int e = wisp_future_error(f);
+        snprintf(buf, sizeof buf, "tool error: %s",
+                 e == -ETIMEDOUT ? "timeout" : wisp_strerror(e));
     }
-    speak(d, buf);
+    speak(d, buf[0] ? buf : "(empty)");
     xz_dev_unref(d);
+}
+
+static void call_tool(xz_dev_t *d, const char *tool, const char *args)
+{
+    if (!xz_mcp_has_tool(&d->mcp, tool)) {
+        speak(d, "tool error: unknown tool");
+        return;
+    }
+    await(d, xz_mcp_call(d, tool, args), on_tool_reply);
 }
 
 /* The user's words are known: stt, tts start, then the intent hook or
@@ -645,7 +660,14 @@ static void on_text(xz_dev_t *d)
             n = sizeof tool - 1;
         memcpy(tool, p, n);
         tool[n] = 0;
-        await(d, xz_mcp_call(d, tool, sp ? sp + 1 : NULL), on_mcp_intent);
+        call_tool(d, tool, sp ? sp + 1 : NULL);
+        return;
+    }
+    /* Scripted pipeline with scripted.tool_call: each turn calls that
+     * device tool and speaks its result (tests of tools/call). */
+    if (xz_app->cfg.pipeline_mode == XZ_PIPE_SCRIPTED &&
+        xz_app->cfg.tool_call[0]) {
+        call_tool(d, xz_app->cfg.tool_call, xz_app->cfg.tool_args);
         return;
     }
     await(d, xz_gate_call(d->loop, XZ_PROV_LLM, start_llm, d), on_llm);
@@ -709,19 +731,19 @@ static void enter(xz_dev_t *d, xz_event_t e)
             /* A new listen clears the buffer and the VAD (§4.1), and
              * ends a reply still in progress. */
             if (d->tts_started || d->pending)
-                reply_cancel(d, 1);
+                reply_cancel(d, 0);
             utt_reset(d);
         } else if (e == XZ_E_BARGE_IN) {
             /* Realtime: the user talks over the reply; keep the audio. */
-            reply_cancel(d, 1);
+            reply_cancel(d, 0);
             wisp_counter_inc(xz_app->m.aborts);
         } else if (e == XZ_E_ABORT) {
-            reply_cancel(d, 1);
+            reply_cancel(d, 0);
         }
         break;
     case XZ_S_IDLE:
         if (e == XZ_E_ABORT)
-            reply_cancel(d, 1);
+            reply_cancel(d, 0);
         utt_reset(d);
         break;
     case XZ_S_THINKING:
@@ -752,10 +774,7 @@ static void enter(xz_dev_t *d, xz_event_t e)
         }
         break;
     case XZ_S_CLOSING:
-        if (e == XZ_E_ABORT)
-            reply_cancel(d, 1);
-        else
-            reply_cancel(d, 0);
+        reply_cancel(d, 0);
         dev_close(d, 1000, e == XZ_E_HELLO_TIMEOUT ? "hello timeout"
                            : e == XZ_E_IDLE_LIMIT ? "idle" : "goodbye");
         break;
@@ -1011,18 +1030,17 @@ static void on_text_msg(xz_dev_t *d, const char *data, size_t len)
         LOGD(d, WISP_LOG_INFO, "event=abort state=%s",
              xz_state_name(d->state));
         wisp_counter_inc(xz_app->m.aborts);
-        /* tts stop at once, whatever the state (harmless when the
-         * device is not speaking; §4.3): the entry action of the new
-         * state cancels the reply and sends it. */
-        if (!step(d, XZ_E_ABORT))
-            send_tts(d, "stop", NULL);
+        /* The entry action of the new state cancels the reply (provider
+         * futures, queued audio) and sends tts stop at once when a reply
+         * had started (§4.3); with nothing playing, abort is a no-op. */
+        step(d, XZ_E_ABORT);
     } else if (!strcmp(type, "mcp")) {
         int p = wisp_json_get(&doc, 0, "payload");
         if (wisp_json_type(&doc, p) == WISP_JSON_OBJECT)
             xz_mcp_on_message(d, &doc, p);
-    } else if (!strcmp(type, "goodbye")) {
-        step(d, XZ_E_IDLE_LIMIT);
     } else {
+        /* goodbye is MQTT-only (§3.6): over WebSocket a device ends a
+         * session by closing the connection. */
         /* iot, ping and unknown types: ignored (§4.5). */
         LOGD(d, WISP_LOG_DEBUG, "event=ignored type=%s", type);
     }

@@ -19,7 +19,7 @@
 
 /* Uplink audio kept for one utterance: 60 s, and a byte bound for
  * packets far above the device's bitrate. Frames beyond are dropped
- * and counted (xz_frames_dropped_total{reason="utterance_full"}). */
+ * and counted (xiaozhi_frames_dropped_total{reason="utterance_full"}). */
 #define XZ_MAX_UTTERANCE_MS 60000
 #define XZ_MAX_UTTERANCE_BYTES (512 * 1024)
 /* Packets of pre-roll kept before speech starts (§4.1). */

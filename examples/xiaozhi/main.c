@@ -18,6 +18,7 @@
 #include "app.h"
 #include "auth.h"
 #include "device.h"
+#include "log.h"
 #include "ota.h"
 #include "vision.h"
 
@@ -60,33 +61,33 @@ static int add_metrics(xz_app_t *a)
     wisp_metrics_t *r = a->reg;
     xz_metrics_t *m = &a->m;
     for (int s = 0; s < XZ_S_COUNT; s++) {
-        m->sessions[s] = wisp_metrics_gauge(r, "xz_sessions",
+        m->sessions[s] = wisp_metrics_gauge(r, "xiaozhi_sessions",
             "Device sessions by state.", "state", xz_state_name(s));
         if (!m->sessions[s])
             return -1;
     }
 #define C(f, n, h) if (!(m->f = wisp_metrics_counter(r, n, h, NULL, NULL))) \
         return -1
-    C(sessions_total, "xz_sessions_total", "Device sessions opened.");
-    C(rejected_sessions, "xz_sessions_rejected_total",
+    C(sessions_total, "xiaozhi_session_opened_total", "Device sessions opened.");
+    C(rejected_sessions, "xiaozhi_session_rejected_total",
       "Upgrades refused over server.max_sessions.");
-    C(turns, "xz_turns_total", "Replies completed (tts stop sent).");
-    C(aborts, "xz_aborts_total", "Replies aborted by the device or barge-in.");
-    C(frames_in, "xz_frames_in_total", "Binary audio frames received.");
-    C(frames_out, "xz_frames_out_total", "Binary audio frames sent.");
-    C(frames_late, "xz_frames_late_total",
+    C(turns, "xiaozhi_turns_total", "Replies completed (tts stop sent).");
+    C(aborts, "xiaozhi_aborts_total", "Replies aborted by the device or barge-in.");
+    C(frames_in, "xiaozhi_frames_in_total", "Binary audio frames received.");
+    C(frames_out, "xiaozhi_frames_out_total", "Binary audio frames sent.");
+    C(frames_late, "xiaozhi_frames_late_total",
       "Downlink frames sent more than 20 ms after their due time.");
-    C(ota_requests, "xz_ota_requests_total", "OTA POST requests.");
-    C(vision_requests, "xz_vision_requests_total", "Vision uploads.");
-    C(mcp_calls, "xz_mcp_calls_total", "MCP tools/call requests sent.");
-    C(saves, "xz_saves_total", "Dialogue saves written.");
-    C(save_failures, "xz_save_failures_total", "Dialogue saves lost.");
+    C(ota_requests, "xiaozhi_ota_requests_total", "OTA POST requests.");
+    C(vision_requests, "xiaozhi_vision_requests_total", "Vision uploads.");
+    C(mcp_calls, "xiaozhi_mcp_calls_total", "MCP tools/call requests sent.");
+    C(saves, "xiaozhi_saves_total", "Dialogue saves written.");
+    C(save_failures, "xiaozhi_save_failures_total", "Dialogue saves lost.");
 #undef C
     m->frames_dropped_bad = wisp_metrics_counter(r,
-        "xz_frames_dropped_total", "Uplink frames dropped, by reason.",
+        "xiaozhi_frames_dropped_total", "Uplink frames dropped, by reason.",
         "reason", "bad_framing");
     m->frames_dropped_full = wisp_metrics_counter(r,
-        "xz_frames_dropped_total", NULL, "reason", "utterance_full");
+        "xiaozhi_frames_dropped_total", NULL, "reason", "utterance_full");
     if (!m->frames_dropped_bad || !m->frames_dropped_full)
         return -1;
     static const double lat[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5,
@@ -94,18 +95,18 @@ static int add_metrics(xz_app_t *a)
     for (int k = 0; k < XZ_PROV_COUNT; k++) {
         const char *p = xz_prov_name(k);
         m->provider_busy[k] = wisp_metrics_counter(r,
-            "xz_provider_busy_total",
+            "xiaozhi_provider_busy_total",
             "Provider calls refused: queue full.", "provider", p);
         m->provider_errors[k] = wisp_metrics_counter(r,
-            "xz_provider_errors_total", "Provider calls failed.",
+            "xiaozhi_provider_errors_total", "Provider calls failed.",
             "provider", p);
         m->provider_queued[k] = wisp_metrics_gauge(r,
-            "xz_provider_queued", "Calls waiting for a permit.",
+            "xiaozhi_provider_queued", "Calls waiting for a permit.",
             "provider", p);
         m->provider_running[k] = wisp_metrics_gauge(r,
-            "xz_provider_running", "Calls in flight.", "provider", p);
+            "xiaozhi_provider_running", "Calls in flight.", "provider", p);
         m->provider_latency[k] = wisp_metrics_histogram(r,
-            "xz_provider_latency_seconds",
+            "xiaozhi_provider_latency_seconds",
             "Provider call latency, permit to result.", "provider", p,
             lat, sizeof lat / sizeof lat[0]);
         if (!m->provider_busy[k] || !m->provider_errors[k] ||
@@ -292,6 +293,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    /* Logging off the loops (log.h) before any loop thread exists. */
+    int log_thread = xz_log_start() == 0;
+
     wisp_pool_config_t pc;
     wisp_pool_config_init(&pc);
     app.pool = wisp_pool_create(&pc);
@@ -358,6 +362,8 @@ int main(int argc, char **argv)
         wisp_server_destroy(srv);
         wisp_pool_destroy(app.pool);
         wisp_metrics_destroy(app.reg);
+        if (log_thread)
+            xz_log_stop();
         return 1;
     }
     pthread_t t2;
@@ -397,6 +403,8 @@ int main(int argc, char **argv)
     wisp_metrics_destroy(app.reg);
     xz_pkts_free(app.tts_packets);
     xz_ota_cleanup();
+    if (log_thread)
+        xz_log_stop();
     printf("stopped\n");
     fflush(stdout);
     return lost ? 1 : 0;

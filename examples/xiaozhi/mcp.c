@@ -21,6 +21,7 @@ void xz_mcp_result_free(void *v)
     xz_mcp_result_t *r = v;
     if (r) {
         free(r->text);
+        free(r->content_text);
         free(r);
     }
 }
@@ -166,6 +167,17 @@ static xz_mcp_result_t *result_of(const wisp_json_doc_t *doc, int payload)
     if (res >= 0) {
         wisp_str_t raw = wisp_json_raw(doc, res);
         r->text = strndup(raw.ptr, raw.len);
+        int content = wisp_json_get(doc, res, "content");
+        for (int it = wisp_json_first(doc, content); it >= 0;
+             it = wisp_json_next(doc, it)) {
+            int tx = wisp_json_get(doc, it, "text");
+            char buf[2048];
+            if (wisp_json_type(doc, tx) == WISP_JSON_STRING &&
+                wisp_json_str(doc, tx, buf, sizeof buf) >= 0) {
+                r->content_text = strdup(buf);
+                break;
+            }
+        }
         return r;
     }
     r->is_error = 1;

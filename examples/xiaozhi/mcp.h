@@ -17,7 +17,7 @@
 #include <wisp.h>
 
 #define XZ_MCP_MAX_PENDING 16
-#define XZ_MCP_MAX_TOOLS 64
+#define XZ_MCP_MAX_TOOLS 128
 #define XZ_MCP_MAX_PAGES 16
 
 struct xz_dev;
@@ -38,10 +38,12 @@ typedef struct xz_mcp {
 } xz_mcp_t;
 
 /* The result of a tools/call: the `result` object as JSON text, or the
- * error's `message` when is_error. */
+ * error's `message` when is_error; `content_text` is the text of the
+ * result's first text content item (NULL when it has none). */
 typedef struct xz_mcp_result {
     int is_error;
     char *text;
+    char *content_text;
 } xz_mcp_result_t;
 void xz_mcp_result_free(void *r);
 

@@ -186,16 +186,18 @@ static int act_bound(const char *device)
     return b;
 }
 
-/* Bind the device holding `code`. Returns 0 or -1 (no such code). */
-static int act_bind(const char *code)
+/* Bind the device holding `code` (its id into `dev`). Returns 0 or -1
+ * (no device waits with that code). */
+static int act_bind(const char *code, char dev[64])
 {
     int rc = -1;
     int64_t now = xz_unix_s();
     pthread_mutex_lock(&act_lock);
-    for (size_t i = 0; i < nacts; i++)
-        if (!acts[i].bound && !strcmp(acts[i].code, code) &&
-            acts[i].expires >= now) {
+    for (size_t i = 0; i < nacts && rc < 0; i++)
+        if (!acts[i].bound && acts[i].code[0] &&
+            !strcmp(acts[i].code, code) && acts[i].expires >= now) {
             acts[i].bound = 1;
+            memcpy(dev, acts[i].device, 64);
             rc = 0;
         }
     pthread_mutex_unlock(&act_lock);
@@ -510,18 +512,46 @@ void xz_ota_activate_route(wisp_req_t *req, wisp_res_t *res, void *arg)
 void xz_ota_bind_route(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)arg;
-    char code[16];
-    ssize_t n = wisp_req_query_get(req, "code", code, sizeof code);
-    if (n <= 0 || (size_t)n >= sizeof code) {
-        json_error(res, 400, "code query parameter is required");
+    if (!xz_app->cfg.activation_enabled) {
+        json_error(res, 404, "activation is not enabled");
         return;
     }
-    if (act_bind(code) < 0) {
+    /* The code comes as {"code":"NNNNNN"} or as ?code=NNNNNN. */
+    char code[16] = "";
+    ssize_t n = wisp_req_query_get(req, "code", code, sizeof code);
+    if (n <= 0 || (size_t)n >= sizeof code) {
+        code[0] = 0;
+        wisp_str_t body = wisp_req_body(req);
+        wisp_json_tok_t toks[16];
+        wisp_json_doc_t doc = {0};
+        int c = -1;
+        if (body.len && wisp_json_parse(&doc, body.ptr, body.len, toks, 16,
+                                        NULL) > 0)
+            c = wisp_json_get(&doc, 0, "code");
+        if (wisp_json_type(&doc, c) != WISP_JSON_STRING ||
+            wisp_json_str(&doc, c, code, sizeof code) <= 0) {
+            json_error(res, 400, "expected {\"code\":\"...\"}");
+            return;
+        }
+    }
+    char dev[64];
+    if (act_bind(code, dev) < 0) {
         json_error(res, 404, "no device waits with this code");
         return;
     }
-    xz_log(WISP_LOG_INFO, "-", "-", "event=activation_bound code=%s", code);
-    json_send(res, 200, "{\"success\":true}", 16);
+    xz_log(WISP_LOG_INFO, dev, "-", "event=activation_bound");
+    char body[256];
+    wisp_json_writer_t w;
+    wisp_json_writer_init(&w, body, sizeof body);
+    wisp_json_obj_begin(&w);
+    wisp_json_kv_bool(&w, "success", 1);
+    wisp_json_kv_str(&w, "device_id", dev);
+    wisp_json_obj_end(&w);
+    size_t len;
+    if (wisp_json_finish(&w, NULL, &len) < 0)
+        json_error(res, 500, "internal error");
+    else
+        json_send(res, 200, body, len);
 }
 
 void xz_ota_download_route(wisp_req_t *req, wisp_res_t *res, void *arg)

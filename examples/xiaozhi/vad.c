@@ -93,7 +93,13 @@ static xz_vad_event_t opus_feed(void *st, const uint8_t *pkt, size_t len,
     }
     v->last_ms = now_ms;
     uint64_t bps = (uint64_t)len * 1000 / ms;
-    if (bps >= XZ_VAD_HI_BPS)
+    /* During DTX the encoder still sends a comfort-noise update about
+     * every 400 ms (one 40-100 byte packet among the 1-byte ones): a
+     * single large packet right after a DTX packet is not speech yet;
+     * the next one decides. */
+    int after_dtx = v->prev_dtx;
+    v->prev_dtx = len <= XZ_VAD_DTX_BYTES;
+    if (bps >= XZ_VAD_HI_BPS && !after_dtx)
         v->speaking = 1;
     else if (bps < XZ_VAD_LO_BPS)
         v->speaking = 0;

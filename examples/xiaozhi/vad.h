@@ -8,7 +8,9 @@
  * from the TOC byte, RFC 6716 §3.1) is a reliable speech/silence signal:
  * speech at the device's ~16 kbit/s is 80–150 bytes per 60 ms, DTX
  * silence 1–2 bytes. Two thresholds give hysteresis (a packet between
- * them keeps the previous decision), and time gives the rest: an
+ * them keeps the previous decision; so does a large packet right after a
+ * DTX packet, which is the encoder's periodic comfort-noise update, not
+ * speech), and time gives the rest: an
  * utterance ends after vad.silence_ms of silence (or of no packets at
  * all: a client that stops sending), and is kept only if it held at
  * least vad.min_speech_ms of speech.
@@ -77,6 +79,7 @@ typedef struct xz_opus_vad {
     uint32_t silence_ms;   /* current run of silence */
     uint64_t last_ms;      /* arrival of the last packet */
     uint64_t malformed;    /* packets whose TOC could not be read */
+    int prev_dtx;          /* the last packet was a DTX packet */
 } xz_opus_vad_t;
 
 /* Thresholds in bytes per second of audio (= bit rate / 8): a packet at
@@ -86,6 +89,8 @@ typedef struct xz_opus_vad {
  * speech through opusenc with the firmware's settings): speech packets
  * 77–150 bytes per 60 ms, DTX silence 1–2 bytes. */
 #define XZ_VAD_HI_BPS 500
+/* A DTX packet: at most this many bytes (TOC and at most two more). */
+#define XZ_VAD_DTX_BYTES 3
 #define XZ_VAD_LO_BPS 250
 
 #endif

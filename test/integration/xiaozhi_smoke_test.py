@@ -312,7 +312,7 @@ def main():
                        mp)
     c.eq(st, 401, "vision token of another device 401")
     st, _, body = http(srv, "GET", "/metrics")
-    c.check(st == 200 and b"xz_turns_total" in body, "metrics page")
+    c.check(st == 200 and b"xiaozhi_turns_total" in body, "metrics page")
     ws.close()
     rc, err = srv.stop()
     c.eq(rc, 0, "second server stops cleanly")

@@ -222,6 +222,33 @@ int main(void)
     CHECK_EQ_INT(xz_vad_opus.tick(&v, t + 760), XZ_VAD_END);
     CHECK_EQ_INT(xz_vad_opus.tick(&v, t + 2000), XZ_VAD_NONE);
 
+    /* DTX with a comfort-noise packet every 7th (about every 420 ms, as
+     * SILK sends them): silence, so the utterance still ends */
+    xz_vad_opus.reset(&v, &params);
+    t = 0;
+    end_at = -1;
+    for (int i = 0; i < 10; i++)
+        xz_vad_opus.feed(&v, speech, sizeof speech, t += 60);
+    for (int i = 0; i < 40 && end_at < 0; i++) {
+        uint8_t cn[50];
+        memset(cn, 0x22, sizeof cn);
+        cn[0] = 0x58;
+        int is_cn = i % 7 == 6;
+        if (xz_vad_opus.feed(&v, is_cn ? cn : dtx, is_cn ? sizeof cn : 1,
+                             t += 60) == XZ_VAD_END)
+            end_at = (int)t;
+    }
+    CHECK_EQ_INT(end_at, 600 + 720);
+    /* ... but two large packets after DTX are speech again */
+    xz_vad_opus.reset(&v, &params);
+    t = 0;
+    for (int i = 0; i < 5; i++)
+        xz_vad_opus.feed(&v, dtx, 1, t += 60);
+    xz_vad_opus.feed(&v, speech, sizeof speech, t += 60);
+    CHECK(!xz_vad_opus.active(&v));
+    xz_vad_opus.feed(&v, speech, sizeof speech, t += 60);
+    CHECK(xz_vad_opus.active(&v));
+
     /* malformed packets count as silence and are counted */
     xz_vad_opus.reset(&v, &params);
     xz_vad_opus.feed(&v, (const uint8_t *)"\xfb", 1, 60);
