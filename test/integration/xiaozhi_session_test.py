@@ -520,10 +520,12 @@ async def test_mcp():
     failing after mcp.call_timeout_ms without closing; notifications never
     answered; a device without features.mcp gets no MCP."""
     last_tool = "self.board.tool_23"
-    s = XServer(BIN, "pipeline.mode=scripted", "mcp.call_timeout_ms=1500")
-    # the server's text intent "mcp:TOOL {json}" calls a device tool and
-    # speaks its result
-    ask = 'mcp:%s {"level":7}' % last_tool
+    s = XServer(BIN, "pipeline.mode=scripted", "mcp.call_timeout_ms=1500",
+                "scripted.tool_call=" + last_tool,
+                'scripted.tool_args={"level":7}')
+    # scripted.tool_call: every scripted turn calls that tool and speaks
+    # its result ("tool error: ..." for errors and timeouts)
+    ask = "use the tool"
     try:
         d = Device(s.host, s.port)
         await d.connect()
@@ -571,7 +573,7 @@ async def test_mcp():
         assert calls[-1]["params"].get("arguments") == {"level": 7}
         sents = [m.obj["text"] for m in d.of_type("tts", n)
                  if m.state() == "sentence_start"]
-        assert any("true" in x for x in sents), sents
+        assert sents == ["true"], sents
         # error with only message
         d.tool_results[last_tool] = ("error", "Invalid arguments")
         n = len(d.msgs)
@@ -579,7 +581,7 @@ async def test_mcp():
         await d.wait_reply_done(30, n)
         sents = [m.obj["text"] for m in d.of_type("tts", n)
                  if m.state() == "sentence_start"]
-        assert any("Invalid arguments" in x for x in sents), sents
+        assert sents == ["tool error: Invalid arguments"], sents
         # no reply at all: the call times out, the session stays
         d.tool_results[last_tool] = "no-reply"
         n = len(d.msgs)
@@ -589,13 +591,23 @@ async def test_mcp():
         assert time.monotonic() - t0 >= 1.4, "timeout before 1.5 s"
         sents = [m.obj["text"] for m in d.of_type("tts", n)
                  if m.state() == "sentence_start"]
-        assert any("fail" in x for x in sents), sents
+        assert sents == ["tool error: timeout"], sents
         ids = [r["id"] for r in d.mcp_requests if r["method"] == "tools/call"]
         assert len(ids) == 3 and len(set(ids)) == 3, ids
         assert all(isinstance(i, int) for i in ids), ids
         all_ids = [r["id"] for r in d.mcp_requests
                    if r["method"] != "tools/list"]
         assert len(all_ids) == len(set(all_ids)), all_ids
+        # the server's text intent "mcp:TOOL {json}": a tool that was never
+        # listed is refused without a call
+        n = len(d.msgs)
+        ncalls = len(d.mcp_requests)
+        await d.listen("detect", text="mcp:self.not_listed {}")
+        await d.wait_reply_done(30, n)
+        sents = [m.obj["text"] for m in d.of_type("tts", n)
+                 if m.state() == "sentence_start"]
+        assert sents == ["tool error: unknown tool"], sents
+        assert len(d.mcp_requests) == ncalls, d.mcp_requests[ncalls:]
         # notifications: accepted, never answered; session still works
         n = len(d.msgs)
         await d.mcp_notify()
@@ -823,13 +835,14 @@ async def test_abrupt_close():
         no_problems(e)
         await e.close()
         # the sessions are gone: /metrics counts 0 open device sessions
+        # (xiaozhi_sessions{state=...} gauges summed)
         # once e is closed too (poll: the close is asynchronous)
         deadline = time.monotonic() + 10
         while True:
             r = await http(s.host, s.port, "GET", "/metrics")
             assert r.status == 200, r
             lines = [ln for ln in r.body.decode().splitlines()
-                     if ln.startswith("xz_sessions{")]
+                     if ln.startswith("xiaozhi_sessions{")]
             total = sum(float(ln.split()[-1]) for ln in lines)
             if lines and total == 0:
                 break
