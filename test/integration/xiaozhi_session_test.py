@@ -510,6 +510,45 @@ async def test_abort_mid_speech():
         s.stop()
 
 
+@check
+async def test_provider_queue_full():
+    """A provider cap with a full queue (pipeline.max_concurrent=1,
+    max_queue=0, slow scripted providers): the turn that finds no room
+    gets a clear spoken answer (tts start, a sentence, tts stop), the
+    session stays, and the first turn is answered normally."""
+    s = XServer(BIN, "pipeline.mode=scripted", "pipeline.max_concurrent=1",
+                "pipeline.max_queue=0", "scripted.delay_ms=3000",
+                "server.threads=1")
+    try:
+        a, b = Device(s.host, s.port), Device(s.host, s.port)
+        for d in (a, b):
+            await d.connect()
+            await d.hello()
+        await a.listen("detect", text="first in line")
+        await a.wait_for(lambda m: m.type() == "stt", 20, 0, "stt of a")
+        await b.listen("detect", text="no room for me")
+        await b.wait_reply_done(30)
+        sents = [m.obj["text"] for m in b.of_type("tts")
+                 if m.state() == "sentence_start"]
+        assert sents and "busy" in sents[0].lower(), sents
+        await a.wait_reply_done(30)
+        sents = [m.obj["text"] for m in a.of_type("tts")
+                 if m.state() == "sentence_start"]
+        assert sents and "busy" not in " ".join(sents).lower(), sents
+        assert not b.closed
+        # once the permit is free, b is served normally
+        n = len(b.msgs)
+        await b.listen("detect", text="my turn now")
+        await b.wait_reply_done(30, n)
+        assert [m.obj["text"] for m in b.of_type("stt", n)] == ["my turn now"]
+        no_problems(a)
+        no_problems(b)
+        await a.close()
+        await b.close()
+    finally:
+        s.stop()
+
+
 # ---------------------------------------------------------------- MCP
 
 @check
