@@ -983,10 +983,13 @@ class LagMonitor:
     lag during it: check_session subtracts that before judging, so a
     stalled test process is never blamed on the server."""
 
+    current = None                        # the one of the running test
+
     def __init__(self, period=0.02):
         self.period = period
         self.samples = []                 # (time, lag seconds)
         self.task = asyncio.ensure_future(self._run())
+        LagMonitor.current = self
 
     async def _run(self):
         while True:
@@ -1019,6 +1022,8 @@ def check_session(dev, require_stt=True, pace=True, pace_min_packets=20,
     lag: a LagMonitor; the pacing margins then include the test process's
     own worst wake-up delay during each reply."""
     bad = []
+    if lag is None:
+        lag = LagMonitor.current
     msgs = dev.msgs
     F = dev.downlink_frame_ms or 60
     # 16: text frames are JSON objects with a type; binary frames carry
@@ -1160,6 +1165,15 @@ class Checks:
         self.tests.append(fn)
         return fn
 
+    @staticmethod
+    async def _with_lag(coro):
+        mon = LagMonitor()
+        try:
+            return await coro
+        finally:
+            mon.stop()
+            LagMonitor.current = None
+
     def run(self, *args):
         only = os.environ.get("XZ_ONLY")
         failed = []
@@ -1170,7 +1184,7 @@ class Checks:
             try:
                 r = fn(*args)
                 if asyncio.iscoroutine(r):
-                    asyncio.run(r)
+                    asyncio.run(self._with_lag(r))
                 print("ok   %-40s %.1fs" % (fn.__name__,
                                             time.monotonic() - t0),
                       flush=True)
