@@ -13,6 +13,8 @@
 #   hello p99    hello sent -> server hello received
 #   jitter       |downlink interval - 60 ms| for packets after the
 #                pre-buffer; share of intervals > 65 ms
+#   server-side  frames the server sent more than 20 ms behind its own
+#                schedule (its /metrics), free of the loader's scheduling
 #   loader timer lateness: the control (the loader's own late wake-ups on
 #                this machine; a late downlink that matches it is the
 #                machine's scheduling, not the server's pacing)
@@ -77,6 +79,11 @@ for n in $COUNTS; do
     [ "$LOADER_CPU" = any ] && pin=()
     echo "### N=$n: ${pin[*]} xiaozhi_load ${args[*]}"
     "${pin[@]}" "$TMPD/xiaozhi_load" "${args[@]}"
+    # the server's own view of its pacing: frames sent more than 20 ms
+    # behind its schedule (xiaozhi_frames_late_total) out of all sent
+    curl -s "http://127.0.0.1:$port/metrics" |
+        awk '/^xiaozhi_frames_out_total /{o=$2} /^xiaozhi_frames_late_total /{l=$2}
+             END {if (o) printf "server-side: %d frames sent, %d more than 20 ms behind schedule (%.3f %%)\n", o, l, 100*l/o}'
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     stop_pid "$spid"
 done
