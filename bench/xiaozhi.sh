@@ -26,6 +26,9 @@
 #   RAMP=500 XIAOZHI=PATH (server binary; default bench/build.sh's build)
 #   THREADS=1 SERVER_CPU=0 LOADER_CPU=1 (any: not pinned)
 #   LOADER_PROCS=0 (loader processes; 0: one per 19,000 devices)
+#   SERVER_SETS="" (extra server flags, e.g. "--set pipeline.max_queue=10000":
+#   the default provider caps, 16 running and 64 queued, answer a burst
+#   of simultaneous utterances with a spoken "busy" reply, counted apart)
 # On a shared machine the loader's own lateness (the control line) says
 # whether it kept up; more loader processes (LOADER_PROCS=4
 # LOADER_CPU=any) get it a larger share of a contended machine.
@@ -39,6 +42,7 @@ UPK=${UPK:-33}
 RAMP=${RAMP:-500}
 THREADS=${THREADS:-1}
 LOADER_PROCS=${LOADER_PROCS:-0}     # 0: one per 19,000 devices
+SERVER_SETS=${SERVER_SETS:-}        # e.g. "--set pipeline.max_queue=10000"
 bench_setup
 
 src=${XIAOZHI:-}
@@ -61,7 +65,7 @@ bench_log "server $src (commit $commit), $(nproc) CPUs, load average $(cut -d' '
 for n in $COUNTS; do
     out=$TMPD/server.$n.out
     taskset -c "$SERVER_CPU" "$TMPD/xiaozhi-server" --host 127.0.0.1 --port 0 \
-        --set server.threads="$THREADS" >"$out" 2>"$out.err" &
+        --set server.threads="$THREADS" $SERVER_SETS >"$out" 2>"$out.err" &
     spid=$!
     BENCH_PIDS+=("$spid")
     port=
@@ -83,6 +87,7 @@ for n in $COUNTS; do
     # behind its schedule (xiaozhi_frames_late_total) out of all sent
     curl -s "http://127.0.0.1:$port/metrics" |
         awk '/^xiaozhi_frames_out_total /{o=$2} /^xiaozhi_frames_late_total /{l=$2}
+             /^xiaozhi_frames_(in|dropped)_total/ {print "server-side: " $0}
              END {if (o) printf "server-side: %d frames sent, %d more than 20 ms behind schedule (%.3f %%)\n", o, l, 100*l/o}'
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     stop_pid "$spid"

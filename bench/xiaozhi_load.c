@@ -69,6 +69,7 @@ typedef struct stats {
     uint64_t ul_n, ul_max_us;
     uint64_t hellos, turns, up_pkts, down_pkts, late65, intervals;
     uint64_t errors, connect_fail, closed_early, ready, done;
+    uint64_t busy;                  /* replies that said "busy" */
     uint64_t iv_max_us, hl_max_us;
 } stats_t;
 
@@ -385,7 +386,11 @@ static void on_text(dev_t_ *d, const char *p, size_t n)
         return;
     }
     if (strstr(buf, "\"type\":\"tts\"")) {
-        if (strstr(buf, "\"state\":\"start\"")) {
+        if (strstr(buf, "\"state\":\"sentence_start\"")) {
+            /* the server's answer when a provider queue is full */
+            if (strstr(buf, "busy") && measuring)
+                st->busy++;
+        } else if (strstr(buf, "\"state\":\"start\"")) {
             d->reply_pkts = 0;
         } else if (strstr(buf, "\"state\":\"stop\"")) {
             if (d->state == S_REPLY) {
@@ -794,6 +799,7 @@ int main(int argc, char **argv)
             t->ul_max_us = s->ul_max_us;
         t->hellos += s->hellos;
         t->turns += s->turns;
+        t->busy += s->busy;
         t->up_pkts += s->up_pkts;
         t->down_pkts += s->down_pkts;
         t->late65 += s->late65;
@@ -840,8 +846,9 @@ int main(int argc, char **argv)
            hist_pct(t->hl, HL_BINS, HL_RES_US, t->hellos, 50) / 1000.0,
            hist_pct(t->hl, HL_BINS, HL_RES_US, t->hellos, 99) / 1000.0,
            t->hl_max_us / 1000.0);
-    printf("run %.1f s: %llu turns, uplink %llu packets, downlink %llu "
-           "packets\n", run_s, (unsigned long long)t->turns,
+    printf("run %.1f s: %llu turns (%llu answered \"busy\"), uplink %llu "
+           "packets, downlink %llu packets\n", run_s,
+           (unsigned long long)t->turns, (unsigned long long)t->busy,
            (unsigned long long)t->up_pkts, (unsigned long long)t->down_pkts);
     printf("downlink intervals (after the pre-buffer) %llu: jitter ms p50 "
            "%.2f p99 %.2f max %.2f; later than 65 ms: %llu (%.3f %%)\n",
@@ -861,7 +868,7 @@ int main(int argc, char **argv)
                server_pid, cpu_pct, rss0, rss1, rss2, rss_per);
     printf("RESULT devices=%d greeted=%llu hello_p99_ms=%.2f turns=%llu "
            "intervals=%llu jitter_p50_ms=%.2f jitter_p99_ms=%.2f "
-           "jitter_max_ms=%.2f late65_pct=%.3f server_cpu_pct=%.2f "
+           "jitter_max_ms=%.2f late65_pct=%.3f busy=%llu server_cpu_pct=%.2f "
            "rss_per_session_b=%.0f loader_late_p99_ms=%.2f "
            "loader_late_max_ms=%.2f errors=%llu closed_early=%llu\n",
            n_dev, (unsigned long long)ready,
@@ -869,7 +876,8 @@ int main(int argc, char **argv)
            (unsigned long long)t->turns, (unsigned long long)t->intervals,
            hist_pct(jit, IV_BINS, IV_RES_US, t->intervals, 50) / 1000.0,
            hist_pct(jit, IV_BINS, IV_RES_US, t->intervals, 99) / 1000.0,
-           jmax_us / 1000.0, late, cpu_pct, rss_per,
+           jmax_us / 1000.0, late, (unsigned long long)t->busy, cpu_pct,
+           rss_per,
            hist_pct(t->ul, HL_BINS, HL_RES_US, t->ul_n, 99) / 1000.0,
            t->ul_max_us / 1000.0, (unsigned long long)t->errors,
            (unsigned long long)t->closed_early);
