@@ -132,6 +132,19 @@ static int frame_ms_ok(uint32_t ms)
     return 0;
 }
 
+/* The emotions the stock displays understand (PROTOCOL.md §3.7). */
+static int emotion_ok(const char *e)
+{
+    static const char *const v[] = {"neutral", "happy", "laughing",
+        "funny", "sad", "angry", "crying", "loving", "embarrassed",
+        "surprised", "shocked", "thinking", "winking", "cool", "relaxed",
+        "delicious", "kissy", "confident", "sleepy", "silly", "confused"};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (!strcmp(v[i], e))
+            return 1;
+    return 0;
+}
+
 static int rate_ok(uint32_t hz)
 {
     return hz == 8000 || hz == 12000 || hz == 16000 || hz == 24000 ||
@@ -153,6 +166,14 @@ int xz_config_set(xz_config_t *c, const char *key, const char *value,
     switch (k->kind) {
     case K_STR: {
         size_t n = strlen(value);
+        if (strcmp(key, "scripted.emotion") == 0 && !emotion_ok(value)) {
+            seterr(err, errlen, "%s: '%s' is not an emotion the device "
+                   "shows (neutral happy laughing funny sad angry crying "
+                   "loving embarrassed surprised shocked thinking winking "
+                   "cool relaxed delicious kissy confident sleepy silly "
+                   "confused)", key, value);
+            return -1;
+        }
         if (n >= k->size) {
             seterr(err, errlen, "%s: value longer than %zu bytes", key,
                    k->size - 1);

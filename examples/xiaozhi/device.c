@@ -303,6 +303,13 @@ static void dialogue_add(xz_dev_t *d)
 static void reply_done(xz_dev_t *d)
 {
     send_tts(d, "stop", NULL);
+    /* The server's own view of the reply's pacing, for operators (and
+     * for telling server lag from client lag in load tests). */
+    LOGD(d, WISP_LOG_INFO, "event=reply_done packets=%u span_ms=%llu "
+         "max_late_ms=%llu", d->sent_pkts,
+         (unsigned long long)(d->sent_pkts ? d->last_sent - d->first_sent
+                                           : 0),
+         (unsigned long long)d->max_late);
     wisp_counter_inc(xz_app->m.turns);
     dialogue_add(d);
     d->tts_started = 0;
@@ -384,8 +391,14 @@ static void pace(xz_dev_t *d)
             return;
         }
         uint32_t i = s->next_pkt++;
-        if (xz_pacer_sent(&d->pacer, now) > 20)
+        uint64_t late = xz_pacer_sent(&d->pacer, now);
+        if (late > 20)
             wisp_counter_inc(xz_app->m.frames_late);
+        if (late > d->max_late)
+            d->max_late = late;
+        if (!d->sent_pkts++)
+            d->first_sent = now;
+        d->last_sent = now;
         send_packet(d, s->pkts->buf + s->pkts->off[i], s->pkts->len[i]);
         d->last_voice = now; /* audio sent counts as activity (§4.4) */
     }
@@ -396,6 +409,8 @@ static void ensure_tts_start(xz_dev_t *d)
     if (d->tts_started)
         return;
     d->tts_started = 1;
+    d->sent_pkts = 0;
+    d->max_late = 0;
     xz_pacer_init(&d->pacer, d->down_frame_ms, xz_app->cfg.prebuffer_frames);
     send_tts(d, "start", NULL);
     step(d, XZ_E_TTS_START);
@@ -909,8 +924,10 @@ static void on_hello(xz_dev_t *d, const wisp_json_doc_t *doc)
     d->feat_mcp = bool_member(doc, feats, "mcp");
     d->feat_aec = bool_member(doc, feats, "aec");
     const xz_pipeline_t *p = pipe_of();
-    d->down_rate = p->down_rate ? p->down_rate : rate;
-    d->down_frame_ms = p->down_frame_ms ? p->down_frame_ms : fms;
+    d->down_rate = p->configured_audio ? xz_app->cfg.downlink_sample_rate
+                                       : rate;
+    d->down_frame_ms = p->configured_audio ? xz_app->cfg.downlink_frame_ms
+                                           : fms;
     int first = d->state == XZ_S_CONNECTED;
     step(d, XZ_E_HELLO);
     if (first)

@@ -72,6 +72,8 @@ typedef struct xz_dev {
     xz_segment_t *q_head, *q_tail;
     xz_pacer_t pacer;
     uint32_t down_ts;             /* v2 downlink timestamp, ms */
+    uint32_t sent_pkts;           /* this reply: packets sent */
+    uint64_t first_sent, last_sent, max_late; /* this reply: ms */
     wisp_timer_t t_pace;
     int draining;
 

@@ -53,8 +53,7 @@ static const xz_pipeline_t echo_pipe = {
     .asr = echo_asr,
     .llm = echo_llm,
     .tts = echo_tts,
-    .down_rate = 0,
-    .down_frame_ms = 0,
+    .configured_audio = 0,
 };
 
 const xz_pipeline_t *xz_pipeline_echo(void)
@@ -121,17 +120,16 @@ static wisp_future_t *scr_tts(const xz_call_ctx_t *c, const char *sentence)
     return xz_resolve_later(c->loop, xz_app->cfg.delay_ms, p, xz_pkts_free);
 }
 
-static xz_pipeline_t scripted_pipe = {
+static const xz_pipeline_t scripted_pipe = {
     .name = "scripted",
     .asr = scr_asr,
     .llm = scr_llm,
     .tts = scr_tts,
+    .configured_audio = 1,
 };
 
 const xz_pipeline_t *xz_pipeline_scripted(void)
 {
-    scripted_pipe.down_rate = xz_app->cfg.downlink_sample_rate;
-    scripted_pipe.down_frame_ms = xz_app->cfg.downlink_frame_ms;
     return &scripted_pipe;
 }
 

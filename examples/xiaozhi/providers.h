@@ -80,9 +80,10 @@ typedef struct xz_pipeline {
     wisp_future_t *(*llm)(const xz_call_ctx_t *c, const char *user_text);
     /* → xz_pkts_t * for one sentence (may hold no packet) */
     wisp_future_t *(*tts)(const xz_call_ctx_t *c, const char *sentence);
-    /* Downlink rate/frame announced in the hello; 0 = the device's own
+    /* Nonzero: the hello announces audio.downlink_sample_rate and
+     * audio.downlink_frame_ms (what the TTS produces); 0: the device's own
      * uplink parameters (echo plays the device's packets back). */
-    uint32_t down_rate, down_frame_ms;
+    int configured_audio;
 } xz_pipeline_t;
 
 /* The two bundled pipelines (pipelines.c). */

@@ -19,10 +19,10 @@
  * shard its thread-local id picks (ids are handed out round robin), with
  * one relaxed atomic operation. Threads on different cores therefore do
  * not fight over a cache line (up to WISP_METRICS_SHARDS threads), and
- * the renderer adds the shards up. A value read while other threads
- * update it is some value between the one before and the one after those
- * updates: every completed update is seen by a render that starts after
- * it.
+ * the renderer adds the shards up. A render counts every update that
+ * happens before it (the updating thread was joined, or handed over to
+ * the rendering thread through a post, a lock...); updates racing with a
+ * render may or may not be counted by it, never half.
  *
  * Values that are cheaper to read than to track (a queue depth, a pool's
  * statistics) come from callbacks that the renderer calls
@@ -33,9 +33,13 @@
  * type", then each series in byte order of its label value. Help text is
  * escaped (backslash as \\, newline as \n), label values too (and '"'
  * as \"). Histograms write cumulative name_bucket{le="bound"} lines
- * ending with le="+Inf", then name_sum and name_count. Numbers are
- * written in the shortest form that reads back exactly ("0.25", "1e-06",
- * "42"); integer series (counters, gauges) in decimal.
+ * ending with le="+Inf", then name_sum and name_count. Counters and
+ * gauges are integers, written in decimal (a gauge given a fractional
+ * part, wisp_gauge_set_double, as below). Other numbers (bounds, sums,
+ * callback values) are written in the fewest digits that read back
+ * exactly: integers below 2^53 in plain decimal ("2400000"), others as
+ * Prometheus' Go client writes them ("0.25", "1e-06", "1.5e+21"), and
+ * "+Inf", "-Inf", "NaN".
  *
  * Names follow the Prometheus data model: a metric name matches
  * [a-zA-Z_:][a-zA-Z0-9_:]*, a label name [a-zA-Z_][a-zA-Z0-9_]* and does
@@ -78,6 +82,13 @@ typedef struct wisp_histogram wisp_histogram_t;
 /* Update shards per series (threads beyond this share shards, still
  * correctly, with atomic read-modify-writes). */
 #define WISP_METRICS_SHARDS 16
+
+/* Histogram bounds for latencies in seconds, 1 ms to 10 s (13 bounds):
+ *     static const double b[] = WISP_METRICS_LATENCY_SECONDS;
+ *     wisp_metrics_histogram(reg, name, help, label, value, b,
+ *                            sizeof b / sizeof *b); */
+#define WISP_METRICS_LATENCY_SECONDS                                       \
+    {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 /* The Content-Type of the exposition format. */
 #define WISP_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -187,8 +198,24 @@ WISP_API void wisp_gauge_dec(wisp_gauge_t *g);
  * are each applied either before the set (and lost) or after it (and
  * kept); sets race with each other as plain stores do (one wins). */
 WISP_API void wisp_gauge_set(wisp_gauge_t *g, int64_t v);
-/* The gauge's value now; 0 for NULL. */
+/* The gauge's value now, its fractional part dropped (see below; the
+ * integer part alone when the sum is beyond int64's range); 0 for
+ * NULL. */
 WISP_API int64_t wisp_gauge_value(const wisp_gauge_t *g);
+
+/* Fractional values. A gauge is an integer part (the sharded adds above)
+ * plus a double part, 0 until one of these is called:
+ * wisp_gauge_set_double sets the value to `v` (the integer part to 0, the
+ * double part to `v`), wisp_gauge_add_double adds to the double part,
+ * wisp_gauge_set (integer) sets the double part back to 0. While the
+ * double part is not 0, the gauge is rendered as a double (integer part
+ * + double part). The double part is one word shared by all threads
+ * (a compare-and-swap per add): meant for values set now and then (a
+ * ratio, a temperature), not for hot counts. */
+WISP_API void wisp_gauge_set_double(wisp_gauge_t *g, double v);
+WISP_API void wisp_gauge_add_double(wisp_gauge_t *g, double delta);
+/* Integer part + double part; 0 for NULL. */
+WISP_API double wisp_gauge_value_double(const wisp_gauge_t *g);
 
 /* Count `v` in the first bucket whose bound is >= v (a value equal to a
  * bound goes in that bound's bucket; above every bound, in +Inf) and add
@@ -210,9 +237,9 @@ WISP_API double wisp_histogram_sum(const wisp_histogram_t *h);
 WISP_API int wisp_metrics_render(wisp_metrics_t *reg, char **text,
                                  size_t *len);
 
-/* A handler serving wisp_metrics_render(arg) with status 200 and
- * WISP_METRICS_CONTENT_TYPE (500 when rendering fails for lack of
- * memory). `arg` is the registry. Use it directly with wisp_server_route
+/* A handler serving wisp_metrics_render(arg) with status 200,
+ * WISP_METRICS_CONTENT_TYPE and Cache-Control: no-store (500 when
+ * rendering fails for lack of memory). `arg` is the registry. Use it directly with wisp_server_route
  * to put the page behind your own checks. */
 WISP_API void wisp_metrics_handler(wisp_req_t *req, wisp_res_t *res,
                                    void *arg);

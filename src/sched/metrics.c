@@ -1,5 +1,6 @@
-/* The metrics registry: families of sharded series, callbacks, and the
- * Prometheus text exposition format 0.0.4.
+/* The metrics registry: families of sharded series and callbacks, and
+ * their updates (the exposition text is metrics_text.c; the layout,
+ * metrics_types.h).
  *
  * Updates. A series keeps WISP_METRICS_SHARDS shards, each alone on its
  * cache line. A thread takes a shard id once (round robin, thread-local)
@@ -25,67 +26,9 @@
 #include <string.h>
 
 #include "sched/metrics_int.h"
+#include "sched/metrics_types.h"
 #include "util/utf8.h"
 #include "wisp/metrics.h"
-
-#define LINE 64
-#define SHARDS WISP_METRICS_SHARDS
-
-static_assert((SHARDS & (SHARDS - 1)) == 0, "shard count: a power of two");
-
-enum { T_COUNTER, T_GAUGE, T_HISTOGRAM };
-static const char *const type_names[] = {"counter", "gauge", "histogram"};
-
-typedef struct family family;
-
-/* What every series starts with. */
-typedef struct series {
-    family *fam;
-    char *value;          /* label value, NULL without a label */
-    wisp_metrics_fn fn;   /* callback series */
-    void *arg;
-} series;
-
-typedef struct shard64 {
-    alignas(LINE) _Atomic uint64_t v;
-} shard64;
-
-struct wisp_counter {
-    series s;
-    shard64 shard[SHARDS];
-};
-
-struct wisp_gauge {
-    series s;
-    _Atomic uint64_t base; /* int64 in two's complement */
-    shard64 shard[SHARDS];
-};
-
-/* A histogram shard: nb + 1 bucket counts (not cumulative; the last is
- * +Inf), then the sum's bits, padded to whole lines. */
-struct wisp_histogram {
-    series s;
-    size_t stride;         /* words per shard */
-    _Atomic uint64_t *w;   /* SHARDS * stride words, line-aligned */
-};
-
-struct family {
-    char *name;
-    char *help;
-    char *label;
-    int type;
-    int is_fn;
-    double *bounds;
-    size_t nb;
-    series **ser;         /* sorted by value */
-    uint32_t n, cap;
-};
-
-struct wisp_metrics {
-    pthread_mutex_t mu;
-    family **fam;         /* sorted by name */
-    uint32_t n, cap;
-};
 
 /* ------------------------------------------------------------- shards */
 
@@ -163,9 +106,11 @@ void wisp_gauge_dec(wisp_gauge_t *g)
  * is absorbed (applied before). */
 void wisp_gauge_set(wisp_gauge_t *g, int64_t v)
 {
-    if (g)
-        atomic_store_explicit(&g->base, (uint64_t)v - sum_shards(g->shard),
-                              memory_order_relaxed);
+    if (!g)
+        return;
+    atomic_store_explicit(&g->base, (uint64_t)v - sum_shards(g->shard),
+                          memory_order_relaxed);
+    atomic_store_explicit(&g->fbits, 0, memory_order_relaxed);
 }
 
 static int64_t to_i64(uint64_t u)
@@ -175,14 +120,6 @@ static int64_t to_i64(uint64_t u)
                           : -(int64_t)(~u) - 1;
 }
 
-int64_t wisp_gauge_value(const wisp_gauge_t *g)
-{
-    if (!g)
-        return 0;
-    return to_i64(atomic_load_explicit(&g->base, memory_order_relaxed) +
-                  sum_shards(g->shard));
-}
-
 static uint64_t dbits(double d)
 {
     uint64_t u;
@@ -190,11 +127,51 @@ static uint64_t dbits(double d)
     return u;
 }
 
-static double bitsd(uint64_t u)
+int64_t wisp_gauge_value(const wisp_gauge_t *g)
 {
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
+    if (!g)
+        return 0;
+    int64_t i = to_i64(atomic_load_explicit(&((wisp_gauge_t *)g)->base,
+                                            memory_order_relaxed) +
+                       sum_shards(g->shard));
+    double f = gauge_fpart(g);
+    /* Drop the fraction (towards zero), where the sum stays in range. */
+    if (f != 0 && f > -9.2e18 && f < 9.2e18) {
+        double t = (double)i + f;
+        if (t > -9.2e18 && t < 9.2e18)
+            return (int64_t)t;
+    }
+    return i;
+}
+
+double wisp_gauge_value_double(const wisp_gauge_t *g)
+{
+    if (!g)
+        return 0;
+    int64_t i = to_i64(atomic_load_explicit(&((wisp_gauge_t *)g)->base,
+                                            memory_order_relaxed) +
+                       sum_shards(g->shard));
+    return (double)i + gauge_fpart(g);
+}
+
+void wisp_gauge_set_double(wisp_gauge_t *g, double v)
+{
+    if (!g)
+        return;
+    atomic_store_explicit(&g->base, (uint64_t)0 - sum_shards(g->shard),
+                          memory_order_relaxed);
+    atomic_store_explicit(&g->fbits, dbits(v), memory_order_relaxed);
+}
+
+void wisp_gauge_add_double(wisp_gauge_t *g, double delta)
+{
+    if (!g)
+        return;
+    uint64_t old = atomic_load_explicit(&g->fbits, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(
+        &g->fbits, &old, dbits(bitsd(old) + delta), memory_order_relaxed,
+        memory_order_relaxed))
+        ;
 }
 
 /* The first bucket whose bound is >= v (nb: +Inf). */
@@ -226,16 +203,6 @@ void wisp_histogram_observe(wisp_histogram_t *h, double v)
         sum, &old, dbits(bitsd(old) + v), memory_order_relaxed,
         memory_order_relaxed))
         ;
-}
-
-/* Bucket i's count over all shards (not cumulative). */
-static uint64_t hist_bucket(const wisp_histogram_t *h, size_t i)
-{
-    uint64_t t = 0;
-    for (unsigned s = 0; s < SHARDS; s++)
-        t += atomic_load_explicit(&h->w[s * h->stride + i],
-                                  memory_order_relaxed);
-    return t;
 }
 
 uint64_t wisp_histogram_count(const wisp_histogram_t *h)
@@ -691,232 +658,6 @@ int wisp_metrics_remove_fn(wisp_metrics_t *reg, const void *arg)
     }
     pthread_mutex_unlock(&reg->mu);
     return removed;
-}
-
-/* --------------------------------------------------------- rendering */
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} buf;
-
-static void b_need(buf *b, size_t n)
-{
-    if (b->oom || b->len + n + 1 <= b->cap)
-        return;
-    size_t nc = b->cap ? b->cap : 1024;
-    while (nc < b->len + n + 1)
-        nc *= 2;
-    char *p = realloc(b->p, nc);
-    if (!p) {
-        b->oom = 1;
-        return;
-    }
-    b->p = p;
-    b->cap = nc;
-}
-
-static void b_put(buf *b, const char *s, size_t n)
-{
-    b_need(b, n);
-    if (b->oom)
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void b_str(buf *b, const char *s)
-{
-    b_put(b, s, strlen(s));
-}
-
-/* Help text escapes backslash and newline; label values also '"'. */
-static void b_escaped(buf *b, const char *s, int quote)
-{
-    const char *run = s;
-    for (; *s; s++) {
-        const char *rep = NULL;
-        if (*s == '\\')
-            rep = "\\\\";
-        else if (*s == '\n')
-            rep = "\\n";
-        else if (quote && *s == '"')
-            rep = "\\\"";
-        if (rep) {
-            b_put(b, run, (size_t)(s - run));
-            b_str(b, rep);
-            run = s + 1;
-        }
-    }
-    b_put(b, run, (size_t)(s - run));
-}
-
-/* A double in the fewest digits that read back exactly: integers below
- * 2^53 in plain decimal ("42", "2400000"); others as Go's
- * strconv.FormatFloat(v, 'g', -1, 64) writes them, which is what
- * Prometheus' own clients emit ("0.25", "1e-06", "1.5e+21"); +Inf, -Inf
- * and NaN as the format spells them. */
-static void b_double(buf *b, double v)
-{
-    char tmp[48];
-    if (isnan(v)) {
-        b_str(b, "NaN");
-    } else if (isinf(v)) {
-        b_str(b, v > 0 ? "+Inf" : "-Inf");
-    } else if (v == 0) {
-        b_str(b, "0");
-    } else if (v == trunc(v) && fabs(v) < 9007199254740992.0) {
-        snprintf(tmp, sizeof tmp, "%.0f", v);
-        b_str(b, tmp);
-    } else {
-        int prec = 1;
-        for (; prec < 17; prec++) {
-            snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-            if (strtod(tmp, NULL) == v)
-                break;
-        }
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-        int exp = atoi(strchr(tmp, 'e') + 1);
-        if (exp >= -4 && exp < 6) {
-            int dec = prec - 1 - exp;
-            snprintf(tmp, sizeof tmp, "%.*f", dec > 0 ? dec : 0, v);
-        }
-        b_str(b, tmp);
-    }
-}
-
-static void b_u64(buf *b, uint64_t v)
-{
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    b_put(b, tmp, (size_t)n);
-}
-
-static void b_i64(buf *b, int64_t v)
-{
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    b_put(b, tmp, (size_t)n);
-}
-
-/* name[suffix]{label="value"[,le="bound"]} and a space. */
-static void b_series_head(buf *b, const family *f, const series *s,
-                          const char *suffix, const double *le)
-{
-    b_str(b, f->name);
-    if (suffix)
-        b_str(b, suffix);
-    if (f->label || le) {
-        b_str(b, "{");
-        if (f->label) {
-            b_str(b, f->label);
-            b_str(b, "=\"");
-            b_escaped(b, s->value, 1);
-            b_str(b, "\"");
-        }
-        if (le) {
-            b_str(b, f->label ? ",le=\"" : "le=\"");
-            b_double(b, *le);
-            b_str(b, "\"");
-        }
-        b_str(b, "}");
-    }
-    b_str(b, " ");
-}
-
-static void render_series(buf *b, const family *f, const series *s)
-{
-    if (f->is_fn) {
-        b_series_head(b, f, s, NULL, NULL);
-        b_double(b, s->fn(s->arg));
-    } else if (f->type == T_COUNTER) {
-        b_series_head(b, f, s, NULL, NULL);
-        b_u64(b, wisp_counter_value((const wisp_counter_t *)s));
-    } else if (f->type == T_GAUGE) {
-        b_series_head(b, f, s, NULL, NULL);
-        b_i64(b, wisp_gauge_value((const wisp_gauge_t *)s));
-    } else {
-        const wisp_histogram_t *h = (const wisp_histogram_t *)s;
-        uint64_t cum = 0;
-        for (size_t i = 0; i <= f->nb; i++) {
-            cum += hist_bucket(h, i);
-            double le = i < f->nb ? f->bounds[i] : INFINITY;
-            b_series_head(b, f, s, "_bucket", &le);
-            b_u64(b, cum);
-            b_str(b, "\n");
-        }
-        b_series_head(b, f, s, "_sum", NULL);
-        b_double(b, wisp_histogram_sum(h));
-        b_str(b, "\n");
-        b_series_head(b, f, s, "_count", NULL);
-        b_u64(b, cum);
-    }
-    b_str(b, "\n");
-}
-
-int wisp_metrics_render(wisp_metrics_t *reg, char **text, size_t *len)
-{
-    if (!reg || !text)
-        return -EINVAL;
-    buf b = {0};
-    b_need(&b, 0);
-    pthread_mutex_lock(&reg->mu);
-    for (uint32_t i = 0; i < reg->n && !b.oom; i++) {
-        const family *f = reg->fam[i];
-        b_str(&b, "# HELP ");
-        b_str(&b, f->name);
-        b_str(&b, " ");
-        b_escaped(&b, f->help, 0);
-        b_str(&b, "\n# TYPE ");
-        b_str(&b, f->name);
-        b_str(&b, " ");
-        b_str(&b, type_names[f->type]);
-        b_str(&b, "\n");
-        for (uint32_t j = 0; j < f->n; j++)
-            render_series(&b, f, f->ser[j]);
-    }
-    pthread_mutex_unlock(&reg->mu);
-    if (b.oom) {
-        free(b.p);
-        *text = NULL;
-        return -ENOMEM;
-    }
-    *text = b.p;
-    if (len)
-        *len = b.len;
-    return 0;
-}
-
-/* ------------------------------------------------------------- route */
-
-static void free_text(void *p)
-{
-    free(p);
-}
-
-void wisp_metrics_handler(wisp_req_t *req, wisp_res_t *res, void *arg)
-{
-    (void)req;
-    char *text;
-    size_t len;
-    if (wisp_metrics_render(arg, &text, &len) < 0) {
-        wisp_res_send(res, 500, "text/plain", "out of memory\n", 14);
-        return;
-    }
-    wisp_res_header(res, "Cache-Control", "no-store");
-    wisp_res_send_ref(res, 200, WISP_METRICS_CONTENT_TYPE, text, len,
-                      free_text, text);
-}
-
-int wisp_metrics_route(wisp_server_t *srv, const char *path,
-                       wisp_metrics_t *reg)
-{
-    if (!srv || !reg)
-        return -EINVAL;
-    return wisp_server_route(srv, WISP_METHOD_GET, path, wisp_metrics_handler,
-                             reg, NULL);
 }
 
 /* ---------------------------------------------------- internal helpers */

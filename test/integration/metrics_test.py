@@ -297,8 +297,10 @@ def bytes_in(srv):
 
 
 def test_health_drain():
+    # Generous stop deadline and header timeout: B and C hold half-sent
+    # requests across the stop, however slow the machine is.
     srv = Server(HELLO, "--metrics", "--shutdown-timeout-ms", "30000",
-                 threads=2)
+                 "--header-timeout-ms", "60000", threads=2)
     st, h, body = None, {}, b""
     # B and C: keep-alive connections, each served once.
     b = srv.connect(30)

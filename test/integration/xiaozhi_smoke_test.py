@@ -378,6 +378,53 @@ def main():
     b2.close()
     rc, err = srv.stop()
     c.eq(rc, 0, "third server stops cleanly")
+
+    # ---- provider cap: one call at a time, no queue: the second device
+    # hears "busy" and gets its tts stop; the first is answered normally
+    srv = Server(binary, "--set", "log.level=warn",
+                 "--set", "pipeline.mode=scripted",
+                 "--set", "scripted.delay_ms=1500",
+                 "--set", "pipeline.max_concurrent=1",
+                 "--set", "pipeline.max_queue=0", threads=1)
+    devs = []
+    for i in range(2):
+        w, _ = ws_connect(srv, headers={"Device-Id": "bb:00:00:00:00:0%d" % i})
+        w.send_text(json.dumps({"type": "hello"}))
+        recv_json(w)
+        devs.append(w)
+    for w in devs:
+        w.send_text(json.dumps({"type": "listen", "state": "detect",
+                                "text": "question"}))
+    s1, _ = until(devs[0], is_type("tts", "stop"), 20)
+    s2, _ = until(devs[1], is_type("tts", "stop"), 20)
+    t1 = [m["text"] for m in s1 if is_type("tts", "sentence_start")(m)]
+    t2 = [m["text"] for m in s2 if is_type("tts", "sentence_start")(m)]
+    c.eq(t1, ["Hi there.", "How can I help?"], "first device answered")
+    c.check(len(t2) == 1 and "busy" in t2[0], "second hears busy: %r" % t2)
+    c.check(is_type("tts", "start")(
+        [m for m in s2 if isinstance(m, dict)][1]), "busy reply has start")
+    st, _, body = http(srv, "GET", "/metrics")
+    c.check(b'xiaozhi_provider_busy_total{provider="llm"} 1' in body,
+            "busy counted")
+    # utterance cap: 60 s of audio kept, frames beyond dropped and counted
+    w = devs[0]
+    w.send_text(json.dumps({"type": "listen", "state": "start",
+                            "mode": "manual"}))
+    for i in range(1100):
+        w.send_frame(0x2, b"\x58" + bytes([i & 0xff]) * 20)
+    w.send_text(json.dumps({"type": "listen", "state": "stop"}))
+    st, _, body = http(srv, "GET", "/metrics")
+    deadline = time.time() + 10
+    while b'reason="utterance_full"} 100\n' not in body and \
+            time.time() < deadline:
+        time.sleep(0.1)
+        st, _, body = http(srv, "GET", "/metrics")
+    c.check(b'xiaozhi_frames_dropped_total{reason="utterance_full"} 100\n'
+            in body, "100 frames over the 60 s cap dropped and counted")
+    for w in devs:
+        w.close()
+    rc, err = srv.stop()
+    c.eq(rc, 0, "fourth server stops cleanly")
     return c.done()
 
 

@@ -11,6 +11,7 @@
 
 #include "test.h"
 #include "wisp.h"
+#include "ws/ws_client.h"
 
 static char *render(wisp_metrics_t *reg)
 {
@@ -99,6 +100,35 @@ static void test_gauge_text(void)
     CHECK_EQ_INT(wisp_gauge_value(h), 0);
     wisp_gauge_set(NULL, 1);
     CHECK_EQ_INT(wisp_gauge_value(NULL), 0);
+
+    /* Double values: set, add, the integer part beside them, and back to
+     * an integer with wisp_gauge_set. */
+    wisp_gauge_t *r = wisp_metrics_gauge(reg, "ratio", "Ratio.", NULL, NULL);
+    wisp_gauge_add(r, 5);
+    wisp_gauge_set_double(r, 0.25);
+    CHECK(wisp_gauge_value_double(r) == 0.25);
+    CHECK_EQ_INT(wisp_gauge_value(r), 0);
+    wisp_gauge_add_double(r, 2.5);
+    wisp_gauge_add(r, 1);
+    CHECK(wisp_gauge_value_double(r) == 3.75);
+    CHECK_EQ_INT(wisp_gauge_value(r), 3);
+    wisp_gauge_add(r, -10);
+    CHECK(wisp_gauge_value_double(r) == -6.25);
+    CHECK_EQ_INT(wisp_gauge_value(r), -6);
+    char *t = render(reg);
+    CHECK_MSG(t && strstr(t, "\nratio -6.25\n"), "%s", t);
+    free(t);
+    wisp_gauge_set(r, 4);
+    CHECK(wisp_gauge_value_double(r) == 4);
+    t = render(reg);
+    CHECK(t && strstr(t, "\nratio 4\n"));
+    free(t);
+    wisp_gauge_set_double(r, 1e300); /* beyond int64: value keeps 0 */
+    CHECK_EQ_INT(wisp_gauge_value(r), 0);
+    CHECK(wisp_gauge_value_double(r) == 1e300);
+    wisp_gauge_set_double(NULL, 1);
+    wisp_gauge_add_double(NULL, 1);
+    CHECK(wisp_gauge_value_double(NULL) == 0);
     wisp_metrics_destroy(reg);
 }
 
@@ -137,7 +167,33 @@ static void test_histogram_text(void)
                "latency_seconds_count{provider=\"tts\"} 0\n");
     CHECK_EQ_INT(wisp_histogram_count(NULL), 0);
     wisp_histogram_observe(NULL, 1);
+    /* The ready-made latency bounds are valid bounds. */
+    static const double lat[] = WISP_METRICS_LATENCY_SECONDS;
+    wisp_histogram_t *l = wisp_metrics_histogram(
+        reg, "req_seconds", "Req.", NULL, NULL, lat, sizeof lat / sizeof *lat);
+    CHECK(l);
+    wisp_histogram_observe(l, 0.0025);
+    char *txt = render(reg);
+    CHECK(txt && strstr(txt, "req_seconds_bucket{le=\"0.001\"} 0\n"
+                         "req_seconds_bucket{le=\"0.0025\"} 1\n"));
+    CHECK(txt && strstr(txt, "req_seconds_bucket{le=\"10\"} 1\n"
+                         "req_seconds_bucket{le=\"+Inf\"} 1\n"));
+    free(txt);
     wisp_metrics_destroy(reg);
+}
+
+/* The next double after `x` towards +Inf (`x` finite, not -0), without
+ * libm's nextafter. */
+static double next_up(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    if (x >= 0)
+        u++;
+    else
+        u--;
+    memcpy(&x, &u, sizeof x);
+    return x;
 }
 
 /* Bucket edges: a value equal to a bound goes in that bound's bucket, the
@@ -151,13 +207,13 @@ static void test_histogram_edges(void)
     CHECK(h);
     wisp_histogram_observe(h, -INFINITY); /* le=-1 */
     wisp_histogram_observe(h, -1);        /* le=-1 */
-    wisp_histogram_observe(h, nextafter(-1, 0)); /* le=0 */
+    wisp_histogram_observe(h, next_up(-1)); /* le=0 */
     wisp_histogram_observe(h, 0);         /* le=0 */
     wisp_histogram_observe(h, -0.0);      /* le=0 (-0 == 0) */
     wisp_histogram_observe(h, 1);         /* le=1 */
-    wisp_histogram_observe(h, nextafter(1, 2)); /* le=2 */
+    wisp_histogram_observe(h, next_up(1)); /* le=2 */
     wisp_histogram_observe(h, 2);         /* le=2 */
-    wisp_histogram_observe(h, nextafter(2, 3)); /* +Inf */
+    wisp_histogram_observe(h, next_up(2)); /* +Inf */
     wisp_histogram_observe(h, INFINITY);  /* +Inf */
     char *t = render(reg);
     const char *want_buckets =
@@ -500,6 +556,7 @@ typedef struct shared {
     wisp_counter_t *c;
     wisp_counter_t *byc[THREADS];
     wisp_gauge_t *g;
+    wisp_gauge_t *fg;
     wisp_histogram_t *h;
     _Atomic int running;
 } shared;
@@ -513,6 +570,8 @@ static void *updater(void *arg)
         wisp_counter_inc(s->c);
         wisp_counter_add(s->byc[id], 2);
         wisp_gauge_add(s->g, (i & 1) ? -1 : 3);
+        if (i % 16 == 0)
+            wisp_gauge_add_double(s->fg, 0.5);
         wisp_histogram_observe(s->h, (double)(i % 4)); /* 0,1,2,3 */
     }
     atomic_fetch_sub(&s->running, 1);
@@ -532,6 +591,8 @@ static void test_threads(void)
                                         "t", v);
     }
     s.g = wisp_metrics_gauge(reg, "level", "Level.", NULL, NULL);
+    s.fg = wisp_metrics_gauge(reg, "flevel", "Fractional level.", NULL,
+                              NULL);
     static const double b[] = {0.5, 1.5, 2.5};
     s.h = wisp_metrics_histogram(reg, "obs", "Obs.", NULL, NULL, b, 3);
     atomic_store(&s.running, THREADS);
@@ -557,6 +618,7 @@ static void test_threads(void)
     for (int i = 0; i < THREADS; i++)
         CHECK_EQ_INT(wisp_counter_value(s.byc[i]), 2 * ITERS);
     CHECK_EQ_INT(wisp_gauge_value(s.g), (int64_t)THREADS * ITERS);
+    CHECK(wisp_gauge_value_double(s.fg) == THREADS * (ITERS / 16) * 0.5);
     CHECK_EQ_INT(wisp_histogram_count(s.h), (uint64_t)THREADS * ITERS);
     /* Sums of small integers are exact in doubles. */
     CHECK(wisp_histogram_sum(s.h) == (double)THREADS * ITERS / 4 * 6);
@@ -719,6 +781,117 @@ static void test_server(void)
     wisp_metrics_destroy(reg);
 }
 
+/* A live server: a WebSocket session and a plain request move the
+ * server's counters; the session's close brings the gauges back. */
+static void ws_msg(wisp_ws_t *ws, int binary, const void *data, size_t len,
+                   void *arg)
+{
+    (void)ws; (void)binary; (void)data; (void)len; (void)arg;
+}
+
+static const wisp_ws_handlers_t ws_h = {.on_message = ws_msg};
+
+static void on_ws(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    wisp_ws_upgrade(req, res, &ws_h, NULL, NULL);
+}
+
+static void *waiter(void *arg)
+{
+    wisp_server_wait(arg);
+    return NULL;
+}
+
+static double metric(wisp_metrics_t *reg, const char *line_start)
+{
+    char *t = render(reg);
+    double v = -1;
+    char *p = t ? strstr(t, line_start) : NULL;
+    if (p)
+        v = strtod(p + strlen(line_start), NULL);
+    free(t);
+    return v;
+}
+
+/* Render until `line_start` shows `want` (10 s bound): the server
+ * updates its counters on its own thread, after our socket call
+ * returned. */
+static double metric_becomes(wisp_metrics_t *reg, const char *line_start,
+                             double want)
+{
+    double v = -1;
+    for (int i = 0; i < 1000; i++) {
+        v = metric(reg, line_start);
+        if (v == want)
+            break;
+        usleep(10 * 1000);
+    }
+    return v;
+}
+
+/* The same for a value above `above`: a byte counter is bumped just
+ * after the send returns, so the client may see the bytes first. */
+static double metric_above(wisp_metrics_t *reg, const char *line_start,
+                           double above)
+{
+    double v = -1;
+    for (int i = 0; i < 1000; i++) {
+        v = metric(reg, line_start);
+        if (v > above)
+            break;
+        usleep(10 * 1000);
+    }
+    return v;
+}
+
+static void test_server_live(void)
+{
+    wisp_metrics_t *reg = wisp_metrics_create();
+    wisp_server_config_t cfg;
+    wisp_server_config_init(&cfg);
+    cfg.host = "127.0.0.1";
+    cfg.threads = 1;
+    cfg.handle_signals = 0;
+    wisp_server_t *srv = wisp_server_create(&cfg);
+    CHECK_EQ_INT(wisp_server_route(srv, WISP_METHOD_GET, "/ws", on_ws, NULL,
+                                   NULL), 0);
+    CHECK_EQ_INT(wisp_server_listen(srv), 0);
+    CHECK_EQ_INT(wisp_server_metrics(srv, reg), 0);
+    CHECK_EQ_INT(wisp_server_start(srv), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, waiter, srv);
+    uint16_t port = wisp_server_port(srv);
+    int fd = handshake(port);
+    CHECK(fd >= 0);
+    CHECK(metric_becomes(reg, "\nwisp_ws_sessions_open ", 1) == 1);
+    CHECK(metric(reg, "\nwisp_connections_open ") == 1);
+    CHECK(metric(reg, "\nwisp_connections_accepted_total ") == 1);
+    CHECK(metric(reg, "wisp_http_requests_total{class=\"1xx\"} ") == 1);
+    CHECK(metric(reg, "\nwisp_bytes_received_total ") > 100);
+    CHECK(metric_above(reg, "\nwisp_bytes_sent_total ", 100) > 100);
+    /* A request the router answers 404, on its own connection. */
+    int g = dial(port);
+    const char *req = "GET /none HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(write(g, req, strlen(req)) == (ssize_t)strlen(req));
+    char buf[12];
+    CHECK(read_exact(g, buf, sizeof buf) == 0 &&
+          memcmp(buf, "HTTP/1.1 404", 12) == 0);
+    CHECK(metric_becomes(reg, "wisp_http_requests_total{class=\"4xx\"} ",
+                         1) == 1);
+    CHECK(metric(reg, "\nwisp_connections_accepted_total ") == 2);
+    close(g);
+    close(fd);
+    CHECK(metric_becomes(reg, "\nwisp_ws_sessions_open ", 0) == 0);
+    CHECK(metric_becomes(reg, "\nwisp_connections_open ", 0) == 0);
+    CHECK(metric(reg, "\nwisp_connections_accepted_total ") == 2);
+    wisp_server_stop(srv);
+    pthread_join(th, NULL);
+    wisp_server_destroy(srv);
+    CHECK_TEXT(reg, "");
+    wisp_metrics_destroy(reg);
+}
+
 int main(void)
 {
     test_counter_text();
@@ -733,5 +906,6 @@ int main(void)
     test_register_race();
     test_pool();
     test_server();
+    test_server_live();
     return t_done("metrics");
 }

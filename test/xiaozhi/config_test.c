@@ -34,7 +34,8 @@ static const row rows[] = {
     {"unterminated quote", "[scripted]\nstt_text = \"abc\n", "unterminated quoted value"},
     {"header without bracket", "[server\n", "section header without ']'"},
     {"line number counts", "[server]\n\n# x\nhost = a\nbad = 1\n", "test.ini:5:"},
-    {"too long string", "[scripted]\nemotion = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "longer than 31"},
+    {"emotion outside the vocabulary", "[scripted]\nemotion = grumpy\n", "not an emotion the device shows"},
+    {"emotion in the vocabulary", "[scripted]\nemotion = winking\n", NULL},
     {"empty number", "[server]\nport =\n", "is not a whole number"},
 };
 
@@ -93,6 +94,13 @@ int main(void)
     CHECK(xz_config_device_allowed(&c, "x"));
     CHECK(!xz_config_device_allowed(&c, "aa:bb:cc:00:00:0"));
     CHECK(!xz_config_device_allowed(&c, ""));
+
+    /* a string longer than its buffer is refused, not truncated */
+    char longv[600];
+    memset(longv, 'a', sizeof longv - 1);
+    longv[sizeof longv - 1] = 0;
+    CHECK(xz_config_set(&c, "scripted.stt_text", longv, err, sizeof err) < 0);
+    CHECK(strstr(err, "longer than 511 bytes") != NULL);
 
     /* missing file */
     CHECK(xz_config_load(&c, "/nonexistent/x.ini", err, sizeof err) < 0);
