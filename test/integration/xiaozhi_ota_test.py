@@ -217,10 +217,15 @@ async def activation_round(s, wrapped):
                    ota_headers(d.mac, d.client_id), "{}")
     assert r.status == 202, r
     # the user enters the code
-    r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind",
-                   {"Content-Type": "application/json"},
-                   json.dumps({"code": act["code"]}))
+    if wrapped:
+        r = await http(s.host, s.port, "POST",
+                       "/xiaozhi/ota/bind?code=" + act["code"])
+    else:
+        r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind",
+                       {"Content-Type": "application/json"},
+                       json.dumps({"code": act["code"]}))
     assert r.status == 200, r
+    assert r.json().get("device_id", "").lower() == d.mac, r
     r = await http(s.host, s.port, "POST", "/xiaozhi/ota/activate", h,
                    json.dumps(body))
     assert r.status == 200, r
@@ -236,13 +241,20 @@ async def test_activation_flow():
     try:
         await activation_round(s, wrapped=False)
         await activation_round(s, wrapped=True)
-        r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind",
-                       {"Content-Type": "application/json"},
-                       json.dumps({"code": "000000x"}))
+        r = await http(s.host, s.port, "POST",
+                       "/xiaozhi/ota/bind?code=0000001")
         assert r.status == 404, r
+        r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind")
+        assert r.status == 400, r
         r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind",
                        {"Content-Type": "application/json"}, "nope")
         assert r.status == 400, r
+    finally:
+        s.stop()
+    s = XServer(BIN)                       # activation off: no bind route
+    try:
+        r = await http(s.host, s.port, "POST", "/xiaozhi/ota/bind?code=1")
+        assert r.status == 404, r
     finally:
         s.stop()
 
