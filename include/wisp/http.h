@@ -127,8 +127,13 @@ WISP_API wisp_loop_t *wisp_req_loop(const wisp_req_t *req);
 
 /* --------------------------------------------------------------- response */
 
-/* Set the status (100..999 except 101 which is wisp_res_upgrade's).
- * Default 200. Returns 0, -EINVAL, or WISP_ESTATE once the head is sent. */
+/* Set the status of a response that has not sent its head. Default 200.
+ * 1xx statuses are refused (101 is wisp_res_upgrade's; wisp sends
+ * 100 Continue itself). No callback runs inside the call.
+ * Returns 0; WISP_ESTATE when the response is finished; WISP_ECLOSED when
+ * the client has gone; -EINVAL when `status` is not in 200..999;
+ * WISP_ESTATE when the head was already sent. The first that applies
+ * is returned; after an error the status is unchanged. */
 WISP_API int wisp_res_status(wisp_res_t *res, int status);
 
 /* Add a header field. Name and value are copied. wisp writes Date,
@@ -147,10 +152,14 @@ WISP_API int wisp_res_header_n(wisp_res_t *res, const char *name,
                                size_t value_len);
 
 /* Send a complete response: status, optional Content-Type (NULL: none),
- * and `len` bytes of body, copied. For HEAD requests the body is left out
- * and Content-Length kept. Finishes the response.
- * Returns 0, WISP_ESTATE when the response was already started or
- * finished, or WISP_ECLOSED when the client has gone. */
+ * and `len` bytes of body, copied (`body` may be NULL when `len` is 0).
+ * For HEAD requests the body is left out and Content-Length kept.
+ * Finishes the response.
+ * Returns 0; WISP_ESTATE when the response is finished or its head was
+ * already sent; -EINVAL when `status` is not in 200..999 or `body` is
+ * NULL with `len` > 0 (then the response is unchanged and still open);
+ * WISP_ECLOSED when the client has gone (then the response is finished
+ * and `res` is invalid after the call). */
 WISP_API int wisp_res_send(wisp_res_t *res, int status,
                            const char *content_type, const void *body,
                            size_t len);
@@ -158,7 +167,9 @@ WISP_API int wisp_res_send(wisp_res_t *res, int status,
 /* As wisp_res_send but without copying the body: wisp references `body`
  * until it is written and then calls `done(arg)` (if not NULL) exactly
  * once on this loop, also when the connection closes first or the call
- * fails. */
+ * fails. `done` may run inside the call (on every error, and when the
+ * body is short enough to be copied at once). Returns what wisp_res_send
+ * returns, for the same reasons. */
 WISP_API int wisp_res_send_ref(wisp_res_t *res, int status,
                                const char *content_type, const void *body,
                                size_t len, wisp_free_cb done, void *arg);
@@ -190,7 +201,13 @@ WISP_API void wisp_res_on_drain(wisp_res_t *res, wisp_res_cb cb, void *arg);
 WISP_API void wisp_res_on_abort(wisp_res_t *res, wisp_res_cb cb, void *arg);
 
 /* Serve `len` bytes of the open file `fd` from `offset` with sendfile(2).
- * wisp takes ownership of `fd` and closes it, on success or failure. */
+ * wisp takes ownership of `fd` and closes it, on success or failure.
+ * Finishes the response. Returns 0; WISP_ESTATE when the response is
+ * finished or its head was already sent; -EINVAL when `status` is not in
+ * 200..999 (the response stays open); WISP_ECLOSED when the client has
+ * gone, or when the file cannot be queued for lack of memory (then the
+ * head went out and the connection closes after it); after WISP_ECLOSED
+ * the response is finished and `res` is invalid. */
 WISP_API int wisp_res_sendfile(wisp_res_t *res, int status,
                                const char *content_type, int fd,
                                uint64_t offset, uint64_t len);
@@ -209,11 +226,13 @@ WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
  * Bytes that followed the request are delivered to h->on_data first: at
  * once when the call is made inside the handler (after it returns), or
  * before this call returns when made later. No other callback runs
- * inside the call. Returns 0, or -EINVAL (h, h->on_data or h->on_close
- * NULL), WISP_ESTATE (the head was already sent, the response is
- * finished, or the request body has not been read whole) / WISP_ECLOSED
- * (the client went away); then the response is unchanged. The request and response are
- * invalid after success. Thread: the response's loop. */
+ * inside the call. Returns 0, or the first that applies of: WISP_ESTATE
+ * (the response is finished), WISP_ECLOSED (the client went away),
+ * -EINVAL (h, h->on_data or h->on_close NULL), WISP_ESTATE (the head was
+ * already sent, or the request body has not been read whole, or another
+ * request's response is still ahead of it); after an error the response
+ * is unchanged and still open. The request and response are invalid
+ * after success. Thread: the response's loop. */
 WISP_API int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
                               void *arg);
 

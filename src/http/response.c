@@ -350,7 +350,7 @@ int wisp_res_send(wisp_res_t *res, int status, const char *ctype,
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
     if (res->flags & WISP__RS_HEAD_SENT)
         return WISP_ESTATE;
-    if (status < 200 || status > 999)
+    if (status < 200 || status > 999 || (!body && len))
         return -EINVAL;
     res->status = status;
     wisp_conn_t *c = ex->conn;
@@ -394,7 +394,7 @@ int wisp_res_send_ref(wisp_res_t *res, int status, const char *ctype,
     int r = usable(ex);
     if (!r && (res->flags & WISP__RS_HEAD_SENT))
         r = WISP_ESTATE;
-    if (!r && (status < 200 || status > 999))
+    if (!r && (status < 200 || status > 999 || (!body && len)))
         r = -EINVAL;
     if (r) {
         if (done)
@@ -536,8 +536,11 @@ int wisp_res_sendfile(wisp_res_t *res, int status, const char *ctype, int fd,
         close(fd);
     } else {
         res->body_bytes = len;
-        if (wisp__out_file(ex->conn, fd, offset, len) < 0)
+        if (wisp__out_file(ex->conn, fd, offset, len) < 0) {
+            /* The head promised `len` bytes: close after it. */
+            ex->keep_alive = 0;
             return end_orphan(ex);
+        }
     }
     wisp__http_response_done(ex);
     return 0;
