@@ -1,10 +1,12 @@
 /* The response calls' documented answers (include/wisp/http.h), checked
  * on an in-process server: wisp_res_status's range, the -EINVAL of
  * wisp_res_send, wisp_res_send_ref and wisp_res_upgrade (and that the
- * response stays usable after it), WISP_ESTATE once the head is sent.
+ * response stays usable after it), WISP_ESTATE once the head is sent;
+ * constructors' NULL + errno (include/wisp/common.h).
  * Handlers run on the server's thread: they store each call's return in
  * an atomic slot that the main thread checks once the answer arrived. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -158,8 +160,28 @@ static size_t get(uint16_t port, const char *path, char *buf, size_t cap)
     return n;
 }
 
+/* Constructors fail with NULL and errno (common.h). */
+static void test_constructor_errno(void)
+{
+    wisp_server_config_t cfg;
+    wisp_server_config_init(&cfg);
+    cfg.max_headers = 0;
+    errno = 0;
+    CHECK(wisp_server_create(&cfg) == NULL);
+    CHECK_EQ_INT(errno, EINVAL);
+    wisp_server_config_init(&cfg);
+    cfg.max_header_bytes = 16u * 1024 * 1024 + 1;
+    errno = 0;
+    CHECK(wisp_server_create(&cfg) == NULL);
+    CHECK_EQ_INT(errno, EINVAL);
+    errno = 0;
+    CHECK(wisp_future_create(NULL) == NULL);
+    CHECK_EQ_INT(errno, EINVAL);
+}
+
 int main(void)
 {
+    test_constructor_errno();
     wisp_server_config_t cfg;
     wisp_server_config_init(&cfg);
     cfg.host = "127.0.0.1";
