@@ -17,8 +17,21 @@
  * lifetime: copy what you keep.
  *
  * Thread: every function here runs on the loop that called the handler
- * (asserted in debug builds). To answer from another thread, post a task
- * to wisp_res_loop(res). */
+ * (asserted in debug builds), except wisp_method_name (any thread). To
+ * answer from another thread, post a task to wisp_res_loop(res).
+ *
+ * Callbacks inside calls. The request getters, wisp_res_status,
+ * wisp_res_header*, wisp_res_content_length, wisp_res_on_drain and
+ * wisp_res_on_abort run no callback. The calls that write
+ * (wisp_res_send*, wisp_res_sendfile, wisp_res_write, wisp_res_end,
+ * wisp_res_upgrade; also wisp_conn_write* and wisp_ws_send*, which share
+ * the loop's output buffer) may find a socket broken, this response's
+ * or another connection's whose bytes they flush: that connection closes
+ * inside the call, and when it carries a response whose handler has
+ * already returned, that response's abort callback runs inside the call
+ * (with no abort callback, the response just becomes one whose calls
+ * return WISP_ECLOSED). A body's on_data/on_end and the drain callback
+ * never run inside a call; wisp_res_send_ref's `done` may (see there). */
 #ifndef WISP_HTTP_H
 #define WISP_HTTP_H
 
@@ -49,7 +62,8 @@ typedef enum wisp_method {
     WISP_METHOD_ANY = 0xff /* route: every method */
 } wisp_method_t;
 
-/* "GET", "HEAD", ... ; "ANY" for WISP_METHOD_ANY; NULL when out of range. */
+/* "GET", "HEAD", ... ; "ANY" for WISP_METHOD_ANY; NULL when out of range.
+ * A static string. Thread: any. */
 WISP_API const char *wisp_method_name(wisp_method_t m);
 
 typedef void (*wisp_handler)(wisp_req_t *req, wisp_res_t *res, void *arg);
@@ -73,20 +87,24 @@ WISP_API wisp_str_t wisp_req_query(const wisp_req_t *req);
 
 /* Look up `key` in the query string and percent-decode its value ('+'
  * becomes a space) into `out` (NUL-terminated when it fits). Returns the
- * decoded length (which may exceed `cap`-1: then the output is truncated),
- * or -ENOENT when absent, or WISP_EPARSE on a bad escape. */
+ * decoded length (which may exceed `cap`-1: then the output is truncated;
+ * `out` may be NULL with `cap` 0 to learn the length), or -ENOENT when
+ * absent (or `key` is NULL), WISP_EPARSE on a bad escape, -ENOMEM when a
+ * value over 1 KiB cannot be decoded for lack of memory. */
 WISP_API ssize_t wisp_req_query_get(const wisp_req_t *req, const char *key,
                                     char *out, size_t cap);
 
 /* The value of the route parameter `name` (":name" or "*name" in the
- * pattern); ptr NULL when the route has no such parameter. */
+ * pattern), as matched (not percent-decoded beyond the path's own
+ * decoding); ptr NULL when the route has no such parameter. */
 WISP_API wisp_str_t wisp_req_param(const wisp_req_t *req, const char *name);
 
 /* Case-insensitive header lookup: the first field named `name`, with
  * surrounding whitespace removed; ptr NULL when absent. */
 WISP_API wisp_str_t wisp_req_header(const wisp_req_t *req, const char *name);
 /* Number of header fields, and the i-th one (0-based, in arrival order).
- * wisp_req_header_at returns -ERANGE when i is out of range. */
+ * wisp_req_header_at returns 0 and fills *name and *value, or -ERANGE
+ * when i is out of range (then they are untouched). */
 WISP_API size_t wisp_req_header_count(const wisp_req_t *req);
 WISP_API int wisp_req_header_at(const wisp_req_t *req, size_t i,
                                 wisp_str_t *name, wisp_str_t *value);
@@ -144,7 +162,9 @@ WISP_API int wisp_res_status(wisp_res_t *res, int status);
  * like) or the configured server_name is left out. Other names may be
  * added more than once (Set-Cookie). The header section is bounded
  * (8 KiB of added fields): past it, -ENOSPC. Returns 0, -EINVAL,
- * -ENOSPC, or WISP_ESTATE once the head is sent. */
+ * -ENOSPC, -ENOMEM (the first field past the inline room cannot be
+ * stored), WISP_ESTATE (finished, or the head was sent), WISP_ECLOSED
+ * (the client has gone). No callback runs inside the call. */
 WISP_API int wisp_res_header(wisp_res_t *res, const char *name,
                              const char *value);
 WISP_API int wisp_res_header_n(wisp_res_t *res, const char *name,
@@ -178,26 +198,40 @@ WISP_API int wisp_res_send_ref(wisp_res_t *res, int status,
  * (then exactly that many bytes must follow) or leave it undeclared (then
  * HTTP/1.1 uses chunked encoding and HTTP/1.0 closes to delimit).
  * wisp_res_write copies `len` bytes and sends the head first if needed;
- * wisp_res_end finishes the response. Returns 0, or WISP_ECLOSED,
- * WISP_ESTATE, -EINVAL (more bytes than declared), -ENOMEM. A write of 0
- * bytes only sends the head. */
+ * wisp_res_end finishes the response. A write of 0 bytes only sends the
+ * head. In detail: wisp_res_content_length returns
+ * 0, WISP_ESTATE (finished, or head already sent) or WISP_ECLOSED;
+ * wisp_res_write returns 0, WISP_ESTATE (finished), WISP_ECLOSED (the
+ * client has gone: the response is still the application's to finish
+ * unless its abort callback ran, see above), -EINVAL (more bytes than
+ * declared: nothing written); wisp_res_end finishes the response
+ * (unless it was already finished) and returns 0, WISP_ESTATE (already finished), WISP_ECLOSED
+ * (the client had gone; `res` is invalid after the call), or -EINVAL
+ * (fewer bytes than declared were written: the connection closes after
+ * what was sent). `data` is copied; it may be NULL when `len` is 0. */
 WISP_API int wisp_res_content_length(wisp_res_t *res, uint64_t len);
 WISP_API int wisp_res_write(wisp_res_t *res, const void *data, size_t len);
 WISP_API int wisp_res_end(wisp_res_t *res);
 
-/* Bytes accepted by the response but not yet written to the socket. */
+/* Bytes accepted by the response's connection but not yet written to
+ * the socket (the loop's cork included); 0 once the client has gone. */
 WISP_API size_t wisp_res_buffered(const wisp_res_t *res);
 /* Run `cb(res, arg)` once, when everything queued on the connection has
  * been written to the socket. Use it to produce a large streamed body
  * without unbounded buffering: write a piece, and when
  * wisp_res_buffered() is large, wait for this callback before the next.
- * Replaces a previous callback; NULL clears it. */
+ * Replaces a previous callback; NULL clears it. `cb` runs from the loop,
+ * never inside a wisp_* call, and not once the client has gone. Runs no
+ * callback. */
 typedef void (*wisp_res_cb)(wisp_res_t *res, void *arg);
 WISP_API void wisp_res_on_drain(wisp_res_t *res, wisp_res_cb cb, void *arg);
 
 /* Run `cb(res, arg)` if the client goes away (or the server force-closes
  * the connection) before the response is finished. After `cb` returns,
- * `req` and `res` are invalid. */
+ * `req` and `res` are invalid. Replaces a previous callback; NULL clears
+ * it. `cb` runs at most once, never inside the handler call, and may run
+ * inside a call that writes (see "Callbacks inside calls" above).
+ * wisp_res_await uses the same slot. */
 WISP_API void wisp_res_on_abort(wisp_res_t *res, wisp_res_cb cb, void *arg);
 
 /* Serve `len` bytes of the open file `fd` from `offset` with sendfile(2).
@@ -213,7 +247,8 @@ WISP_API int wisp_res_sendfile(wisp_res_t *res, int status,
                                uint64_t offset, uint64_t len);
 
 /* The loop that owns the response: finish it there (post a task to it
- * from other threads). Valid while the response is. */
+ * from other threads). Valid while the response is. Thread: any thread
+ * holding a valid `res` (the value never changes). */
 WISP_API wisp_loop_t *wisp_res_loop(const wisp_res_t *res);
 /* The request this response answers; same lifetime as `res`. */
 WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
