@@ -30,7 +30,12 @@
  * inside the call, and when it carries a response whose handler has
  * already returned, that response's abort callback runs inside the call
  * (with no abort callback, the response just becomes one whose calls
- * return WISP_ECLOSED). A body's on_data/on_end and the drain callback
+ * return WISP_ECLOSED). The response a terminal call finishes
+ * (wisp_res_send*, wisp_res_sendfile, wisp_res_end) is the exception:
+ * when the call breaks its own connection it returns WISP_ECLOSED and
+ * finishes the response, and that response's abort callback never runs
+ * (a streamed request body still arriving gets on_end(-ECANCELED), inside
+ * the call). Otherwise a body's on_data/on_end and the drain callback
  * never run inside a call; wisp_res_send_ref's `done` may (see there). */
 #ifndef WISP_HTTP_H
 #define WISP_HTTP_H

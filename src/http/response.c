@@ -353,6 +353,7 @@ int wisp_res_send(wisp_res_t *res, int status, const char *ctype,
     if (status < 200 || status > 999 || (!body && len))
         return -EINVAL;
     res->status = status;
+    ex->in_call = 1; /* until wisp__http_response_done */
     wisp_conn_t *c = ex->conn;
     if (ex->req.rh.method == WISP_METHOD_HEAD)
         res->flags |= WISP__RS_HEAD_REQ;
@@ -402,6 +403,7 @@ int wisp_res_send_ref(wisp_res_t *res, int status, const char *ctype,
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
     }
     res->status = status;
+    ex->in_call = 1;
     int nobody = no_body_status(status);
     if (wisp__res_head(ex, nobody ? -1 : (int64_t)len, ctype) < 0) {
         if (done)
@@ -476,6 +478,7 @@ int wisp_res_end(wisp_res_t *res)
     int r = usable(ex);
     if (r)
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
+    ex->in_call = 1;
     if (ensure_head(ex) < 0)
         return end_orphan(ex);
     r = 0;
@@ -528,6 +531,7 @@ int wisp_res_sendfile(wisp_res_t *res, int status, const char *ctype, int fd,
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
     }
     res->status = status;
+    ex->in_call = 1;
     if (wisp__res_head(ex, (int64_t)len, ctype) < 0) {
         close(fd);
         return end_orphan(ex);

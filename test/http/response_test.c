@@ -116,6 +116,45 @@ static void on_upgrade_late(wisp_req_t *req, wisp_res_t *res, void *arg)
     note(4, wisp_res_end(res));
 }
 
+/* A terminal call that finds the socket broken finishes the response
+ * itself: its abort callback must not run inside the call (nor later).
+ * The loop thread waits in a timer callback until the client has reset
+ * the connection, so the send is what discovers it. */
+static _Atomic int reset_done, brk_held, brk_aborts, brk_ret = 12345;
+static _Atomic int brk_aborts_inside = -1;
+static wisp_timer_t brk_timer;
+static wisp_res_t *brk_res;
+static char big[256 * 1024];
+
+static void brk_abort(wisp_res_t *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    atomic_fetch_add(&brk_aborts, 1);
+}
+
+static void brk_fire(wisp_timer_t *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    atomic_store(&brk_held, 1); /* the loop is here, not in epoll */
+    for (int i = 0; i < 30000 && !atomic_load(&reset_done); i++)
+        usleep(1000);
+    int r = wisp_res_send(brk_res, 200, NULL, big, sizeof big);
+    atomic_store(&brk_aborts_inside, atomic_load(&brk_aborts));
+    atomic_store(&brk_ret, r);
+}
+
+static void on_broken(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    brk_res = res;
+    wisp_res_on_abort(res, brk_abort, NULL);
+    wisp_timer_init(wisp_res_loop(res), &brk_timer);
+    wisp_timer_start(&brk_timer, 1, brk_fire, NULL);
+}
+
 static int dial(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -198,6 +237,8 @@ int main(void)
                       NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/late", on_upgrade_late, NULL,
                       NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/broken", on_broken, NULL,
+                      NULL);
     CHECK_EQ_INT(wisp_server_listen(srv), 0);
     uint16_t port = wisp_server_port(srv);
     CHECK_EQ_INT(wisp_server_start(srv), 0);
@@ -259,6 +300,26 @@ int main(void)
     CHECK_EQ_INT(got[2], WISP_ESTATE);
     CHECK_EQ_INT(got[3], 0);
     CHECK_EQ_INT(got[4], 0);
+
+    /* A send that finds the connection reset: WISP_ECLOSED, no abort
+     * callback inside the call or after; the server goes on serving. */
+    int fd = dial(port);
+    const char *rq = "GET /broken HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(write(fd, rq, strlen(rq)) == (ssize_t)strlen(rq));
+    for (int i = 0; i < 30000 && !atomic_load(&brk_held); i++)
+        usleep(1000);
+    CHECK(atomic_load(&brk_held));
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd); /* RST */
+    atomic_store(&reset_done, 1);
+    for (int i = 0; i < 30000 && atomic_load(&brk_ret) == 12345; i++)
+        usleep(1000);
+    CHECK_EQ_INT(atomic_load(&brk_ret), WISP_ECLOSED);
+    CHECK_EQ_INT(atomic_load(&brk_aborts_inside), 0);
+    get(port, "/status", buf, sizeof buf);
+    CHECK_MSG(strncmp(buf, "HTTP/1.1 299 ", 13) == 0, "%s", buf);
+    CHECK_EQ_INT(atomic_load(&brk_aborts), 0);
 
     wisp_server_stop(srv);
     CHECK_EQ_INT(wisp_server_wait(srv), 0);
