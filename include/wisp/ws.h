@@ -80,12 +80,19 @@ typedef struct wisp_ws_opts {
 /* Fill `o` with the defaults above. Thread: any. */
 WISP_API void wisp_ws_opts_init(wisp_ws_opts_t *o);
 
-/* Accept the WebSocket upgrade of `req`. `h` and `opts` (NULL: the
- * defaults) are referenced, not copied: they must stay valid for the
- * session's life — one static pair per route is the usual way. Returns 0 once the 101 head is queued and the session
- * exists (on_open has run), or a negative code after wisp has answered
- * the request itself: WISP_EPARSE (400: not a valid upgrade), -EPROTO
- * (426: a version other than 13), -ENOMEM (500), WISP_ECLOSED. */
+/* Accept the WebSocket upgrade of `req` (call it from the route's
+ * handler). `h` and `opts` (NULL: the defaults) are referenced, not
+ * copied: they must stay valid for the session's life — one static pair
+ * per route is the usual way. `req` and `res` are invalid after success.
+ * on_open runs inside the call, before it returns 0; no other callback
+ * of the session does.
+ * Returns 0 once the 101 head is queued and the session exists; or
+ * -EINVAL (`h` or h->on_message NULL), WISP_ESTATE or WISP_ECLOSED (as
+ * wisp_res_upgrade returns them), after which the response is unchanged
+ * and still the caller's to finish; or a code after which wisp has
+ * answered the request itself (the response is finished): WISP_EPARSE
+ * (400: not a valid upgrade), -EPROTO (426: a version other than 13),
+ * -ENOMEM (500). */
 WISP_API int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
                              const wisp_ws_handlers_t *h,
                              const wisp_ws_opts_t *opts, void *arg);
