@@ -87,9 +87,11 @@ WISP_API void wisp_ws_opts_init(wisp_ws_opts_t *o);
  * on_open runs inside the call, before it returns 0; no other callback
  * of the session does.
  * Returns 0 once the 101 head is queued and the session exists; or
- * -EINVAL (`h` or h->on_message NULL), WISP_ESTATE or WISP_ECLOSED (as
- * wisp_res_upgrade returns them), after which the response is unchanged
- * and still the caller's to finish; or a code after which wisp has
+ * -EINVAL (`h` or h->on_message NULL: the response is unchanged), or
+ * WISP_ESTATE / WISP_ECLOSED as wisp_res_upgrade returns them (the
+ * response keeps the Upgrade and Sec-WebSocket-* fields wisp added and is
+ * still the caller's to finish unless it was finished already); or a code
+ * after which wisp has
  * answered the request itself (the response is finished): WISP_EPARSE
  * (400: not a valid upgrade), -EPROTO (426: a version other than 13),
  * -ENOMEM (500). */
