@@ -105,6 +105,16 @@ static void on_upgrade(wisp_req_t *req, wisp_res_t *res, void *arg)
     note(3, wisp_res_send(res, 200, "text/plain", "still\n", 6));
 }
 
+static const wisp_ws_handlers_t ws_no_message = {.on_open = NULL};
+
+static void on_ws_bad(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    note(0, wisp_ws_upgrade(req, res, NULL, NULL, NULL));
+    note(1, wisp_ws_upgrade(req, res, &ws_no_message, NULL, NULL));
+    note(2, wisp_res_send(res, 200, "text/plain", "plain\n", 6));
+}
+
 static void on_upgrade_late(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)req;
@@ -239,6 +249,7 @@ int main(void)
                       NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/broken", on_broken, NULL,
                       NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/wsbad", on_ws_bad, NULL, NULL);
     CHECK_EQ_INT(wisp_server_listen(srv), 0);
     uint16_t port = wisp_server_port(srv);
     CHECK_EQ_INT(wisp_server_start(srv), 0);
@@ -300,6 +311,16 @@ int main(void)
     CHECK_EQ_INT(got[2], WISP_ESTATE);
     CHECK_EQ_INT(got[3], 0);
     CHECK_EQ_INT(got[4], 0);
+
+    /* wisp_ws_upgrade: -EINVAL for a missing table or on_message, the
+     * response unchanged (it answers normally). */
+    get(port, "/wsbad", buf, sizeof buf);
+    CHECK_MSG(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
+    CHECK(strstr(buf, "\r\n\r\nplain\n") != NULL);
+    CHECK(strstr(buf, "Upgrade") == NULL);
+    CHECK_EQ_INT(got[0], -EINVAL);
+    CHECK_EQ_INT(got[1], -EINVAL);
+    CHECK_EQ_INT(got[2], 0);
 
     /* A send that finds the connection reset: WISP_ECLOSED, no abort
      * callback inside the call or after; the server goes on serving. */
