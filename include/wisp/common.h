@@ -1,9 +1,19 @@
 /* wisp — common definitions: export macro, error codes, version.
  *
- * Every wisp function that can fail returns 0 (or a non-negative count) on
- * success and a negative error code on failure: either a negated errno
- * value (-ENOMEM, -EINVAL, ...) or one of the WISP_E* codes below, which sit
- * in a range errno never reaches. wisp_strerror() names every code. */
+ * How wisp functions fail, one rule with two forms:
+ *   - A function that returns a pointer to something it creates or hands
+ *     out (wisp_*_create, wisp_future_chain/_all/_any, wisp_pool_submit,
+ *     wisp_metrics_counter, ...) returns NULL on failure and sets errno
+ *     to a positive errno value (ENOMEM, EINVAL, ...), which its header
+ *     lists.
+ *   - Every other function that can fail returns 0 (or a non-negative
+ *     count) on success and a negative code on failure: a negated errno
+ *     value (-ENOMEM, -EINVAL, ...) or one of the WISP_E* codes below,
+ *     which sit in a range errno never reaches.
+ * Lookups that return a pointer (wisp_req_loop, wisp_loop_get_data,
+ * wisp_server_loop, ...) do not fail: NULL there means "none".
+ * wisp_strerror() names every negative code (pass -errno for the
+ * first form). */
 #ifndef WISP_COMMON_H
 #define WISP_COMMON_H
 

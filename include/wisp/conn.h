@@ -12,10 +12,15 @@
  * Thread: every function here runs on the connection's loop
  * (wisp_conn_loop), asserted in debug builds; callbacks run there too.
  *
- * Callbacks never run inside a wisp_conn_* call: on_close in particular
- * runs after the call that closed the connection has returned (at the
- * end of that loop iteration), so code that walks its own list of
- * connections and closes them sees the list unchanged during the walk. */
+ * Callbacks of a connection never run inside a wisp_conn_* call: on_close
+ * in particular runs after the call that closed the connection has
+ * returned (at the end of that loop iteration), so code that walks its
+ * own list of connections and closes them sees the list unchanged during
+ * the walk. Two things can run inside a write: wisp_conn_write_ref's
+ * `done` (see there), and, when the write flushes the loop's shared
+ * output buffer on behalf of an HTTP connection whose socket has broken,
+ * that connection's response abort callback (wisp/http.h, "Callbacks
+ * inside calls"). */
 #ifndef WISP_CONN_H
 #define WISP_CONN_H
 
@@ -72,20 +77,27 @@ typedef struct wisp_conn_handlers {
  * loop (also when the connection closes first, or the call fails; done
  * may be NULL). Small writes gather in the loop's cork and leave in one
  * send when the current event is handled. Returns 0, or WISP_ECLOSED
- * (closed or closing: nothing was queued; `done` has run). When queued
- * bytes pass the server's write_high_water, reading pauses until they
- * are written. No callback of the connection runs inside the call. */
+ * (closed or closing: nothing was queued; `done` has run; also when the
+ * send this write caused failed or memory ran out: then the connection
+ * is aborted and on_close follows after the call). When queued bytes
+ * pass the server's write_high_water, reading pauses until they are
+ * written. `done` runs inside the call when it returns WISP_ECLOSED and
+ * when `len` is 1 KiB or less (such bytes are copied at once); otherwise
+ * from the loop once the bytes are written or dropped. No callback of
+ * the connection runs inside the call. */
 WISP_API int wisp_conn_write(wisp_conn_t *c, const void *data, size_t len);
 WISP_API int wisp_conn_write_ref(wisp_conn_t *c, const void *data,
                                  size_t len, wisp_free_cb done, void *arg);
-/* Queue `msg` without copying it: the connection holds a reference until
- * the bytes are written or dropped. Returns as wisp_conn_write. */
+/* Queue `msg` without copying it: the connection takes its own
+ * reference until the bytes are written or dropped (the caller keeps
+ * its). Returns as wisp_conn_write. */
 WISP_API int wisp_conn_write_shared(wisp_conn_t *c, wisp_shared_t *msg);
-/* Bytes queued and not yet written to the socket (cork included). */
+/* Bytes queued and not yet written to the socket (cork included); 0
+ * once the connection is closed. */
 WISP_API size_t wisp_conn_buffered(const wisp_conn_t *c);
 /* Stop / resume delivering bytes (on_data). While paused only the peer's
  * close is watched. Independent of the pause under backpressure: reading
- * goes on when neither holds it. */
+ * goes on when neither holds it. No callback runs inside the call. */
 WISP_API void wisp_conn_pause(wisp_conn_t *c);
 WISP_API void wisp_conn_resume(wisp_conn_t *c);
 /* Close in two phases. wisp_conn_close: stop reading, write what is
@@ -98,14 +110,16 @@ WISP_API void wisp_conn_resume(wisp_conn_t *c);
 WISP_API void wisp_conn_close(wisp_conn_t *c);
 WISP_API void wisp_conn_abort(wisp_conn_t *c);
 /* Time out when no bytes arrive for `ms` (0: never): every arriving byte
- * restarts the count. A connection has one timeout: this replaces the
+ * restarts the count. No effect on a closing or closed connection.
+ * A connection has one timeout: this replaces the
  * one set with wisp_conn_set_timeout, and the reverse. While queued
  * output makes no progress the server's write timeout stands in for it;
  * once the queue is written the idle timeout is armed again. */
 WISP_API void wisp_conn_set_idle_timeout(wisp_conn_t *c, uint32_t ms);
 /* Time out once, `ms` from now, whatever arrives (0: cancel). While
  * queued output makes no progress the server's write timeout stands in
- * for it; on_drain is the place to set it again. */
+ * for it; on_drain is the place to set it again. No effect on a
+ * closing or closed connection. */
 WISP_API void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms);
 /* The loop that owns the connection. Thread: any (the value never
  * changes). */

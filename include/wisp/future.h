@@ -39,8 +39,8 @@ typedef enum wisp_future_state {
  * the call (the continuation holds a reference). */
 typedef void (*wisp_future_cb)(wisp_future_t *f, void *arg);
 
-/* A pending future owned by `owner`. Returns NULL (errno ENOMEM) on
- * failure. Thread: any. */
+/* A pending future owned by `owner`. Returns NULL with errno EINVAL
+ * (`owner` NULL) or ENOMEM. Thread: any. */
 WISP_API wisp_future_t *wisp_future_create(wisp_loop_t *owner);
 
 /* Take / drop a reference. Dropping the last one destroys the value (if
@@ -98,7 +98,7 @@ WISP_API int wisp_future_set_timeout(wisp_future_t *f, uint64_t ms);
  * the one `fn` returned (value moved), or as `f` when fn returns NULL
  * (then f's value is moved). fn's future must belong to the same loop
  * (otherwise the chain fails with -EXDEV). Returns a new future (one
- * reference, the caller's) or NULL (ENOMEM). */
+ * reference, the caller's) or NULL with errno ENOMEM. */
 typedef wisp_future_t *(*wisp_future_chain_fn)(wisp_future_t *f, void *arg);
 WISP_API wisp_future_t *wisp_future_chain(wisp_future_t *f,
                                           wisp_future_chain_fn fn,

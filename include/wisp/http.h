@@ -17,8 +17,26 @@
  * lifetime: copy what you keep.
  *
  * Thread: every function here runs on the loop that called the handler
- * (asserted in debug builds). To answer from another thread, post a task
- * to wisp_res_loop(res). */
+ * (asserted in debug builds), except wisp_method_name (any thread). To
+ * answer from another thread, post a task to wisp_res_loop(res).
+ *
+ * Callbacks inside calls. The request getters, wisp_res_status,
+ * wisp_res_header*, wisp_res_content_length, wisp_res_on_drain and
+ * wisp_res_on_abort run no callback. The calls that write
+ * (wisp_res_send*, wisp_res_sendfile, wisp_res_write, wisp_res_end,
+ * wisp_res_upgrade; also wisp_conn_write* and wisp_ws_send*, which share
+ * the loop's output buffer) may find a socket broken, this response's
+ * or another connection's whose bytes they flush: that connection closes
+ * inside the call, and when it carries a response whose handler has
+ * already returned, that response's abort callback runs inside the call
+ * (with no abort callback, the response just becomes one whose calls
+ * return WISP_ECLOSED). The response a terminal call finishes
+ * (wisp_res_send*, wisp_res_sendfile, wisp_res_end) is the exception:
+ * when the call breaks its own connection it returns WISP_ECLOSED and
+ * finishes the response, and that response's abort callback never runs
+ * (a streamed request body still arriving gets on_end(-ECANCELED), inside
+ * the call). Otherwise a body's on_data/on_end and the drain callback
+ * never run inside a call; wisp_res_send_ref's `done` may (see there). */
 #ifndef WISP_HTTP_H
 #define WISP_HTTP_H
 
@@ -49,7 +67,8 @@ typedef enum wisp_method {
     WISP_METHOD_ANY = 0xff /* route: every method */
 } wisp_method_t;
 
-/* "GET", "HEAD", ... ; "ANY" for WISP_METHOD_ANY; NULL when out of range. */
+/* "GET", "HEAD", ... ; "ANY" for WISP_METHOD_ANY; NULL when out of range.
+ * A static string. Thread: any. */
 WISP_API const char *wisp_method_name(wisp_method_t m);
 
 typedef void (*wisp_handler)(wisp_req_t *req, wisp_res_t *res, void *arg);
@@ -73,20 +92,24 @@ WISP_API wisp_str_t wisp_req_query(const wisp_req_t *req);
 
 /* Look up `key` in the query string and percent-decode its value ('+'
  * becomes a space) into `out` (NUL-terminated when it fits). Returns the
- * decoded length (which may exceed `cap`-1: then the output is truncated),
- * or -ENOENT when absent, or WISP_EPARSE on a bad escape. */
+ * decoded length (which may exceed `cap`-1: then the output is truncated;
+ * `out` may be NULL with `cap` 0 to learn the length), or -ENOENT when
+ * absent (or `key` is NULL), WISP_EPARSE on a bad escape, -ENOMEM when a
+ * value over 1 KiB cannot be decoded for lack of memory. */
 WISP_API ssize_t wisp_req_query_get(const wisp_req_t *req, const char *key,
                                     char *out, size_t cap);
 
 /* The value of the route parameter `name` (":name" or "*name" in the
- * pattern); ptr NULL when the route has no such parameter. */
+ * pattern), as matched (not percent-decoded beyond the path's own
+ * decoding); ptr NULL when the route has no such parameter. */
 WISP_API wisp_str_t wisp_req_param(const wisp_req_t *req, const char *name);
 
 /* Case-insensitive header lookup: the first field named `name`, with
  * surrounding whitespace removed; ptr NULL when absent. */
 WISP_API wisp_str_t wisp_req_header(const wisp_req_t *req, const char *name);
 /* Number of header fields, and the i-th one (0-based, in arrival order).
- * wisp_req_header_at returns -ERANGE when i is out of range. */
+ * wisp_req_header_at returns 0 and fills *name and *value, or -ERANGE
+ * when i is out of range (then they are untouched). */
 WISP_API size_t wisp_req_header_count(const wisp_req_t *req);
 WISP_API int wisp_req_header_at(const wisp_req_t *req, size_t i,
                                 wisp_str_t *name, wisp_str_t *value);
@@ -127,8 +150,13 @@ WISP_API wisp_loop_t *wisp_req_loop(const wisp_req_t *req);
 
 /* --------------------------------------------------------------- response */
 
-/* Set the status (100..999 except 101 which is wisp_res_upgrade's).
- * Default 200. Returns 0, -EINVAL, or WISP_ESTATE once the head is sent. */
+/* Set the status of a response that has not sent its head. Default 200.
+ * 1xx statuses are refused (101 is wisp_res_upgrade's; wisp sends
+ * 100 Continue itself). No callback runs inside the call.
+ * Returns 0; WISP_ESTATE when the response is finished; WISP_ECLOSED when
+ * the client has gone; -EINVAL when `status` is not in 200..999;
+ * WISP_ESTATE when the head was already sent. The first that applies
+ * is returned; after an error the status is unchanged. */
 WISP_API int wisp_res_status(wisp_res_t *res, int status);
 
 /* Add a header field. Name and value are copied. wisp writes Date,
@@ -139,7 +167,9 @@ WISP_API int wisp_res_status(wisp_res_t *res, int status);
  * like) or the configured server_name is left out. Other names may be
  * added more than once (Set-Cookie). The header section is bounded
  * (8 KiB of added fields): past it, -ENOSPC. Returns 0, -EINVAL,
- * -ENOSPC, or WISP_ESTATE once the head is sent. */
+ * -ENOSPC, -ENOMEM (the first field past the inline room cannot be
+ * stored), WISP_ESTATE (finished, or the head was sent), WISP_ECLOSED
+ * (the client has gone). No callback runs inside the call. */
 WISP_API int wisp_res_header(wisp_res_t *res, const char *name,
                              const char *value);
 WISP_API int wisp_res_header_n(wisp_res_t *res, const char *name,
@@ -147,10 +177,14 @@ WISP_API int wisp_res_header_n(wisp_res_t *res, const char *name,
                                size_t value_len);
 
 /* Send a complete response: status, optional Content-Type (NULL: none),
- * and `len` bytes of body, copied. For HEAD requests the body is left out
- * and Content-Length kept. Finishes the response.
- * Returns 0, WISP_ESTATE when the response was already started or
- * finished, or WISP_ECLOSED when the client has gone. */
+ * and `len` bytes of body, copied (`body` may be NULL when `len` is 0).
+ * For HEAD requests the body is left out and Content-Length kept.
+ * Finishes the response.
+ * Returns 0; WISP_ESTATE when the response is finished or its head was
+ * already sent; -EINVAL when `status` is not in 200..999 or `body` is
+ * NULL with `len` > 0 (then the response is unchanged and still open);
+ * WISP_ECLOSED when the client has gone (then the response is finished
+ * and `res` is invalid after the call). */
 WISP_API int wisp_res_send(wisp_res_t *res, int status,
                            const char *content_type, const void *body,
                            size_t len);
@@ -158,7 +192,9 @@ WISP_API int wisp_res_send(wisp_res_t *res, int status,
 /* As wisp_res_send but without copying the body: wisp references `body`
  * until it is written and then calls `done(arg)` (if not NULL) exactly
  * once on this loop, also when the connection closes first or the call
- * fails. */
+ * fails. `done` may run inside the call (on every error, and when the
+ * body is short enough to be copied at once). Returns what wisp_res_send
+ * returns, for the same reasons. */
 WISP_API int wisp_res_send_ref(wisp_res_t *res, int status,
                                const char *content_type, const void *body,
                                size_t len, wisp_free_cb done, void *arg);
@@ -167,36 +203,57 @@ WISP_API int wisp_res_send_ref(wisp_res_t *res, int status,
  * (then exactly that many bytes must follow) or leave it undeclared (then
  * HTTP/1.1 uses chunked encoding and HTTP/1.0 closes to delimit).
  * wisp_res_write copies `len` bytes and sends the head first if needed;
- * wisp_res_end finishes the response. Returns 0, or WISP_ECLOSED,
- * WISP_ESTATE, -EINVAL (more bytes than declared), -ENOMEM. A write of 0
- * bytes only sends the head. */
+ * wisp_res_end finishes the response. A write of 0 bytes only sends the
+ * head. In detail: wisp_res_content_length returns
+ * 0, WISP_ESTATE (finished, or head already sent) or WISP_ECLOSED;
+ * wisp_res_write returns 0, WISP_ESTATE (finished), WISP_ECLOSED (the
+ * client has gone: the response is still the application's to finish
+ * unless its abort callback ran, see above), -EINVAL (more bytes than
+ * declared: nothing written); wisp_res_end finishes the response
+ * (unless it was already finished) and returns 0, WISP_ESTATE (already finished), WISP_ECLOSED
+ * (the client had gone; `res` is invalid after the call), or -EINVAL
+ * (fewer bytes than declared were written: the connection closes after
+ * what was sent). `data` is copied; it may be NULL when `len` is 0. */
 WISP_API int wisp_res_content_length(wisp_res_t *res, uint64_t len);
 WISP_API int wisp_res_write(wisp_res_t *res, const void *data, size_t len);
 WISP_API int wisp_res_end(wisp_res_t *res);
 
-/* Bytes accepted by the response but not yet written to the socket. */
+/* Bytes accepted by the response's connection but not yet written to
+ * the socket (the loop's cork included); 0 once the client has gone. */
 WISP_API size_t wisp_res_buffered(const wisp_res_t *res);
 /* Run `cb(res, arg)` once, when everything queued on the connection has
  * been written to the socket. Use it to produce a large streamed body
  * without unbounded buffering: write a piece, and when
  * wisp_res_buffered() is large, wait for this callback before the next.
- * Replaces a previous callback; NULL clears it. */
+ * Replaces a previous callback; NULL clears it. `cb` runs from the loop,
+ * never inside a wisp_* call, and not once the client has gone. Runs no
+ * callback. */
 typedef void (*wisp_res_cb)(wisp_res_t *res, void *arg);
 WISP_API void wisp_res_on_drain(wisp_res_t *res, wisp_res_cb cb, void *arg);
 
 /* Run `cb(res, arg)` if the client goes away (or the server force-closes
  * the connection) before the response is finished. After `cb` returns,
- * `req` and `res` are invalid. */
+ * `req` and `res` are invalid. Replaces a previous callback; NULL clears
+ * it. `cb` runs at most once, never inside the handler call, and may run
+ * inside a call that writes (see "Callbacks inside calls" above).
+ * wisp_res_await uses the same slot. */
 WISP_API void wisp_res_on_abort(wisp_res_t *res, wisp_res_cb cb, void *arg);
 
 /* Serve `len` bytes of the open file `fd` from `offset` with sendfile(2).
- * wisp takes ownership of `fd` and closes it, on success or failure. */
+ * wisp takes ownership of `fd` and closes it, on success or failure.
+ * Finishes the response. Returns 0; WISP_ESTATE when the response is
+ * finished or its head was already sent; -EINVAL when `status` is not in
+ * 200..999 (the response stays open); WISP_ECLOSED when the client has
+ * gone, or when the file cannot be queued for lack of memory (then the
+ * head went out and the connection closes after it); after WISP_ECLOSED
+ * the response is finished and `res` is invalid. */
 WISP_API int wisp_res_sendfile(wisp_res_t *res, int status,
                                const char *content_type, int fd,
                                uint64_t offset, uint64_t len);
 
 /* The loop that owns the response: finish it there (post a task to it
- * from other threads). Valid while the response is. */
+ * from other threads). Valid while the response is. Thread: any thread
+ * holding a valid `res` (the value never changes). */
 WISP_API wisp_loop_t *wisp_res_loop(const wisp_res_t *res);
 /* The request this response answers; same lifetime as `res`. */
 WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
@@ -209,11 +266,13 @@ WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
  * Bytes that followed the request are delivered to h->on_data first: at
  * once when the call is made inside the handler (after it returns), or
  * before this call returns when made later. No other callback runs
- * inside the call. Returns 0, or -EINVAL (h, h->on_data or h->on_close
- * NULL), WISP_ESTATE (the head was already sent, the response is
- * finished, or the request body has not been read whole) / WISP_ECLOSED
- * (the client went away); then the response is unchanged. The request and response are
- * invalid after success. Thread: the response's loop. */
+ * inside the call. Returns 0, or the first that applies of: WISP_ESTATE
+ * (the response is finished), WISP_ECLOSED (the client went away),
+ * -EINVAL (h, h->on_data or h->on_close NULL), WISP_ESTATE (the head was
+ * already sent, or the request body has not been read whole, or another
+ * request's response is still ahead of it); after an error the response
+ * is unchanged and still open. The request and response are invalid
+ * after success. Thread: the response's loop. */
 WISP_API int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
                               void *arg);
 

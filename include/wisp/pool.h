@@ -85,7 +85,7 @@ typedef int (*wisp_pool_fn)(void *arg, void **value, wisp_free_cb *destroy);
  * cancelled); once fn runs, its late result is destroyed. A cancelled
  * item keeps its queue slot until a thread reaches it, unless the queue
  * fills up first: then cancelled items are swept out before refusing.
- * Returns NULL only on ENOMEM, or with errno EINVAL when `loop` is NULL
+ * Returns NULL with errno ENOMEM, or EINVAL when `loop` is NULL
  * (there is no loop to own a future). Thread: any, including a pool
  * thread (fn may submit more work). */
 WISP_API wisp_future_t *wisp_pool_submit(wisp_pool_t *pool, wisp_prio_t prio,

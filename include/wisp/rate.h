@@ -66,7 +66,12 @@ static inline void wisp_rate_init(wisp_rate_t *r, double per_second,
     r->last_ms = now_ms;
 }
 
-static inline void wisp__rate_refill(wisp_rate_t *r, uint64_t now_ms)
+/* Add the tokens earned between the last time the bucket saw and
+ * `now_ms`, up to the burst, and remember `now_ms`. A `now_ms` not later
+ * than one seen before changes nothing. wisp_rate_take, wisp_rate_wait_ms
+ * and wisp_rate_tokens call it first; calling it alone never changes
+ * what they answer. Thread: the caller's (the bucket has no lock). */
+static inline void wisp_rate_refill(wisp_rate_t *r, uint64_t now_ms)
 {
     if (now_ms <= r->last_ms)
         return;
@@ -84,7 +89,7 @@ static inline void wisp__rate_refill(wisp_rate_t *r, uint64_t now_ms)
  * earlier than one seen before adds nothing and moves nothing back. */
 static inline int wisp_rate_take(wisp_rate_t *r, uint64_t now_ms, uint32_t n)
 {
-    wisp__rate_refill(r, now_ms);
+    wisp_rate_refill(r, now_ms);
     uint64_t want = (uint64_t)n * 1000000000u;
     if (want > r->nano)
         return 0;
@@ -100,7 +105,7 @@ static inline int wisp_rate_take(wisp_rate_t *r, uint64_t now_ms, uint32_t n)
 static inline uint64_t wisp_rate_wait_ms(wisp_rate_t *r, uint64_t now_ms,
                                          uint32_t n)
 {
-    wisp__rate_refill(r, now_ms);
+    wisp_rate_refill(r, now_ms);
     uint64_t want = (uint64_t)n * 1000000000u;
     if (want > r->cap_nano)
         return UINT64_MAX;
@@ -112,7 +117,7 @@ static inline uint64_t wisp_rate_wait_ms(wisp_rate_t *r, uint64_t now_ms,
 /* Whole tokens in the bucket at `now_ms`. */
 static inline uint32_t wisp_rate_tokens(wisp_rate_t *r, uint64_t now_ms)
 {
-    wisp__rate_refill(r, now_ms);
+    wisp_rate_refill(r, now_ms);
     return (uint32_t)(r->nano / 1000000000u);
 }
 

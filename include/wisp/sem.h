@@ -42,7 +42,8 @@ WISP_API void wisp_sem_destroy(wisp_sem_t *s);
  * `timeout_ms` (0: wait forever), -EAGAIN when max_waiters are already
  * waiting (still pending), -ECANCELED when the semaphore is destroyed.
  * Cancelling the future while it waits removes it from the queue without
- * using a permit. Returns NULL only on ENOMEM. */
+ * using a permit. Returns NULL (errno ENOMEM) only when the future
+ * cannot be allocated. */
 WISP_API wisp_future_t *wisp_sem_acquire(wisp_sem_t *s, uint64_t timeout_ms);
 
 /* Permits free now, and acquisitions waiting now. */

@@ -103,7 +103,9 @@ typedef struct wisp_server_config {
 WISP_API void wisp_server_config_init(wisp_server_config_t *cfg);
 
 /* Create a server. `cfg` is copied (strings too); NULL uses the defaults.
- * Returns NULL with errno EINVAL (bad values) or ENOMEM. */
+ * Returns NULL with errno EINVAL (max_headers 0, max_header_bytes under
+ * 64 or over 16 MiB, max_request_line_bytes under 16, backlog negative,
+ * write_high_water 0) or ENOMEM. */
 WISP_API wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg);
 
 typedef struct wisp_route_opts {

@@ -77,15 +77,24 @@ typedef struct wisp_ws_opts {
     const char *const *subprotocols;
 } wisp_ws_opts_t;
 
-/* Fill `o` with the defaults above. */
+/* Fill `o` with the defaults above. Thread: any. */
 WISP_API void wisp_ws_opts_init(wisp_ws_opts_t *o);
 
-/* Accept the WebSocket upgrade of `req`. `h` and `opts` (NULL: the
- * defaults) are referenced, not copied: they must stay valid for the
- * session's life — one static pair per route is the usual way. Returns 0 once the 101 head is queued and the session
- * exists (on_open has run), or a negative code after wisp has answered
- * the request itself: WISP_EPARSE (400: not a valid upgrade), -EPROTO
- * (426: a version other than 13), -ENOMEM (500), WISP_ECLOSED. */
+/* Accept the WebSocket upgrade of `req` (call it from the route's
+ * handler). `h` and `opts` (NULL: the defaults) are referenced, not
+ * copied: they must stay valid for the session's life — one static pair
+ * per route is the usual way. `req` and `res` are invalid after success.
+ * on_open runs inside the call, before it returns 0; no other callback
+ * of the session does.
+ * Returns 0 once the 101 head is queued and the session exists; or
+ * -EINVAL (`h` or h->on_message NULL: the response is unchanged), or
+ * WISP_ESTATE / WISP_ECLOSED as wisp_res_upgrade returns them (the
+ * response keeps the Upgrade and Sec-WebSocket-* fields wisp added and is
+ * still the caller's to finish unless it was finished already); or a code
+ * after which wisp has
+ * answered the request itself (the response is finished): WISP_EPARSE
+ * (400: not a valid upgrade), -EPROTO (426: a version other than 13),
+ * -ENOMEM (500). */
 WISP_API int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
                              const wisp_ws_handlers_t *h,
                              const wisp_ws_opts_t *opts, void *arg);
@@ -103,7 +112,10 @@ WISP_API int wisp_ws_send_text(wisp_ws_t *ws, const char *text, size_t len);
 
 /* Send one message without copying its payload: `data` is referenced
  * until written, then `done(arg)` runs (exactly once, also when the send
- * fails or the connection closes first). Same returns as wisp_ws_send. */
+ * fails or the connection closes first). `done` (not a session callback)
+ * runs inside the call when the send fails and when the payload is small
+ * enough to be copied at once (1 KiB or less). Same returns as
+ * wisp_ws_send. */
 WISP_API int wisp_ws_send_ref(wisp_ws_t *ws, int binary, const void *data,
                               size_t len, wisp_free_cb done, void *arg);
 
@@ -116,29 +128,35 @@ WISP_API int wisp_ws_send_ref(wisp_ws_t *ws, int binary, const void *data,
  * inside a character. Pace a long stream with wisp_ws_buffered and
  * on_drain: over max_send_queue the slow-consumer policy applies, and
  * with the drop policy -ENOBUFS means "nothing sent, retry after
- * on_drain" (the message stays open). */
+ * on_drain" (the message stays open). Returns 0, WISP_ECLOSED (as for
+ * wisp_ws_send) or -ENOBUFS. `data` is copied. */
 WISP_API int wisp_ws_send_fragment(wisp_ws_t *ws, int binary,
                                    const void *data, size_t len, int fin);
 
 /* Encode one message as a complete server frame in a shared buffer (one
  * reference, the caller's), to send the same bytes to many sessions on
  * any loops with wisp_ws_send_shared: the frame is encoded once and never
- * copied per destination. Returns NULL (errno ENOMEM). Thread: any. */
+ * copied per destination (`data` itself is copied once, here). Returns
+ * NULL with errno ENOMEM. Thread: any. */
 WISP_API wisp_shared_t *wisp_ws_frame_shared(int binary, const void *data,
                                              size_t len);
 
-/* Queue a frame made by wisp_ws_frame_shared (the session holds a
- * reference until it is written). Same returns and slow-consumer policy
- * as wisp_ws_send. */
+/* Queue a frame made by wisp_ws_frame_shared (the session takes its own
+ * reference until the frame is written or dropped; the caller keeps
+ * its). Same returns and slow-consumer policy as wisp_ws_send. */
 WISP_API int wisp_ws_send_shared(wisp_ws_t *ws, wisp_shared_t *frame);
 
-/* Send a ping with up to 125 bytes of payload. */
+/* Send a ping with up to 125 bytes of payload (copied). Returns 0,
+ * -EMSGSIZE (len over 125, nothing sent) or WISP_ECLOSED. Not subject to
+ * the slow-consumer policy. */
 WISP_API int wisp_ws_ping(wisp_ws_t *ws, const void *data, size_t len);
 
 /* Start the close handshake with `code` (1000..4999 except 1004-1006,
  * 1015) and an optional reason (≤ 123 bytes, UTF-8). on_close runs when
- * the peer answers or close_timeout_ms passes. Returns 0, -EINVAL or
- * WISP_ECLOSED. */
+ * the peer answers or close_timeout_ms passes, after the call. Returns
+ * 0, -EINVAL (code or reason refused; checked first), or WISP_ECLOSED
+ * (the session is already closing or closed). `reason` is copied; NULL
+ * means none. */
 WISP_API int wisp_ws_close(wisp_ws_t *ws, int code, const char *reason);
 
 /* A session as other threads name it: a small value, copied freely.
@@ -151,6 +169,7 @@ typedef struct wisp_ws_handle {
     uint32_t gen;    /* private */
 } wisp_ws_handle_t;
 
+/* The handle of `ws`. Thread: the session's loop. */
 WISP_API wisp_ws_handle_t wisp_ws_handle(const wisp_ws_t *ws);
 
 /* Send from any thread: the message is copied and posted to the
@@ -158,27 +177,35 @@ WISP_API wisp_ws_handle_t wisp_ws_handle(const wisp_ws_t *ws);
  * the session has ended or is streaming a message, and applying the
  * slow-consumer policy). Messages posted from one thread to one session
  * go out in the order posted. Returns 0 (posted), -EAGAIN (65,536 posts
- * to that loop are waiting: back off), -ENOMEM, -ECANCELED (the server
- * is stopping) or -EINVAL. Thread: any. */
+ * to that loop are waiting: back off), -ENOMEM, -ECANCELED (the loop is
+ * closing) or -EINVAL (a handle never taken: all fields zero). A session
+ * that ended is not an error here: the message is dropped on its loop.
+ * Nothing runs inside the call. Thread: any. */
 WISP_API int wisp_ws_post(wisp_ws_handle_t h, int binary, const void *data,
                           size_t len);
-/* The same with a frame from wisp_ws_frame_shared (referenced, not
- * copied). */
+/* The same with a frame from wisp_ws_frame_shared (the post takes its
+ * own reference; the caller keeps its). Returns as wisp_ws_post, and
+ * -EINVAL when `frame` is NULL. Thread: any. */
 WISP_API int wisp_ws_post_shared(wisp_ws_handle_t h, wisp_shared_t *frame);
-/* wisp_ws_close from any thread. -EINVAL for the codes and reasons
- * wisp_ws_close refuses. */
+/* wisp_ws_close from any thread (`reason` is copied). Returns as
+ * wisp_ws_post, with -EINVAL also for the codes and reasons
+ * wisp_ws_close refuses. Thread: any. */
 WISP_API int wisp_ws_post_close(wisp_ws_handle_t h, int code,
                                 const char *reason);
 
-/* Bytes queued and not yet written to the socket. */
+/* Bytes queued and not yet written to the socket (the loop's cork
+ * included). */
 WISP_API size_t wisp_ws_buffered(const wisp_ws_t *ws);
 
-/* The subprotocol selected at the handshake, or NULL. */
+/* The subprotocol selected at the handshake (a string of the route's
+ * opts.subprotocols, valid as long as they are), or NULL. */
 WISP_API const char *wisp_ws_subprotocol(const wisp_ws_t *ws);
 
+/* The loop that owns the session. */
 WISP_API wisp_loop_t *wisp_ws_loop(const wisp_ws_t *ws);
 
-/* The `arg` given to wisp_ws_upgrade; can be replaced. */
+/* The `arg` given to wisp_ws_upgrade; wisp_ws_set_arg replaces it for
+ * every later callback (wisp never frees it). */
 WISP_API void *wisp_ws_arg(const wisp_ws_t *ws);
 WISP_API void wisp_ws_set_arg(wisp_ws_t *ws, void *arg);
 

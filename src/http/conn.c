@@ -95,6 +95,8 @@ static wisp__exchange *ex_get(wisp__http_loop *w)
     ex->res.hdrs_cap = sizeof ex->res.hdrs_inline;
     ex->res.on_abort = NULL;
     ex->res.on_drain = NULL;
+    ex->in_call = 0;
+    ex->close_in_call = 0;
     return ex;
 }
 
@@ -248,10 +250,18 @@ static int complete(wisp_conn_t *c, wisp__exchange *ex)
 void wisp__http_response_done(wisp__exchange *ex)
 {
     ex->state = WISP__X_DONE;
+    ex->in_call = 0;
     if (ex->in_handler)
         return; /* the processing loop completes it */
     wisp_conn_t *c = ex->conn;
     if (!c) {
+        if (ex->close_in_call) {
+            /* Closed by this very call: finished, so no abort callback
+             * (a streamed request body still gets its end). */
+            ex->close_in_call = 0;
+            finish_orphan(ex->w, ex);
+            return;
+        }
         wisp__ex_free(ex->w, ex); /* orphan finished by the app */
         return;
     }
@@ -970,7 +980,11 @@ static void http_on_close(wisp_conn_t *c, int reason, void *arg)
     ex->res.flags |= WISP__RS_ABORTED;
     if (ex->state != WISP__X_DONE)
         own_request(ex);
-    if (!ex->in_handler)
+    if (ex->in_handler)
+        return; /* the processing loop finishes it after the handler */
+    if (ex->in_call)
+        ex->close_in_call = 1; /* the terminal call finishes it */
+    else
         finish_orphan(ex->w, ex);
 }
 

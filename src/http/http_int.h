@@ -133,6 +133,11 @@ struct wisp__exchange {
     uint8_t keep_alive;
     uint8_t state;            /* WISP__X_* */
     uint8_t in_handler;
+    /* A terminal wisp_res_* call is writing: a close it causes leaves the
+     * exchange to that call (close_in_call), which finishes it without
+     * the abort callback. */
+    uint8_t in_call;
+    uint8_t close_in_call;
     uint8_t body_state;       /* WISP__B_* */
     uint8_t called;           /* the handler has been called */
     wisp__chunked ch;

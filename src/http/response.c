@@ -350,9 +350,10 @@ int wisp_res_send(wisp_res_t *res, int status, const char *ctype,
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
     if (res->flags & WISP__RS_HEAD_SENT)
         return WISP_ESTATE;
-    if (status < 200 || status > 999)
+    if (status < 200 || status > 999 || (!body && len))
         return -EINVAL;
     res->status = status;
+    ex->in_call = 1; /* until wisp__http_response_done */
     wisp_conn_t *c = ex->conn;
     if (ex->req.rh.method == WISP_METHOD_HEAD)
         res->flags |= WISP__RS_HEAD_REQ;
@@ -394,7 +395,7 @@ int wisp_res_send_ref(wisp_res_t *res, int status, const char *ctype,
     int r = usable(ex);
     if (!r && (res->flags & WISP__RS_HEAD_SENT))
         r = WISP_ESTATE;
-    if (!r && (status < 200 || status > 999))
+    if (!r && (status < 200 || status > 999 || (!body && len)))
         r = -EINVAL;
     if (r) {
         if (done)
@@ -402,6 +403,7 @@ int wisp_res_send_ref(wisp_res_t *res, int status, const char *ctype,
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
     }
     res->status = status;
+    ex->in_call = 1;
     int nobody = no_body_status(status);
     if (wisp__res_head(ex, nobody ? -1 : (int64_t)len, ctype) < 0) {
         if (done)
@@ -476,6 +478,7 @@ int wisp_res_end(wisp_res_t *res)
     int r = usable(ex);
     if (r)
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
+    ex->in_call = 1;
     if (ensure_head(ex) < 0)
         return end_orphan(ex);
     r = 0;
@@ -528,6 +531,7 @@ int wisp_res_sendfile(wisp_res_t *res, int status, const char *ctype, int fd,
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
     }
     res->status = status;
+    ex->in_call = 1;
     if (wisp__res_head(ex, (int64_t)len, ctype) < 0) {
         close(fd);
         return end_orphan(ex);
@@ -536,8 +540,11 @@ int wisp_res_sendfile(wisp_res_t *res, int status, const char *ctype, int fd,
         close(fd);
     } else {
         res->body_bytes = len;
-        if (wisp__out_file(ex->conn, fd, offset, len) < 0)
+        if (wisp__out_file(ex->conn, fd, offset, len) < 0) {
+            /* The head promised `len` bytes: close after it. */
+            ex->keep_alive = 0;
             return end_orphan(ex);
+        }
     }
     wisp__http_response_done(ex);
     return 0;

@@ -51,6 +51,22 @@ static void test_bucket_refill_and_cap(void)
     CHECK_EQ_INT(wisp_rate_tokens(&r, 1000 + 3600 * 1000), 0);
 }
 
+/* wisp_rate_refill alone: earns up to the burst, never moves back, and
+ * changes nothing the other calls would answer. */
+static void test_bucket_refill_alone(void)
+{
+    wisp_rate_t r;
+    wisp_rate_init(&r, 10, 5, 1000);
+    CHECK_EQ_INT(wisp_rate_take(&r, 1000, 5), 1);
+    wisp_rate_refill(&r, 1250);
+    CHECK_EQ_INT(wisp_rate_tokens(&r, 1250), 2);
+    wisp_rate_refill(&r, 900); /* earlier: nothing moves back */
+    CHECK_EQ_INT(wisp_rate_tokens(&r, 1250), 2);
+    CHECK_EQ_INT(wisp_rate_tokens(&r, 1300), 3);
+    wisp_rate_refill(&r, 1000 + 3600 * 1000);
+    CHECK_EQ_INT(wisp_rate_tokens(&r, 1000 + 3600 * 1000), 5);
+}
+
 static void test_bucket_fractional(void)
 {
     wisp_rate_t r;
@@ -670,6 +686,7 @@ static void test_many(void)
 int main(void)
 {
     test_bucket_refill_and_cap();
+    test_bucket_refill_alone();
     test_bucket_fractional();
     test_bucket_wait_exact();
     test_bucket_edges();
