@@ -238,9 +238,9 @@ for srv, depth in keys:
         srv, mode, "{:,.0f}".format(i / n) if i else "—",
         "%.3f" % (s[0] / n) if s else "—", top_s))
 
-def ratio_line(what, a, b, fmt):
+def ratio_line(what, a, b, fmt, peer="nginx"):
     if a and b:
-        print("- %s: wisp/nginx = %s" % (what, fmt % (a / b)))
+        print("- %s: wisp/%s = %s" % (what, peer, fmt % (a / b)))
 
 print()
 def mode_key(d):
@@ -249,9 +249,10 @@ def mode_key(d):
 
 for depth in sorted({d for _, d in keys}, key=mode_key):
     mode = "sequential" if depth == "1" else "pipelined %s" % depth
-    ratio_line("instructions/request, %s" % mode, ir.get(("wisp", depth)), ir.get(("nginx", depth)), "%.3f")
-    a, b = sc.get(("wisp", depth)), sc.get(("nginx", depth))
-    ratio_line("syscalls/request, %s" % mode, a and a[0], b and b[0], "%.3f")
+    for peer in ("nginx", "lwan"):
+        ratio_line("instructions/request, %s" % mode, ir.get(("wisp", depth)), ir.get((peer, depth)), "%.3f", peer)
+        a, b = sc.get(("wisp", depth)), sc.get((peer, depth))
+        ratio_line("syscalls/request, %s" % mode, a and a[0], b and b[0], "%.3f", peer)
 
 import os
 for depth in ("1",):
@@ -281,6 +282,6 @@ for depth in ("1",):
             break
 PY
 echo
-echo "$(date -u +%Y-%m-%d) · wisp $WISP_BUILD_INFO · $($NGINX_BIN -v 2>&1 | sed 's/.*: //') · $((END - START)) s"
+echo "$(date -u +%Y-%m-%d) · wisp $WISP_BUILD_INFO · $($NGINX_BIN -v 2>&1 | sed 's/.*: //')${LWAN_INFO:+ · lwan $LWAN_INFO (hello sample)} · $((END - START)) s"
 [ -n "${OUT:-}" ] && bench_log "callgrind files, annotations and strace tables in $OUTD"
 exit 0
