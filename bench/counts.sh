@@ -21,7 +21,8 @@
 #   SERVERS="wisp nginx lwan"   PARTS="callgrind strace"   MODES="1 16 16x8"
 #   LWAN=PATH  lwan's `hello` sample (src/samples/hello), built outside this
 #              tree; without it (or if it is not executable) lwan is
-#              skipped with a message.  LWAN_COMMIT= names its commit when
+#              skipped with a message.  Sequential mode only (see
+#              server_modes).  LWAN_COMMIT= names its commit when
 #              the binary is not inside lwan's git checkout.
 #   TESTSERVER=PATH  the wisp binary, wisp-testserver (default: bench/build.sh,
 #                a release+LTO build)
@@ -130,12 +131,24 @@ drive() {
     wait "$cpid" || bench_die "client exited with an error"
 }
 
+# lwan answers the first of several pipelined requests and closes the
+# connection (it also stalls under wrk's pipelining, PERFORMANCE.md), so
+# it is counted sequentially only.
+server_modes() {
+    local m out=
+    for m in $MODES; do
+        if [ "$1" = lwan ] && [ "$m" != 1 ]; then continue; fi
+        out="$out $m"
+    done
+    echo "$out"
+}
+
 callgrind_one() {  # callgrind_one SERVER
     local srv=$1 out=$TMPD/cg.$1 k=0 depth
     start_server "$srv" valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$out" \
         --log-file="$TMPD/valgrind.$srv.log"
     bench_log "callgrind: $srv pid $SPID port $SPORT"
-    for depth in $MODES; do
+    for depth in $(server_modes "$srv"); do
         k=$((k + 1))
         drive "$depth" \
             "callgrind_control -z $SPID >/dev/null 2>&1 || bench_die 'callgrind_control -z failed'" \
@@ -165,7 +178,7 @@ strace_one() {     # strace_one SERVER
     local srv=$1 depth
     start_server "$srv"
     bench_log "strace: $srv pid $SPID port $SPORT"
-    for depth in $MODES; do
+    for depth in $(server_modes "$srv"); do
         local tab=$OUTD/strace.$srv.d$depth.txt
         drive "$depth" \
             "strace_attach $tab" \
