@@ -18,7 +18,12 @@
 #   modes: sequential (1), pipelined DEPTH on one connection, and pipelined
 #   DEPTH over CONNS connections at once ("16x8"), as a load generator
 #   with several connections sends them
-#   SERVERS="wisp nginx"   PARTS="callgrind strace"
+#   SERVERS="wisp nginx lwan"   PARTS="callgrind strace"   MODES="1 16 16x8"
+#   LWAN=PATH  lwan's `hello` sample (src/samples/hello), built outside this
+#              tree; without it (or if it is not executable) lwan is
+#              skipped with a message.  Sequential mode only (see
+#              server_modes).  LWAN_COMMIT= names its commit when
+#              the binary is not inside lwan's git checkout.
 #   TESTSERVER=PATH  the wisp binary, wisp-testserver (default: bench/build.sh,
 #                a release+LTO build)
 #   OUT=DIR                keep callgrind files, strace tables, annotations
@@ -30,14 +35,38 @@ N=${N:-20000}
 WARM=${WARM:-1024}
 DEPTH=${DEPTH:-16}
 CONNS=${CONNS:-8}
-MODES="1 $DEPTH ${DEPTH}x${CONNS}"
-SERVERS=${SERVERS:-"wisp nginx"}
+MODES=${MODES:-"1 $DEPTH ${DEPTH}x${CONNS}"}
+SERVERS=${SERVERS:-"wisp nginx lwan"}
 PARTS=${PARTS:-"callgrind strace"}
 TOP=${TOP:-25}
 
 for t in valgrind callgrind_control callgrind_annotate strace taskset "$NGINX_BIN"; do
     command -v "$t" >/dev/null || bench_die "$t not installed"
 done
+
+# lwan (https://github.com/lpereira/lwan) is an optional peer, never part of
+# this tree.  To build it (outside the repository; needs cmake, zlib1g-dev):
+#   git clone https://github.com/lpereira/lwan $PEERS/lwan
+#   cmake -S $PEERS/lwan -B $PEERS/lwan/build -DCMAKE_BUILD_TYPE=Release \
+#         -DENABLE_BROTLI=OFF -DENABLE_ZSTD=OFF
+#   make -C $PEERS/lwan/build hello
+#   LWAN=$PEERS/lwan/build/src/samples/hello/hello bench/counts.sh
+# The hello sample answers GET / with "Hello, World!" (text/plain), as the
+# wisp fixture and nginx do here.  It reads its configuration from
+# hello.conf in the working directory; start_lwan writes one that sets
+# only the listener (127.0.0.1, a free port), one I/O thread, a 600 s
+# keep-alive timeout (as wisp and nginx get here) and quiet = true;
+# everything else is lwan's default.
+LWAN_INFO=
+if [[ " $SERVERS " == *" lwan "* ]]; then
+    if [ -z "${LWAN:-}" ] || [ ! -x "${LWAN:-}" ]; then
+        bench_log "lwan skipped: set LWAN to lwan's built src/samples/hello/hello (see the comment in bench/counts.sh)"
+        SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -vx lwan | paste -sd' ')
+    else
+        LWAN=$(cd "$(dirname "$LWAN")" && pwd)/$(basename "$LWAN")
+        LWAN_INFO=${LWAN_COMMIT:-$(git -C "$(dirname "$LWAN")" rev-parse --short=12 HEAD 2>/dev/null || echo 'unknown commit')}
+    fi
+fi
 
 bench_setup
 wisp_snapshot
@@ -50,12 +79,33 @@ RES=$OUTD/counts.tsv
 bench_log "wisp: $WISP_BUILD_INFO"
 bench_log "N=$N warm-up=$WARM pipelined depth=$DEPTH"
 
-start_server() {   # start_server wisp|nginx [WRAPPER...]: sets SPID SPORT
+# start_lwan [WRAPPER...]: lwan's hello sample in its own directory with
+# a hello.conf (see above); sets LWAN_PID and LWAN_PORT.
+start_lwan() {
+    local d=$TMPD/lwan.$RANDOM
+    mkdir -p "$d"
+    LWAN_PORT=$(free_port)
+    cat >"$d/$(basename "$LWAN").conf" <<CONF
+keep_alive_timeout = 600
+quiet = true
+threads = 1
+listener 127.0.0.1:$LWAN_PORT
+CONF
+    (cd "$d" && exec taskset -c "$SERVER_CPU" "$@" "$LWAN" >"$d/out" 2>&1) &
+    LWAN_PID=$!
+    BENCH_PIDS+=("$LWAN_PID")
+    wait_port "$LWAN_PORT" "$LWAN_PID" || { cat "$d/out" >&2; bench_die "lwan did not start"; }
+}
+
+start_server() {   # start_server wisp|nginx|lwan [WRAPPER...]: sets SPID SPORT
     local srv=$1
     shift
     if [ "$srv" = wisp ]; then
         start_wisp "$@" -- --idle-timeout-ms 600000
         SPID=$WISP_PID SPORT=$WISP_PORT
+    elif [ "$srv" = lwan ]; then
+        start_lwan "$@"
+        SPID=$LWAN_PID SPORT=$LWAN_PORT
     else
         start_nginx "$@"
         SPID=$NGINX_PID SPORT=$NGINX_PORT
@@ -81,12 +131,24 @@ drive() {
     wait "$cpid" || bench_die "client exited with an error"
 }
 
+# lwan answers the first of several pipelined requests and closes the
+# connection (it also stalls under wrk's pipelining, PERFORMANCE.md), so
+# it is counted sequentially only.
+server_modes() {
+    local m out=
+    for m in $MODES; do
+        if [ "$1" = lwan ] && [ "$m" != 1 ]; then continue; fi
+        out="$out $m"
+    done
+    echo "$out"
+}
+
 callgrind_one() {  # callgrind_one SERVER
     local srv=$1 out=$TMPD/cg.$1 k=0 depth
     start_server "$srv" valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$out" \
         --log-file="$TMPD/valgrind.$srv.log"
     bench_log "callgrind: $srv pid $SPID port $SPORT"
-    for depth in $MODES; do
+    for depth in $(server_modes "$srv"); do
         k=$((k + 1))
         drive "$depth" \
             "callgrind_control -z $SPID >/dev/null 2>&1 || bench_die 'callgrind_control -z failed'" \
@@ -116,7 +178,7 @@ strace_one() {     # strace_one SERVER
     local srv=$1 depth
     start_server "$srv"
     bench_log "strace: $srv pid $SPID port $SPORT"
-    for depth in $MODES; do
+    for depth in $(server_modes "$srv"); do
         local tab=$OUTD/strace.$srv.d$depth.txt
         drive "$depth" \
             "strace_attach $tab" \
@@ -189,9 +251,9 @@ for srv, depth in keys:
         srv, mode, "{:,.0f}".format(i / n) if i else "—",
         "%.3f" % (s[0] / n) if s else "—", top_s))
 
-def ratio_line(what, a, b, fmt):
+def ratio_line(what, a, b, fmt, peer="nginx"):
     if a and b:
-        print("- %s: wisp/nginx = %s" % (what, fmt % (a / b)))
+        print("- %s: wisp/%s = %s" % (what, peer, fmt % (a / b)))
 
 print()
 def mode_key(d):
@@ -200,9 +262,10 @@ def mode_key(d):
 
 for depth in sorted({d for _, d in keys}, key=mode_key):
     mode = "sequential" if depth == "1" else "pipelined %s" % depth
-    ratio_line("instructions/request, %s" % mode, ir.get(("wisp", depth)), ir.get(("nginx", depth)), "%.3f")
-    a, b = sc.get(("wisp", depth)), sc.get(("nginx", depth))
-    ratio_line("syscalls/request, %s" % mode, a and a[0], b and b[0], "%.3f")
+    for peer in ("nginx", "lwan"):
+        ratio_line("instructions/request, %s" % mode, ir.get(("wisp", depth)), ir.get((peer, depth)), "%.3f", peer)
+        a, b = sc.get(("wisp", depth)), sc.get((peer, depth))
+        ratio_line("syscalls/request, %s" % mode, a and a[0], b and b[0], "%.3f", peer)
 
 import os
 for depth in ("1",):
@@ -232,6 +295,6 @@ for depth in ("1",):
             break
 PY
 echo
-echo "$(date -u +%Y-%m-%d) · wisp $WISP_BUILD_INFO · $($NGINX_BIN -v 2>&1 | sed 's/.*: //') · $((END - START)) s"
+echo "$(date -u +%Y-%m-%d) · wisp $WISP_BUILD_INFO · $($NGINX_BIN -v 2>&1 | sed 's/.*: //')${LWAN_INFO:+ · lwan $LWAN_INFO (hello sample)} · $((END - START)) s"
 [ -n "${OUT:-}" ] && bench_log "callgrind files, annotations and strace tables in $OUTD"
 exit 0

@@ -364,8 +364,7 @@ static int begin(wisp_conn_t *c, wisp__exchange *ex, char *after,
     wisp__req_head *rh = &ex->req.rh;
     *used = 0;
 
-    if (rh->path_len && !(rh->flags & WISP__RH_ASTERISK) &&
-        memchr(rh->path, '%', rh->path_len)) {
+    if (rh->flags & WISP__RH_PCT) {
         ssize_t n = wisp__pct_decode_path((char *)rh->path, rh->path_len);
         if (n < 0) {
             wisp__http_send_error(c, 400, 0);

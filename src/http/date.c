@@ -10,11 +10,12 @@ static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
 static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-void wisp__date_refresh(wisp__http_loop *w)
+void wisp__date_update(wisp__http_loop *w)
 {
     /* Look at the wall clock only when the loop's cached monotonic clock
-     * enters a new second: the header may lag the wall clock by under a
-     * second, and a request costs no clock read at all. */
+     * enters a new second (wisp__date_refresh checks that inline): the
+     * header may lag the wall clock by under a second, and a request
+     * costs no clock read at all. */
     uint64_t mono_s = w->loop->now_ms / 1000;
     if (mono_s == w->date_mono_s && w->date_len)
         return;

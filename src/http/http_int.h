@@ -201,8 +201,18 @@ int wisp__res_head(wisp__exchange *ex, int64_t content_length,
 /* http/access_log.c */
 void wisp__alog_request(wisp__exchange *ex);
 
-/* http/date.c */
-void wisp__date_refresh(wisp__http_loop *w);
+/* http/date.c: rebuilds the cached Date header (and the 200 head and
+ * the access log's time) when the loop's clock has entered a new second. */
+void wisp__date_update(wisp__http_loop *w);
+
+/* Called once per response: the common case, same second, is one
+ * compare here and no call. */
+static inline void wisp__date_refresh(wisp__http_loop *w)
+{
+    if (w->loop->now_ms / 1000 == w->date_mono_s && w->date_len)
+        return;
+    wisp__date_update(w);
+}
 
 /* http/access_log.c */
 void wisp__alog_flush(wisp__http_loop *w);

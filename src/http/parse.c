@@ -446,10 +446,33 @@ static int valid_host(const char *p, size_t n)
     return 1;
 }
 
-/* Split p[0..n) at its first '?' into path and query. */
+/* Split p[0..n) at its first '?' into path and query, and note in
+ * WISP__RH_PCT whether the path holds a '%', in the same pass: the
+ * exchange then decodes only such paths without searching them again. */
 static void split_query(wisp__req_head *rh, const char *p, size_t n)
 {
-    const char *q = find_byte(p, p + n, '?');
+    const char *q = NULL, *s = p, *e = p + n;
+#ifdef SWAR
+    for (; e - s >= 8; s += 8) {
+        uint64_t x = load64(s);
+        uint64_t mq = equal(x, '?'), mp = equal(x, '%');
+        /* The lowest flag of each mask is a true match (see below()). */
+        if (mq) {
+            q = s + first_flag(mq);
+            if (mp && first_flag(mp) < first_flag(mq))
+                rh->flags |= WISP__RH_PCT;
+            break;
+        }
+        if (mp)
+            rh->flags |= WISP__RH_PCT;
+    }
+#endif
+    for (; !q && s < e; s++) {
+        if (*s == '?')
+            q = s;
+        else if (*s == '%')
+            rh->flags |= WISP__RH_PCT;
+    }
     rh->path = p;
     if (!q) {
         rh->path_len = (uint32_t)n;

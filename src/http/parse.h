@@ -35,6 +35,7 @@ enum {
     WISP__RH_HOST = 1u << 5,       /* a Host field (or absolute-form) */
     WISP__RH_ASTERISK = 1u << 6,   /* target is "*" (only with OPTIONS) */
     WISP__RH_ABSOLUTE = 1u << 7,   /* target was absolute-form */
+    WISP__RH_PCT = 1u << 8,        /* the path holds a '%' (to decode) */
 };
 
 typedef struct wisp__req_head {

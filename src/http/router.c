@@ -126,8 +126,14 @@ static int parse(const char *p, seg *segs)
 
 static node *find_static(const node *n, unsigned char byte)
 {
-    if (!n->nstatic)
+    /* Most nodes have a few children: a loop over the sorted keys, which
+     * stops at the first larger one, costs less than a call to memchr. */
+    if (n->nstatic <= 16) {
+        for (size_t i = 0; i < n->nstatic && n->keys[i] <= byte; i++)
+            if (n->keys[i] == byte)
+                return n->statics[i];
         return NULL;
+    }
     const unsigned char *k = memchr(n->keys, byte, n->nstatic);
     return k ? n->statics[k - n->keys] : NULL;
 }
@@ -475,7 +481,8 @@ int wisp__router_match(const wisp__router *r, int method, const char *path,
                 const node *c = find_static(n, (unsigned char)path[i]);
                 /* The key already matched the first byte. */
                 if (c && c->label_len <= len - i &&
-                    memcmp(c->label + 1, path + i + 1, c->label_len - 1) == 0) {
+                    (c->label_len == 1 ||
+                     memcmp(c->label + 1, path + i + 1, c->label_len - 1) == 0)) {
                     n = c;
                     i += c->label_len;
                     step = SELF;
