@@ -462,6 +462,28 @@ static xz_dev_t *cont_take(cont *c)
     return live ? d : NULL;
 }
 
+/* The start every provider continuation shares: the session if the turn
+ * that awaited `f` is still the current one (else the reference taken in
+ * await() is dropped and NULL returned), with its pending future
+ * released. With `need_value`, a failed or cancelled `f` is answered here
+ * (reply_error ends the reply cleanly) and NULL returned as well. */
+static xz_dev_t *cont_done(wisp_future_t *f, void *arg, int need_value)
+{
+    xz_dev_t *owner = ((cont *)arg)->d, *d = cont_take(arg);
+    if (!d) {
+        xz_dev_unref(owner);
+        return NULL;
+    }
+    wisp_future_unref(d->pending);
+    d->pending = NULL;
+    if (need_value && wisp_future_state(f) != WISP_FUTURE_RESOLVED) {
+        reply_error(d, wisp_future_error(f));
+        xz_dev_unref(d);
+        return NULL;
+    }
+    return d;
+}
+
 static int await(xz_dev_t *d, wisp_future_t *f, wisp_future_cb cb)
 {
     cont *c = f ? cont_new(d) : NULL;
@@ -545,18 +567,9 @@ static wisp_future_t *start_tts(void *arg)
 
 static void on_tts(wisp_future_t *f, void *arg)
 {
-    xz_dev_t *owner = ((cont *)arg)->d, *d = cont_take(arg);
-    if (!d) {
-        xz_dev_unref(owner);
+    xz_dev_t *d = cont_done(f, arg, 1);
+    if (!d)
         return;
-    }
-    wisp_future_unref(d->pending);
-    d->pending = NULL;
-    if (wisp_future_state(f) != WISP_FUTURE_RESOLVED) {
-        reply_error(d, wisp_future_error(f));
-        xz_dev_unref(d);
-        return;
-    }
     wisp_free_cb destroy;
     xz_pkts_t *p = wisp_future_take(f, &destroy);
     const char *s = d->sentences + d->sent_pos;
@@ -591,18 +604,9 @@ static void speak(xz_dev_t *d, const char *text)
 
 static void on_llm(wisp_future_t *f, void *arg)
 {
-    xz_dev_t *owner = ((cont *)arg)->d, *d = cont_take(arg);
-    if (!d) {
-        xz_dev_unref(owner);
+    xz_dev_t *d = cont_done(f, arg, 1);
+    if (!d)
         return;
-    }
-    wisp_future_unref(d->pending);
-    d->pending = NULL;
-    if (wisp_future_state(f) != WISP_FUTURE_RESOLVED) {
-        reply_error(d, wisp_future_error(f));
-        xz_dev_unref(d);
-        return;
-    }
     xz_reply_t *r = wisp_future_value(f);
     if (r && r->text) {
         const char *emo = r->emotion[0] ? r->emotion : "happy";
@@ -625,13 +629,9 @@ static wisp_future_t *start_llm(void *arg)
  * scripted.tool_call) becomes the reply. */
 static void on_tool_reply(wisp_future_t *f, void *arg)
 {
-    xz_dev_t *owner = ((cont *)arg)->d, *d = cont_take(arg);
-    if (!d) {
-        xz_dev_unref(owner);
+    xz_dev_t *d = cont_done(f, arg, 0);
+    if (!d)
         return;
-    }
-    wisp_future_unref(d->pending);
-    d->pending = NULL;
     char buf[1024];
     if (wisp_future_state(f) == WISP_FUTURE_RESOLVED) {
         xz_mcp_result_t *r = wisp_future_value(f);
@@ -690,18 +690,9 @@ static void on_text(xz_dev_t *d)
 
 static void on_asr(wisp_future_t *f, void *arg)
 {
-    xz_dev_t *owner = ((cont *)arg)->d, *d = cont_take(arg);
-    if (!d) {
-        xz_dev_unref(owner);
+    xz_dev_t *d = cont_done(f, arg, 1);
+    if (!d)
         return;
-    }
-    wisp_future_unref(d->pending);
-    d->pending = NULL;
-    if (wisp_future_state(f) != WISP_FUTURE_RESOLVED) {
-        reply_error(d, wisp_future_error(f));
-        xz_dev_unref(d);
-        return;
-    }
     wisp_free_cb destroy;
     char *text = wisp_future_take(f, &destroy);
     if (!text || !*text) {
