@@ -1,16 +1,20 @@
 /* Tiny unit-test helpers shared by the C tests. Each test program counts
  * checks and failures, prints failures with file:line, and exits 1 if any
- * check failed (meson reports the program as failed). */
+ * check failed (meson reports the program as failed). The counters are
+ * atomic: a CHECK may run on any thread (a loop's callback, a worker),
+ * not only main; t_done reads them after the other threads are joined or
+ * have handed their results over. */
 #ifndef WISP_TEST_H
 #define WISP_TEST_H
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int t_checks, t_failures;
+static _Atomic int t_checks, t_failures;
 
 #define CHECK(cond)                                                         \
     do {                                                                    \
@@ -52,8 +56,9 @@ static int t_checks, t_failures;
 
 static inline int t_done(const char *name)
 {
-    printf("%s: %d checks, %d failed\n", name, t_checks, t_failures);
-    return t_failures ? 1 : 0;
+    int checks = atomic_load(&t_checks), failures = atomic_load(&t_failures);
+    printf("%s: %d checks, %d failed\n", name, checks, failures);
+    return failures ? 1 : 0;
 }
 
 /* A copy of buf[0..len) placed so that its last byte is the last readable

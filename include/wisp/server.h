@@ -199,7 +199,10 @@ WISP_API void wisp_server_stop(wisp_server_t *srv);
  * every I/O loop, on that loop's thread, before the loop closes its
  * listener and its idle connections: connections and WebSocket sessions
  * are all still open (e.g. send a last message; post no work to other
- * loops, which may be further along). A callback may call
+ * loops, which may be further along). The per-loop calls run at the
+ * same time, each on its own thread: state they share (counters, a list
+ * of all sessions) needs atomics or a lock; per-loop data
+ * (wisp_loop_get_data) needs neither. A callback may call
  * wisp_server_stop (no effect) and any function allowed on its loop; it
  * must not block.
  *

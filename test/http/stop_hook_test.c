@@ -26,7 +26,7 @@ typedef struct registry {
 } registry;
 
 static int reg_key = -1;
-static _Atomic int main_calls, loop_calls, bad_thread, order_bad,
+static _Atomic int main_calls, loop_calls, bad_thread, bad_arg, order_bad,
     frees, closes;
 static pthread_t main_thread;
 
@@ -90,7 +90,7 @@ static void stop_hook(wisp_server_t *srv, wisp_loop_t *loop, void *arg)
 {
     (void)srv;
     if (arg != &reg_key)
-        atomic_fetch_add(&bad_thread, 1); /* checked by main */
+        atomic_fetch_add(&bad_arg, 1); /* checked by main */
     if (!loop) {
         if (!pthread_equal(pthread_self(), main_thread))
             atomic_fetch_add(&bad_thread, 1);
@@ -210,6 +210,7 @@ int main(void)
     CHECK_EQ_INT(atomic_load(&main_calls), 1);
     CHECK_EQ_INT(atomic_load(&loop_calls), 2);
     CHECK_EQ_INT(atomic_load(&bad_thread), 0);
+    CHECK_EQ_INT(atomic_load(&bad_arg), 0);
     CHECK_EQ_INT(atomic_load(&order_bad), 0);
     CHECK_EQ_INT(atomic_load(&closes), 3);
     int before = atomic_load(&frees);

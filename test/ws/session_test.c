@@ -36,7 +36,8 @@ static wisp_ws_handle_t last_handle;
 static int have_handle;
 static _Atomic int opened, closed_count, ref_done;
 static int busy_result;
-/* Checks made off the main thread count here (t_checks is not atomic). */
+/* Checks made off the main thread, counted on their own (CHECK itself
+ * is thread-safe too: test.h's counters are atomic). */
 static _Atomic int off_main_failures;
 #define CHECK_OFF_MAIN(cond)                                                \
     do {                                                                    \
