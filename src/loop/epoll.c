@@ -122,8 +122,12 @@ int wisp__be_wait(wisp_loop_t *loop, int timeout_ms)
         unsigned out = 0;
         if (e & EPOLLIN)
             out |= WISP__EV_RECV;
+        /* A hang-up is reported as such even to a reader: after a short
+         * read the reader must still read on to see the EOF or error,
+         * which an edge-triggered socket will not signal again. */
         if (e & EPOLLRDHUP)
-            out |= (io->want & WISP__IO_RECV) ? WISP__EV_RECV : WISP__EV_HUP;
+            out |= (io->want & WISP__IO_RECV) ? WISP__EV_RECV | WISP__EV_HUP
+                                              : WISP__EV_HUP;
         if (e & EPOLLOUT)
             out |= WISP__EV_SEND;
         if (e & (EPOLLERR | EPOLLHUP))

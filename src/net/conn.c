@@ -790,14 +790,21 @@ static void list_resume(wisp_conn_t *c)
     }
 }
 
-static void on_readable(wisp_conn_t *c)
+/* `hup`: the event also reported the peer's FIN or a reset. A short
+ * read then does not mean drained: the EOF or the error waits behind the
+ * data, and an edge-triggered socket signals it only once, so read on
+ * until recv says EAGAIN, EOF or error (a session whose last packets and
+ * RST arrived together was otherwise never seen closing). */
+static void on_readable(wisp_conn_t *c, int hup)
 {
     for (size_t got = 0; got < READ_BUDGET;) {
         int full = 0;
-        got += on_readable_once(c, &full);
-        if (!full || c->state == WISP__C_CLOSED ||
-            !(c->io.want & WISP__IO_RECV))
-            return; /* drained, closed, or paused (resuming re-polls) */
+        size_t n = on_readable_once(c, &full);
+        got += n;
+        if (c->state == WISP__C_CLOSED || !(c->io.want & WISP__IO_RECV))
+            return; /* closed, or paused (resuming re-polls) */
+        if (!full && !(hup && n))
+            return; /* drained */
     }
     c->flags |= WISP__CF_MORE_INPUT;
     list_resume(c);
@@ -807,7 +814,7 @@ static void read_more(wisp_conn_t *c)
 {
     c->flags &= (uint8_t)~WISP__CF_MORE_INPUT;
     if (c->state != WISP__C_CLOSED && (c->io.want & WISP__IO_RECV))
-        on_readable(c);
+        on_readable(c, 0);
 }
 
 /* A connection of a public protocol waiting for the rest of a large
@@ -880,7 +887,7 @@ static void conn_io_cb(wisp__io *io, unsigned events)
     if (c->state == WISP__C_CLOSED)
         return;
     if ((events & WISP__EV_RECV) && (c->io.want & WISP__IO_RECV)) {
-        on_readable(c);
+        on_readable(c, (events & WISP__EV_HUP) != 0);
     } else if (events & WISP__EV_HUP) {
         /* The peer went away while we were not reading (a pending
          * response, backpressure): treat it as an abort, as nginx does
