@@ -9,6 +9,7 @@
  * gone. At the deadline the main loop posts "force": whatever remains is
  * closed. The main loop returns when every I/O thread has exited. */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -219,8 +220,13 @@ int wisp_server_listen(wisp_server_t *srv)
         srv->workers[i].lsn_unix.io.fd = -1;
     }
     int r = 0;
-    srv->main_loop = wisp_loop_create();
-    if (!srv->main_loop)
+    if (srv->cfg.embedded && n != 1) {
+        srv->state = WISP__S_LISTENING;
+        return -EINVAL; /* one loop, stepped by the application's */
+    }
+    /* Embedded, the one loop is also the main loop (stop, deadline). */
+    srv->main_loop = srv->cfg.embedded ? NULL : wisp_loop_create();
+    if (!srv->main_loop && !srv->cfg.embedded)
         return -errno;
     uint16_t port = srv->cfg.port;
     wisp__net_conf nc = {
@@ -247,6 +253,8 @@ int wisp_server_listen(wisp_server_t *srv)
             r = -errno;
             break;
         }
+        if (srv->cfg.embedded)
+            srv->main_loop = w->loop;
         r = wisp__net_init(&w->net, w->loop, &nc);
         if (r == 0)
             r = wisp__http_loop_init(w->loop, &w->net, &srv->http);
@@ -334,6 +342,16 @@ int wisp_server_start(wisp_server_t *srv)
         return WISP_ESTATE;
     /* Writes use MSG_NOSIGNAL, sendfile does not: ignore SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+    if (srv->cfg.embedded) {
+        /* No thread: the application steps the loop (wisp_server_step),
+         * and its signals are its own. */
+        wisp__worker *w = &srv->workers[0];
+        wisp__listener_start(&w->lsn_tcp);
+        wisp__listener_start(&w->lsn_unix);
+        atomic_store(&srv->workers_running, 1);
+        srv->state = WISP__S_RUNNING;
+        return 0;
+    }
     if (srv->cfg.handle_signals) {
         /* Block the stop signals before creating threads so they inherit
          * the mask and the signals reach the main loop's signalfd. */
@@ -391,7 +409,7 @@ static void main_deadline(wisp_timer_t *t, void *arg)
     wisp_server_t *srv = arg;
     (void)t;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].thread_started)
+        if (srv->workers[i].thread_started || srv->cfg.embedded)
             wisp_loop_post(srv->workers[i].loop, worker_force,
                            &srv->workers[i]);
 }
@@ -405,7 +423,7 @@ static void main_stop(void *arg)
     if (srv->stop_cb)
         srv->stop_cb(srv, NULL, srv->stop_arg);
     for (unsigned i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].thread_started)
+        if (srv->workers[i].thread_started || srv->cfg.embedded)
             wisp_loop_post(srv->workers[i].loop, worker_stop,
                            &srv->workers[i]);
     wisp_timer_init(srv->main_loop, &srv->deadline);
@@ -453,10 +471,68 @@ static void on_signal(wisp__io *io, unsigned events)
     }
 }
 
-int wisp_server_wait(wisp_server_t *srv)
+/* ------------------------------------------------------------ embedded */
+
+int wisp_server_fd(const wisp_server_t *srv)
 {
+    if (!srv->cfg.embedded || !srv->workers)
+        return WISP_ESTATE;
+    return wisp_loop_fd(srv->workers[0].loop);
+}
+
+int wisp_server_timeout(const wisp_server_t *srv)
+{
+    if (!srv->cfg.embedded || srv->state != WISP__S_RUNNING)
+        return -1;
+    return wisp_loop_timeout(srv->workers[0].loop);
+}
+
+int wisp_server_step(wisp_server_t *srv)
+{
+    if (!srv->cfg.embedded)
+        return WISP_ESTATE;
+    if (srv->state == WISP__S_STOPPED)
+        return 1;
     if (srv->state != WISP__S_RUNNING && srv->state != WISP__S_STOPPING)
         return WISP_ESTATE;
+    wisp__worker *w = &srv->workers[0];
+    int r = wisp_loop_step(w->loop);
+    if (r == 0 || r == -EBUSY)
+        return r; /* running; or called from inside a step */
+    /* Stopped (every connection gone, or the stop deadline), or the
+     * backend failed: what a worker thread does after its loop. */
+    wisp__listener_close(&w->lsn_tcp);
+    wisp__listener_close(&w->lsn_unix);
+    wisp__net_fini(&w->net);
+    wisp__alog_flush(wisp_loop_get_data(w->loop, wisp__http_key));
+    atomic_store(&srv->workers_running, 0);
+    wisp_timer_stop(&srv->deadline);
+    srv->state = WISP__S_STOPPED;
+    return r < 0 ? r : 1;
+}
+
+/* wisp_server_wait for an embedded server: step until stopped, sleeping
+ * in poll(2) in between (the application's loop is not running). */
+static int embedded_wait(wisp_server_t *srv)
+{
+    struct pollfd pfd = {.fd = wisp_server_fd(srv), .events = POLLIN};
+    int r;
+    while ((r = wisp_server_step(srv)) == 0) {
+        int t = wisp_server_timeout(srv);
+        if (t != 0 && poll(&pfd, 1, t) < 0 && errno != EINTR)
+            return -errno;
+    }
+    return r < 0 ? r : 0;
+}
+
+int wisp_server_wait(wisp_server_t *srv)
+{
+    if (srv->cfg.embedded && srv->state == WISP__S_STOPPED)
+        return 0;
+    if (srv->state != WISP__S_RUNNING && srv->state != WISP__S_STOPPING)
+        return WISP_ESTATE;
+    if (srv->cfg.embedded)
+        return embedded_wait(srv);
     if (srv->sig_fd >= 0 && !srv->sig_io.added) {
         srv->sig_io.fd = srv->sig_fd;
         srv->sig_io.cb = on_signal;
@@ -509,7 +585,8 @@ void wisp_server_destroy(wisp_server_t *srv)
     free(srv->workers);
     if (srv->unix_path && srv->state != WISP__S_NEW)
         unlink(srv->unix_path);
-    wisp_loop_destroy(srv->main_loop);
+    if (!srv->cfg.embedded)
+        wisp_loop_destroy(srv->main_loop); /* else: workers[0]'s, gone */
     wisp__router_destroy(srv->http.router);
     wisp__cors_free(srv->http.cors);
     while (srv->routes) {

@@ -47,8 +47,48 @@ WISP_API void wisp_loop_destroy(wisp_loop_t *loop);
 WISP_API int wisp_loop_run(wisp_loop_t *loop);
 
 /* Ask the loop to return from wisp_loop_run() after its current
- * iteration. Thread: any (wakes the loop if it sleeps). */
+ * iteration (or wisp_loop_step() to return 1). Thread: any (wakes the
+ * loop if it sleeps). */
 WISP_API void wisp_loop_break(wisp_loop_t *loop);
+
+/* Running inside a foreign event loop (GLib, libuv, the application's
+ * own poll or epoll loop), instead of wisp_loop_run():
+ *
+ *   - watch wisp_loop_fd() for readability (POLLIN / G_IO_IN /
+ *     UV_READABLE), level-triggered;
+ *   - call wisp_loop_step() when it is readable, and also when
+ *     wisp_loop_timeout() milliseconds have passed since the last step;
+ *   - after each step, read wisp_loop_timeout() again: 0 means step
+ *     again before sleeping, -1 means no deadline (only the descriptor
+ *     matters).
+ * Call wisp_loop_step() once before the first poll (it starts the loop,
+ * and only then is wisp_loop_timeout() meaningful). Posts from other
+ * threads (wisp_loop_post, pool jobs settling futures) and
+ * wisp_loop_break() make the descriptor readable.
+ *
+ * The thread that steps the loop is its owner from the first step until
+ * a step returns 1 or an error: always step from the same thread, the
+ * host loop's. A loop is either run or stepped, never both at once. */
+
+/* A descriptor to watch for readability. It stays the same for the
+ * loop's life; do not read, write or close it. Thread: any. */
+WISP_API int wisp_loop_fd(const wisp_loop_t *loop);
+
+/* One non-blocking iteration: completed I/O, posted tasks, due timers,
+ * deferred tasks; all callbacks run inside this call. Never sleeps.
+ * Returns 0 (call again when the descriptor is readable or the timeout
+ * passes), 1 when wisp_loop_break() was called (the loop is left as
+ * wisp_loop_run() leaves it: it may be stepped or run again, or
+ * destroyed), -EBUSY when the loop is inside wisp_loop_run() or this
+ * call comes from one of its own callbacks, or a negative errno when the
+ * kernel backend fails. */
+WISP_API int wisp_loop_step(wisp_loop_t *loop);
+
+/* Milliseconds until the loop needs a step even if its descriptor stays
+ * quiet (its next timer), 0 when it must be stepped again right away
+ * (work is left over), -1 when only the descriptor matters. Thread: the
+ * stepping thread, between steps. */
+WISP_API int wisp_loop_timeout(const wisp_loop_t *loop);
 
 /* The loop's cached monotonic time in milliseconds, refreshed once per
  * iteration before timers run. Thread: the loop's own. */

@@ -97,6 +97,17 @@ typedef struct wisp_server_config {
 
     /* Value of the Server header; NULL: "wisp"; "" leaves it out. */
     const char *server_name;
+
+    /* 1: run inside the application's own event loop (GLib, libuv, its
+     * own poll/epoll loop) instead of threads of wisp's: `threads` must
+     * be 1 (wisp_server_listen fails with -EINVAL otherwise),
+     * wisp_server_start starts no thread, and the application drives
+     * the server with wisp_server_fd / wisp_server_step /
+     * wisp_server_timeout (below) from one thread, which is then the
+     * loop's owner: route handlers run there, inside wisp_server_step.
+     * `handle_signals` is ignored: the application's signals are its
+     * own (call wisp_server_stop from its handler). Default 0. */
+    int embedded;
 } wisp_server_config_t;
 
 /* Fill `cfg` with the defaults documented above. */
@@ -220,6 +231,39 @@ WISP_API int wisp_server_on_stop(wisp_server_t *srv, wisp_server_stop_cb cb,
  * finish. Use it to fail readiness checks (wisp_server_health_route).
  * Thread: any. */
 WISP_API int wisp_server_draining(const wisp_server_t *srv);
+
+/* Embedded servers (cfg.embedded = 1), after wisp_server_start:
+ *
+ *   - watch wisp_server_fd() for readability, level-triggered;
+ *   - call wisp_server_step() when it is readable, and when
+ *     wisp_server_timeout() milliseconds have passed since the last
+ *     step; after each step read wisp_server_timeout() again (0: step
+ *     again before sleeping; -1: no deadline);
+ *   - wisp_server_step() returns 1 once the server has stopped (after
+ *     wisp_server_stop, the graceful drain included): stop watching the
+ *     descriptor and call wisp_server_destroy().
+ * Call wisp_server_step() once right after wisp_server_start(), before
+ * the first poll. wisp_server_wait() on an embedded server does the
+ * same in a poll(2) loop of its own until the server stops. See
+ * docs/guide.md ("Inside another event loop") for GLib and libuv. */
+
+/* The descriptor to watch. Returns it (stable until destroy; do not
+ * read, write or close it), or WISP_ESTATE when the server is not
+ * embedded or not listening. Thread: any. */
+WISP_API int wisp_server_fd(const wisp_server_t *srv);
+
+/* One non-blocking step: accepts, reads, handlers, timers, posted
+ * completions. Returns 0 (running), 1 (stopped: destroy it; further
+ * calls return 1), WISP_ESTATE (not embedded, or not started), -EBUSY
+ * (called from inside a step, i.e. from a handler), or a negative errno
+ * when the kernel backend failed (the server is then stopped).
+ * Thread: the application loop's, always the same one. */
+WISP_API int wisp_server_step(wisp_server_t *srv);
+
+/* Milliseconds until a step is due even without activity on the
+ * descriptor; 0: right away; -1: only the descriptor matters (or the
+ * server is not running). Thread: the stepping thread, between steps. */
+WISP_API int wisp_server_timeout(const wisp_server_t *srv);
 
 /* Free a server that is stopped (or never started). NULL is a no-op. */
 WISP_API void wisp_server_destroy(wisp_server_t *srv);

@@ -72,6 +72,13 @@ void wisp__be_fini(wisp_loop_t *loop)
     loop->events = NULL;
 }
 
+int wisp__be_fd(const wisp_loop_t *loop)
+{
+    /* An epoll descriptor is itself pollable: readable while its ready
+     * list is not empty (the wake eventfd is in it). */
+    return loop->backend_fd;
+}
+
 int wisp__be_add(wisp_loop_t *loop, wisp__io *io)
 {
     struct epoll_event ev = {.events = to_epoll(io), .data.ptr = io};

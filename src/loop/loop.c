@@ -235,51 +235,128 @@ static void run_deferred(wisp_loop_t *loop)
     }
 }
 
-int wisp_loop_run(wisp_loop_t *loop)
+/* Before an iteration: the loop becomes the calling thread's, the wake
+ * descriptor is watched. */
+static int loop_enter(wisp_loop_t *loop)
 {
-    wisp_loop_t *prev = tls_loop;
     tls_loop = loop;
     loop->owner = pthread_self();
     loop->has_owner = 1;
     loop->running = 1;
-    int err = 0;
     if (!loop->wake_io.added) {
         loop->wake_io.fd = loop->wake_fd;
         loop->wake_io.want = WISP__IO_RECV;
-        err = wisp__be_add(loop, &loop->wake_io);
+        int err = wisp__be_add(loop, &loop->wake_io);
+        if (err < 0)
+            return err;
     }
+    return 0;
+}
+
+/* How long the loop may sleep: 0 when work is waiting. Going idle, a
+ * burst of posts is over: give back its spare nodes (a step per
+ * iteration, not asleep until done). Then raise the inbox's flag so
+ * that the next post wakes the loop; posts already waiting (or on their
+ * way) keep it awake. The caller lowers the flag after its sleep
+ * (wisp__inbox_awake) whenever this returned non-zero. */
+static int loop_idle_timeout(wisp_loop_t *loop)
+{
+    int timeout = loop->defer_head || loop->keep_awake
+                      ? 0 : wisp__timers_timeout(loop);
+    loop->keep_awake = 0;
+    if (timeout != 0 &&
+        (wisp__inbox_idle(loop) || !wisp__inbox_sleep(loop)))
+        timeout = 0;
+    return timeout;
+}
+
+/* The work of an iteration after the wait. */
+static void loop_work(wisp_loop_t *loop)
+{
+    /* Posts that arrived while the loop was awake woke nobody: take
+     * them now, and keep taking while producers keep posting (a few
+     * passes, so I/O is polled again soon) rather than paying an
+     * epoll_wait per small batch. */
+    for (int pass = 0; pass < 16 && wisp__inbox_pending(loop); pass++)
+        wisp__inbox_drain(loop);
+    wisp__timers_run(loop);
+    run_deferred(loop);
+    if (loop->hook)
+        loop->hook(loop, loop->hook_arg);
+}
+
+int wisp_loop_run(wisp_loop_t *loop)
+{
+    if (loop->stepped)
+        return -EBUSY;
+    wisp_loop_t *prev = tls_loop;
+    int err = loop_enter(loop);
     loop->now_ms = wisp__clock_ms();
     while (err == 0 &&
            !atomic_load_explicit(&loop->stop, memory_order_acquire)) {
-        int timeout = loop->defer_head || loop->keep_awake
-                          ? 0 : wisp__timers_timeout(loop);
-        loop->keep_awake = 0;
-        /* Going idle: a burst of posts is over, give back its spare
-         * nodes (a step per iteration, not asleep until done). Then
-         * raise the inbox's flag so that the next post wakes us; posts
-         * already waiting (or on their way) keep us awake. */
-        if (timeout != 0 &&
-            (wisp__inbox_idle(loop) || !wisp__inbox_sleep(loop)))
-            timeout = 0;
+        int timeout = loop_idle_timeout(loop);
         err = wisp__be_wait(loop, timeout); /* updates now_ms */
         if (timeout != 0)
             wisp__inbox_awake(loop);
         if (err < 0)
             break;
-        /* Posts that arrived while the loop was awake woke nobody: take
-         * them now, and keep taking while producers keep posting (a few
-         * passes, so I/O is polled again soon) rather than paying an
-         * epoll_wait per small batch. */
-        for (int pass = 0; pass < 16 && wisp__inbox_pending(loop); pass++)
-            wisp__inbox_drain(loop);
-        wisp__timers_run(loop);
-        run_deferred(loop);
-        if (loop->hook)
-            loop->hook(loop, loop->hook_arg);
+        loop_work(loop);
     }
     atomic_store(&loop->stop, 0);
     loop->running = 0;
     loop->has_owner = 0;
     tls_loop = prev;
     return err;
+}
+
+int wisp_loop_fd(const wisp_loop_t *loop)
+{
+    return wisp__be_fd(loop);
+}
+
+int wisp_loop_step(wisp_loop_t *loop)
+{
+    if (loop->running)
+        return -EBUSY; /* inside wisp_loop_run, or inside this step */
+    if (loop->stepped)
+        WISP__ASSERT_OWNER(loop);
+    wisp_loop_t *prev = tls_loop;
+    int err = loop_enter(loop);
+    if (!loop->stepped) {
+        loop->stepped = 1;
+        loop->now_ms = wisp__clock_ms();
+    }
+    if (loop->asleep) {
+        wisp__inbox_awake(loop);
+        loop->asleep = 0;
+    }
+    int stopped = atomic_load_explicit(&loop->stop, memory_order_acquire);
+    if (err == 0 && !stopped) {
+        err = wisp__be_wait(loop, 0); /* updates now_ms */
+        if (err >= 0) {
+            loop_work(loop);
+            stopped = atomic_load_explicit(&loop->stop,
+                                           memory_order_acquire);
+        }
+    }
+    loop->running = 0;
+    tls_loop = prev;
+    if (err < 0 || stopped) {
+        /* Left as wisp_loop_run leaves it: the next step (or run)
+         * starts afresh, on any thread. */
+        atomic_store(&loop->stop, 0);
+        loop->stepped = 0;
+        loop->has_owner = 0;
+        loop->idle_ms = -1;
+        return err < 0 ? err : 1;
+    }
+    loop->idle_ms = loop_idle_timeout(loop);
+    loop->asleep = loop->idle_ms != 0;
+    return 0;
+}
+
+int wisp_loop_timeout(const wisp_loop_t *loop)
+{
+    WISP__ASSERT_OWNER(loop);
+    return loop->stepped ? loop->idle_ms : 0;
 }

@@ -181,6 +181,13 @@ struct wisp_loop {
     /* Set by the end-of-iteration hook when work is left over (input
      * still in the kernel): the next wait polls without sleeping. */
     int keep_awake;
+    /* Stepped by a foreign loop (wisp_loop_step): the owner stays set
+     * between steps; `idle_ms` is what the last step left for
+     * wisp_loop_timeout, and `asleep` says the inbox flag is raised (the
+     * host may sleep; the next step lowers it). */
+    int stepped;
+    int asleep;
+    int idle_ms;
 
     /* Per-loop data, one slot per key (wisp_loop_key_create). */
     void *data[WISP_LOOP_KEYS_MAX];
@@ -276,6 +283,10 @@ int wisp__be_update(wisp_loop_t *loop, wisp__io *io);
 void wisp__be_del(wisp_loop_t *loop, wisp__io *io);
 int wisp__be_wait(wisp_loop_t *loop, int timeout_ms);
 void wisp__be_wake(wisp_loop_t *loop);
+/* A descriptor that polls readable (POLLIN) whenever a wisp__be_wait(0)
+ * would find work: I/O completions or a wake-up. For a host loop that
+ * embeds this one (wisp_loop_fd). */
+int wisp__be_fd(const wisp_loop_t *loop);
 void wisp__be_wake_ack(wisp_loop_t *loop);
 /* Receive into the backend's buffer. Returns > 0 bytes with *data set,
  * 0 at end of stream, -EAGAIN when nothing is there, or a negative errno. */
