@@ -1160,11 +1160,16 @@ EMOTIONS = {"neutral", "happy", "laughing", "funny", "sad", "angry", "crying",
 # ---------------------------------------------------------------- runner
 
 class Checks:
-    """Collects named test functions; runs them in order, prints one line
-    each, exits 1 if any failed."""
+    """Collects named test functions; runs them, prints one line each,
+    exits 1 if any failed. jobs > 1 (or XZ_JOBS): the coroutine tests run
+    that many at a time in one event loop (each starts its own server,
+    so they are independent; most of their time is waiting for real-time
+    audio). One LagMonitor then watches the shared loop, so a wake-up
+    delay that concurrency causes is still never blamed on the server."""
 
-    def __init__(self):
+    def __init__(self, jobs=1):
         self.tests = []
+        self.jobs = int(os.environ.get("XZ_JOBS", jobs))
 
     def __call__(self, fn):
         self.tests.append(fn)
@@ -1179,12 +1184,39 @@ class Checks:
             mon.stop()
             LagMonitor.current = None
 
+    async def _concurrent(self, fns, args, failed):
+        mon = LagMonitor()
+        sem = asyncio.Semaphore(self.jobs)
+
+        async def one(fn):
+            async with sem:
+                t0 = time.monotonic()
+                try:
+                    await fn(*args)
+                    print("ok   %-40s %.1fs" % (fn.__name__,
+                                                time.monotonic() - t0),
+                          flush=True)
+                except Exception as e:  # noqa: BLE001 - report every one
+                    import traceback
+                    traceback.print_exc()
+                    print("FAIL %-40s %s" % (fn.__name__, e), flush=True)
+                    failed.append(fn.__name__)
+        try:
+            await asyncio.gather(*(one(fn) for fn in fns))
+        finally:
+            mon.stop()
+            LagMonitor.current = None
+
     def run(self, *args):
         only = os.environ.get("XZ_ONLY")
         failed = []
-        for fn in self.tests:
-            if only and fn.__name__ not in only.split(","):
-                continue
+        tests = [fn for fn in self.tests
+                 if not only or fn.__name__ in only.split(",")]
+        if self.jobs > 1:
+            coros = [fn for fn in tests if asyncio.iscoroutinefunction(fn)]
+            tests = [fn for fn in tests if fn not in coros]
+            asyncio.run(self._concurrent(coros, args, failed))
+        for fn in tests:
             t0 = time.monotonic()
             try:
                 r = fn(*args)
