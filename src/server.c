@@ -270,6 +270,8 @@ int wisp_server_listen(wisp_server_t *srv)
         fd = -1;
         if (r == 0 && i == 0 && srv->unix_path)
             r = wisp__listen_unix(srv->unix_path, srv->cfg.backlog, &fd);
+        if (r == 0 && fd >= 0)
+            srv->unix_bound = 1; /* ours to unlink at destroy */
         wisp__listener_init(&w->lsn_unix, &w->net, fd, http, hl, 1, first);
     }
     if (probe >= 0)
@@ -583,7 +585,7 @@ void wisp_server_destroy(wisp_server_t *srv)
         wisp_loop_destroy(w->loop);
     }
     free(srv->workers);
-    if (srv->unix_path && srv->state != WISP__S_NEW)
+    if (srv->unix_bound)
         unlink(srv->unix_path);
     if (!srv->cfg.embedded)
         wisp_loop_destroy(srv->main_loop); /* else: workers[0]'s, gone */

@@ -34,6 +34,7 @@ struct wisp_server {
     wisp_server_config_t cfg;
     char *host;
     char *unix_path;
+    int unix_bound; /* bound here: unlinked at destroy */
     char *access_log_path;
     char *server_name;
     wisp__route *routes;

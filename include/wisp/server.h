@@ -42,7 +42,12 @@ typedef struct wisp_server_config {
     const char *host;
     /* TCP port; 0 picks a free one (read it with wisp_server_port). */
     uint16_t port;
-    /* Also (or only, with `no_tcp`) listen on this Unix socket path. */
+    /* Also (or only, with `no_tcp`) listen on this Unix socket path. A
+     * socket already there that no process listens on (left by a run
+     * that did not clean up) is replaced; a live one, or a file that is
+     * not a socket, makes wisp_server_listen fail with -EADDRINUSE and
+     * is left untouched. The socket is removed at wisp_server_destroy
+     * (only when this server created it). */
     const char *unix_path;
     int no_tcp;
     /* I/O loops; 0 means one per online CPU. */

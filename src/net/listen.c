@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -148,10 +149,27 @@ int wisp__listen_unix(const char *path, int backlog, int *fd_out)
     if (l >= sizeof sun.sun_path)
         return -ENAMETOOLONG;
     memcpy(sun.sun_path, path, l);
+    /* Something at the path already: a socket left by an earlier run
+     * that nobody listens on any more is removed; a live one (another
+     * server answers) or anything that is not a socket is left alone:
+     * -EADDRINUSE, as for a TCP port. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EADDRINUSE;
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+            return -errno;
+        int live = connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0 ||
+                   errno == EAGAIN; /* listening, backlog full */
+        close(probe);
+        if (live)
+            return -EADDRINUSE;
+        unlink(path);
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    unlink(path); /* a stale socket from an earlier run */
     if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
         listen(fd, backlog) < 0) {
         int e = -errno;
