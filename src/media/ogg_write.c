@@ -164,10 +164,12 @@ int wisp_ogg_writer_packet(wisp_ogg_writer_t *w, const void *data,
                 rc = r;
         }
         size_t seg = left < 255 ? left : 255;
-        memcpy(w->page + 27 + 255 + w->body_len, p, seg);
+        if (seg) {
+            memcpy(w->page + 27 + 255 + w->body_len, p, seg);
+            p += seg;
+        }
         w->body_len += seg;
         w->lacing[w->nseg++] = (uint8_t)seg;
-        p += seg;
         left -= seg;
         if (seg < 255)
             break;

@@ -224,7 +224,7 @@ static void test_writer_layout(void)
     o.fail_at = -1;
     wisp_ogg_writer_t *w = wisp_ogg_writer_create(0x1234, 100, collect, &o);
     CHECK(w != NULL);
-    static uint8_t big[70000];
+    static uint8_t big[80000];
     fill(big, sizeof big, 3);
     /* p0: 10 bytes, ends page 0 by FLUSH. */
     CHECK_EQ_INT(wisp_ogg_writer_packet(w, big, 10, 0, WISP_OGG_WRITE_FLUSH), 0);
@@ -304,7 +304,7 @@ static size_t sizes[] = {0, 1, 254, 255, 256, 510, 1000, 65025, 65026,
 
 static void write_stream(out_t *o, uint32_t serial, size_t page_bytes)
 {
-    static uint8_t big[70000];
+    static uint8_t big[80000];
     fill(big, sizeof big, 11);
     memset(o, 0, sizeof *o);
     o->fail_at = -1;
@@ -330,7 +330,7 @@ static void test_roundtrip(void)
     CHECK_EQ_INT(whole.rc, 0);
     CHECK_EQ_INT(whole.finish, 0);
     CHECK_EQ_INT(whole.n, n);
-    static uint8_t big[70000];
+    static uint8_t big[80000];
     fill(big, sizeof big, 11);
     for (size_t i = 0; i < whole.n && i < n; i++) {
         CHECK_EQ_INT(whole.len[i], sizes[i]);
