@@ -119,6 +119,45 @@ WISP_API ssize_t wisp_opus_join(const uint8_t *const *pkts,
 WISP_API int wisp_opus_split(const uint8_t *pkt, size_t len, uint8_t *out,
                              size_t cap, size_t *lens);
 
+/* A streaming repacketizer: packets go in as they come (e.g. a TTS
+ * engine's 20 ms packets), joined packets of a target duration come out
+ * (e.g. the 60 ms packets a device expects) as soon as they are whole.
+ * Consecutive packets are held while they share the TOC configuration
+ * and stereo flag and stay within the target; the held frames go out as
+ * one packet when they reach the target, when the next packet does not
+ * fit (another configuration, or over the target), or on flush. One held
+ * frame goes out as a code-0 packet, more as one code-3 packet (CBR when
+ * the frames are the same size, else VBR). A packet already at or over
+ * the target passes through as a copy of its frames. Memory: the held
+ * frames (at most 120 ms, 61 KiB), allocated at create. */
+typedef struct wisp_opus_repack wisp_opus_repack_t;
+
+/* Receives one output packet (valid only during the call) and its
+ * duration. Return 0, or a negative code that the repack call returns. */
+typedef int (*wisp_opus_packet_cb)(void *arg, const uint8_t *pkt, size_t len,
+                                   uint32_t samples);
+
+/* Create a repacketizer for `target_samples` at 48 kHz (2880 = 60 ms;
+ * at most 5760) handing packets to `cb(arg, ...)`.
+ * Returns it, or NULL with errno EINVAL (`cb` NULL, target 0 or over
+ * 5760) or ENOMEM. Free it with wisp_opus_repack_destroy. */
+WISP_API wisp_opus_repack_t *wisp_opus_repack_create(uint32_t target_samples,
+                                                     wisp_opus_packet_cb cb,
+                                                     void *arg);
+
+/* Free `r` without emitting what it holds. NULL is ignored. */
+WISP_API void wisp_opus_repack_destroy(wisp_opus_repack_t *r);
+
+/* Add one packet (validated; `cb` may run inside, at most twice). Returns
+ * 0, WISP_EOPUS_PACKET (refused; what was held is still held), -EINVAL
+ * (`pkt` NULL), or the first negative value `cb` returned. */
+WISP_API int wisp_opus_repack_push(wisp_opus_repack_t *r, const uint8_t *pkt,
+                                   size_t len);
+
+/* Emit what is held now, if anything (at the end of a stream, or when the
+ * producer pauses). Returns 0 or the negative value `cb` returned. */
+WISP_API int wisp_opus_repack_flush(wisp_opus_repack_t *r);
+
 /* ---- Ogg Opus headers (RFC 7845 §5) */
 
 typedef struct wisp_opus_head {

@@ -3,6 +3,7 @@
  * ever decoded: frames are opaque bytes that are located and copied. */
 #include <string.h>
 
+#include "media/opus_int.h"
 #include "wisp/opus.h"
 
 wisp_opus_toc_t wisp_opus_toc(uint8_t toc)
@@ -163,6 +164,46 @@ static size_t put_length(uint8_t *p, size_t len)
     return 2;
 }
 
+ssize_t wisp__opus_build(uint8_t toc, const uint8_t *const *frame,
+                         const size_t *flen, size_t m, bool code3,
+                         uint8_t *out, size_t cap)
+{
+    toc &= 0xfc;
+    if (m == 1 && !code3) {
+        if (1 + flen[0] > cap)
+            return -ENOBUFS;
+        out[0] = toc;
+        if (flen[0])
+            memcpy(out + 1, frame[0], flen[0]);
+        return (ssize_t)(1 + flen[0]);
+    }
+    bool cbr = true;
+    size_t bytes = 0;
+    for (size_t k = 0; k < m; k++) {
+        bytes += flen[k];
+        if (flen[k] != flen[0])
+            cbr = false;
+    }
+    size_t hdr = 2;
+    if (!cbr)
+        for (size_t k = 0; k + 1 < m; k++)
+            hdr += flen[k] < 252 ? 1 : 2;
+    if (hdr + bytes > cap)
+        return -ENOBUFS;
+    uint8_t *p = out;
+    *p++ = (uint8_t)(toc | 3);
+    *p++ = (uint8_t)((cbr ? 0 : 0x80) | m);
+    if (!cbr)
+        for (size_t k = 0; k + 1 < m; k++)
+            p += put_length(p, flen[k]);
+    for (size_t k = 0; k < m; k++) {
+        if (flen[k])
+            memcpy(p, frame[k], flen[k]);
+        p += flen[k];
+    }
+    return (ssize_t)(p - out);
+}
+
 ssize_t wisp_opus_join(const uint8_t *const *pkts, const size_t *lens,
                        size_t n, uint8_t *out, size_t cap)
 {
@@ -170,7 +211,7 @@ ssize_t wisp_opus_join(const uint8_t *const *pkts, const size_t *lens,
         return -EINVAL;
     const uint8_t *frame[WISP_OPUS_MAX_FRAMES];
     size_t flen[WISP_OPUS_MAX_FRAMES];
-    size_t m = 0, samples = 0, bytes = 0;
+    size_t m = 0, samples = 0;
     uint8_t toc0 = 0;
     for (size_t i = 0; i < n; i++) {
         wisp_opus_packet_t pk;
@@ -187,32 +228,10 @@ ssize_t wisp_opus_join(const uint8_t *const *pkts, const size_t *lens,
         for (size_t k = 0; k < pk.frames; k++) {
             frame[m] = pk.frame[k];
             flen[m] = pk.frame_len[k];
-            bytes += flen[m];
             m++;
         }
     }
-    bool cbr = true;
-    for (size_t k = 1; k < m; k++)
-        if (flen[k] != flen[0])
-            cbr = false;
-    size_t hdr = 2;
-    if (!cbr)
-        for (size_t k = 0; k + 1 < m; k++)
-            hdr += flen[k] < 252 ? 1 : 2;
-    if (hdr + bytes > cap)
-        return -ENOBUFS;
-    uint8_t *p = out;
-    *p++ = (uint8_t)(toc0 | 3);
-    *p++ = (uint8_t)((cbr ? 0 : 0x80) | m);
-    if (!cbr)
-        for (size_t k = 0; k + 1 < m; k++)
-            p += put_length(p, flen[k]);
-    for (size_t k = 0; k < m; k++) {
-        if (flen[k])
-            memcpy(p, frame[k], flen[k]);
-        p += flen[k];
-    }
-    return (ssize_t)(p - out);
+    return wisp__opus_build(toc0, frame, flen, m, true, out, cap);
 }
 
 int wisp_opus_split(const uint8_t *pkt, size_t len, uint8_t *out, size_t cap,

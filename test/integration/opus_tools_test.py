@@ -8,7 +8,8 @@
   whole, byte by byte and in random slices; its duration must match
   opusinfo's playback length.
 - Files wisp writes (opusenc's packets remuxed; joined into code-3
-  packets of up to 60 ms and 120 ms; split back to one frame per packet)
+  packets of up to 60 ms and 120 ms; through the streaming repacketizer
+  with a 60 ms target; split back to one frame per packet)
   pass opusinfo without a warning or error and decode with opusdec to
   exactly the samples of the original (float output, compared bytewise).
 - Splitting the joined packets gives opusenc's packets back.
@@ -219,9 +220,10 @@ try:
             want = pcm(decode(orig, os.path.join(tmp, name + ".wav")))
             check(len(want) == (end[3] - pre_skip) * 4 * int(head[1]),
                   f"{name}: decoded length")
-            modes = [["remux"], ["split"], ["join", "3"], ["join", "6"]]
+            modes = [["remux"], ["split"], ["join", "3"], ["join", "6"],
+                     ["repack", "60"]]
             if ename in ("cbr", "10ms"):
-                modes = modes[1:3]
+                modes = modes[1:3] + modes[4:]
             for mode in modes:
                 out = os.path.join(tmp, f"{name}-{mode[0]}.opus")
                 args = [TOOL, "remux", orig, out] + \
@@ -243,6 +245,11 @@ try:
                       f"({len(got)} vs {len(want)} bytes)")
                 o_head, o_pk, o_end, _ = dump(out)
                 check(o_end[3] == end[3], f"{name} {mode}: final granule")
+                if mode[0] == "repack":
+                    mx = max(s for _, s, _, _ in o_pk)
+                    check(mx <= max(2880, max(s for _, s, _, _ in pk)) and
+                          len(o_pk) <= len(pk),
+                          f"{name} {mode}: packet durations up to {mx}")
                 if mode[0] == "join":
                     mx = max(s for _, s, _, _ in o_pk)
                     lim = 960 * int(mode[1]) if ename != "60ms" else 5760

@@ -252,6 +252,93 @@ static void test_join_split(void)
     CHECK_EQ_INT(wisp_opus_split(NULL, 2, out, sizeof out, sl), -EINVAL);
 }
 
+/* ---- streaming repacketizer */
+
+typedef struct emitted {
+    size_t n;
+    uint8_t pkt[16][4000];
+    size_t len[16];
+    uint32_t samples[16];
+    int fail; /* return this from the callback */
+} emitted_t;
+
+static int emit_cb(void *arg, const uint8_t *pkt, size_t len, uint32_t samples)
+{
+    emitted_t *e = arg;
+    if (e->n < 16) {
+        memcpy(e->pkt[e->n], pkt, len);
+        e->len[e->n] = len;
+        e->samples[e->n] = samples;
+        e->n++;
+    }
+    return e->fail;
+}
+
+static void test_repack(void)
+{
+    static emitted_t e;
+    memset(&e, 0, sizeof e);
+    wisp_opus_repack_t *r = wisp_opus_repack_create(2880, emit_cb, &e);
+    CHECK(r != NULL);
+    uint8_t p[400];
+    /* 20 ms packets: out as one 60 ms packet when the third arrives. */
+    mk(p, 0x08, 11, 1);
+    CHECK_EQ_INT(wisp_opus_repack_push(r, p, 11), 0);
+    mk(p, 0x08, 11, 2);
+    CHECK_EQ_INT(wisp_opus_repack_push(r, p, 11), 0);
+    CHECK_EQ_INT(e.n, 0);
+    mk(p, 0x08, 11, 3);
+    CHECK_EQ_INT(wisp_opus_repack_push(r, p, 11), 0);
+    CHECK_EQ_INT(e.n, 1);
+    CHECK_EQ_INT(e.len[0], 32);
+    CHECK(e.pkt[0][0] == 0x0b && e.pkt[0][1] == 3 && e.pkt[0][2] == 1 &&
+          e.pkt[0][22] == 3);
+    CHECK_EQ_INT(e.samples[0], 2880);
+    /* A change of configuration sends what is held at once. */
+    mk(p, 0x08, 5, 4);
+    CHECK_EQ_INT(wisp_opus_repack_push(r, p, 5), 0);
+    mk(p, 0x0c, 7, 5); /* stereo now */
+    CHECK_EQ_INT(wisp_opus_repack_push(r, p, 7), 0);
+    CHECK_EQ_INT(e.n, 2);
+    CHECK(e.len[1] == 5 && e.pkt[1][0] == 0x08 && e.samples[1] == 960);
+    /* 20 + 40 ms make the target: out at once (VBR, frames 6, 1, 1). */
+    uint8_t c1[] = {0x0d, 9, 9}, c1b[] = {0x0d, 8, 8};
+    CHECK_EQ_INT(wisp_opus_repack_push(r, c1, 3), 0);
+    CHECK_EQ_INT(e.n, 3);
+    CHECK(e.pkt[2][0] == 0x0f && e.pkt[2][1] == 0x83 && e.pkt[2][2] == 6 &&
+          e.pkt[2][3] == 1 && e.len[2] == 4 + 8 && e.samples[2] == 2880);
+    /* 40 ms held, another 40 ms does not fit: the first goes alone. */
+    CHECK_EQ_INT(wisp_opus_repack_push(r, c1b, 3), 0);
+    CHECK_EQ_INT(e.n, 3);
+    CHECK_EQ_INT(wisp_opus_repack_push(r, c1, 3), 0);
+    CHECK_EQ_INT(e.n, 4);
+    CHECK(e.pkt[3][0] == 0x0f && e.pkt[3][1] == 2 && e.pkt[3][2] == 8 &&
+          e.len[3] == 4 && e.samples[3] == 1920);
+    CHECK_EQ_INT(wisp_opus_repack_flush(r), 0);
+    CHECK_EQ_INT(e.n, 5);
+    CHECK(e.pkt[4][2] == 9 && e.samples[4] == 1920);
+    CHECK_EQ_INT(wisp_opus_repack_flush(r), 0); /* nothing held */
+    CHECK_EQ_INT(e.n, 5);
+    /* A bad packet is refused and changes nothing. */
+    mk(p, 0x08, 11, 6);
+    CHECK_EQ_INT(wisp_opus_repack_push(r, p, 11), 0);
+    uint8_t bad[] = {0x09, 1, 2, 3};
+    CHECK_EQ_INT(wisp_opus_repack_push(r, bad, 4), WISP_EOPUS_PACKET);
+    CHECK_EQ_INT(wisp_opus_repack_push(r, NULL, 4), -EINVAL);
+    /* The callback's error comes back. */
+    e.fail = -EPIPE;
+    CHECK_EQ_INT(wisp_opus_repack_flush(r), -EPIPE);
+    CHECK_EQ_INT(e.n, 6);
+    CHECK(e.len[5] == 11 && e.pkt[5][0] == 0x08 && e.pkt[5][1] == 6);
+    wisp_opus_repack_destroy(r);
+    wisp_opus_repack_destroy(NULL);
+    errno = 0;
+    CHECK(wisp_opus_repack_create(0, emit_cb, &e) == NULL);
+    CHECK_EQ_INT(errno, EINVAL);
+    CHECK(wisp_opus_repack_create(5761, emit_cb, &e) == NULL);
+    CHECK(wisp_opus_repack_create(2880, NULL, &e) == NULL);
+}
+
 /* ---- headers */
 
 static void test_head(void)
@@ -671,6 +758,7 @@ int main(void)
     test_toc();
     test_packets();
     test_join_split();
+    test_repack();
     test_head();
     test_mux_demux();
     test_demux_errors();

@@ -14,7 +14,9 @@
  *       the same end trim and 100 ms pages; with "join N", runs of up to
  *       N consecutive packets with the same TOC configuration and at most
  *       120 ms together become one code-3 packet; with "split", every
- *       packet becomes one code-0 packet per frame.
+ *       packet becomes one code-0 packet per frame; with "repack MS", the
+ *       packets go through the streaming repacketizer with a target of
+ *       MS milliseconds.
  * Exit status 0, or 1 with a message on stderr. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -152,6 +154,12 @@ static int page_out(void *arg, const uint8_t *page, size_t len)
     return fwrite(page, 1, len, arg) == len ? 0 : -EIO;
 }
 
+static int to_mux(void *arg, const uint8_t *pkt, size_t len, uint32_t samples)
+{
+    (void)samples;
+    return wisp_opus_mux_packet(arg, pkt, len);
+}
+
 static int remux(const demuxed_t *in, const char *path, const char *mode,
                  size_t join_n)
 {
@@ -170,8 +178,17 @@ static int remux(const demuxed_t *in, const char *path, const char *mode,
     static uint8_t buf[WISP_OPUS_MAX_FRAMES * (WISP_OPUS_MAX_FRAME_BYTES + 3)];
     size_t i = 0;
     int rc = 0;
+    wisp_opus_repack_t *rp = NULL;
+    if (mode && strcmp(mode, "repack") == 0) {
+        rp = wisp_opus_repack_create((uint32_t)join_n * 48, to_mux, m);
+        if (!rp)
+            rc = -errno;
+    }
     while (i < in->pk.n && rc == 0) {
-        if (!mode) {
+        if (rp) {
+            rc = wisp_opus_repack_push(rp, in->pk.data[i], in->pk.len[i]);
+            i++;
+        } else if (!mode) {
             rc = wisp_opus_mux_packet(m, in->pk.data[i], in->pk.len[i]);
             i++;
         } else if (strcmp(mode, "split") == 0) {
@@ -202,6 +219,11 @@ static int remux(const demuxed_t *in, const char *path, const char *mode,
                 rc = wisp_opus_mux_packet(m, buf, (size_t)n);
             i = j;
         }
+    }
+    if (rp) {
+        if (rc == 0)
+            rc = wisp_opus_repack_flush(rp);
+        wisp_opus_repack_destroy(rp);
     }
     /* The same end trim as the input (its stream starts at 0). */
     uint64_t total = wisp_opus_mux_samples(m);
@@ -257,7 +279,8 @@ int main(int argc, char **argv)
                     wisp_strerror(d.rc < 0 ? d.rc : d.finish));
         } else {
             const char *mode = argc > 4 ? argv[4] : NULL;
-            size_t n = mode && strcmp(mode, "join") == 0 && argc > 5
+            size_t n = mode && (strcmp(mode, "join") == 0 ||
+                                strcmp(mode, "repack") == 0) && argc > 5
                            ? (size_t)atoi(argv[5])
                            : 0;
             if (mode && strcmp(mode, "split") != 0 && n == 0)
