@@ -12,6 +12,8 @@
  *     time; each packet it returns is a valid Opus packet whose duration
  *     is what it reported; the same holds for the plain Ogg reader in
  *     the chosen mode;
+ *   - those packets through the streaming repacketizer (60 ms) come out
+ *     as valid packets of the duration reported, as many samples in all;
  *   - the packet parser, run on the data as one packet, agrees with a
  *     slow reference written here from RFC 6716 §3.2 (validity, frame
  *     count, each frame's offset and length), and reads nothing outside
@@ -190,6 +192,22 @@ static void check_packet(const uint8_t *data, size_t size)
     free(p);
 }
 
+/* ---- the streaming repacketizer: what goes in comes out, as valid
+ * packets within the target (or a single packet longer than it) */
+
+typedef struct rp_sum {
+    uint64_t in, out;
+    uint32_t target;
+} rp_sum_t;
+
+static int rp_out(void *arg, const uint8_t *pkt, size_t len, uint32_t samples)
+{
+    rp_sum_t *s = arg;
+    REQUIRE(wisp_opus_packet_parse(pkt, len, NULL) == (int)samples);
+    s->out += samples;
+    return 0;
+}
+
 /* ---- demuxer and reader under three ways of feeding */
 
 typedef struct trace {
@@ -210,6 +228,9 @@ static void demux(const uint8_t *d, size_t n, const size_t *cuts,
     t->h = 0xcbf29ce484222325ull;
     wisp_opus_demux_t *dm = wisp_opus_demux_create(lim);
     REQUIRE(dm);
+    rp_sum_t sum = {0, 0, 0};
+    wisp_opus_repack_t *rp = wisp_opus_repack_create(2880, rp_out, &sum);
+    REQUIRE(rp);
     size_t start = 0;
     for (size_t c = 0; c <= ncuts && t->rc == 0; c++) {
         size_t end = c < ncuts ? cuts[c] : n;
@@ -234,6 +255,8 @@ static void demux(const uint8_t *d, size_t n, const size_t *cuts,
             }
             REQUIRE(wisp_opus_packet_parse(p.data, p.len, NULL) ==
                     (int)p.samples);
+            REQUIRE(wisp_opus_repack_push(rp, p.data, p.len) == 0);
+            sum.in += p.samples;
             t->n++;
             t->h = mix(t->h, p.len);
             t->h = mix(t->h, p.samples);
@@ -246,6 +269,9 @@ static void demux(const uint8_t *d, size_t n, const size_t *cuts,
     }
     t->fin = wisp_opus_demux_finish(dm);
     wisp_opus_demux_destroy(dm);
+    REQUIRE(wisp_opus_repack_flush(rp) == 0);
+    REQUIRE(sum.in == sum.out);
+    wisp_opus_repack_destroy(rp);
 }
 
 static void ogg(const uint8_t *d, size_t n, const size_t *cuts, size_t ncuts,
