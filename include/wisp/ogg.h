@@ -179,8 +179,9 @@ WISP_API void wisp_ogg_reader_destroy(wisp_ogg_reader_t *r);
  * Returns 1 with *pkt set (its data valid until the next call on `r`); 0
  * when every byte was taken and no packet is ready; or a negative code:
  * WISP_EOGG_CAPTURE, _VERSION, _CRC, _SEQUENCE, _PAGE_SIZE, _PACKET_SIZE
- * (see the rules above; sticky), -EINVAL (a NULL argument, `buf` NULL
- * with len > 0 excepted only when len is 0). */
+ * (see the rules above; sticky), -ENOMEM (the packet buffer could not
+ * grow; sticky), or -EINVAL (`r`, `used` or `pkt` NULL, or `buf` NULL
+ * with len > 0). */
 WISP_API int wisp_ogg_reader_read(wisp_ogg_reader_t *r, const void *buf,
                                   size_t len, size_t *used,
                                   wisp_ogg_packet_t *pkt);

@@ -227,7 +227,8 @@ typedef struct wisp_opus_mux_opts {
     const char *vendor;           /* OpusTags vendor; NULL: "wisp" */
     const char *const *comments;  /* OpusTags comments, "NAME=value" */
     size_t ncomments;
-    uint32_t page_ms;             /* page duration, 0 means 100 ms */
+    uint32_t page_ms;             /* page duration, 0 means 100 ms (at
+                                     most 60000) */
 } wisp_opus_mux_opts_t;
 
 /* Create a muxer that writes the headers at once (OpusHead on its own

@@ -67,7 +67,8 @@ wisp_opus_mux_t *wisp_opus_mux_create(const wisp_opus_mux_opts_t *o,
         errno = ENOMEM;
         return NULL;
     }
-    m->page_samples = (o->page_ms ? o->page_ms : 100) * 48;
+    uint32_t ms = o->page_ms ? o->page_ms : 100;
+    m->page_samples = (ms < 60000 ? ms : 60000) * 48;
     /* §3: OpusHead alone on the first page, OpusTags ending its page(s),
      * both with granule position 0. */
     int rc = wisp_ogg_writer_packet(m->w, head, (size_t)hl, 0,
