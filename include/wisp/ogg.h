@@ -156,7 +156,8 @@ typedef struct wisp_ogg_packet {
     uint32_t serial;    /* logical stream */
     uint32_t page_seq;  /* sequence number of the page it ends on */
     uint32_t packet_no; /* 0 for the first packet of the stream */
-    bool bos;           /* first packet of the stream (on a BOS page) */
+    bool bos;           /* first packet of a stream whose first page has
+                           the BOS flag */
     bool eos;           /* last packet of an EOS page */
     bool page_end;      /* last packet ending on its page */
 } wisp_ogg_packet_t;

@@ -39,6 +39,7 @@ struct wisp_ogg_reader {
     bool following;        /* a serial number is chosen */
     bool ended;            /* its EOS page was read */
     bool seq_known;
+    bool stream_bos;       /* its first page had the BOS flag */
     uint32_t serial;
     uint32_t next_seq;
     uint32_t packet_no;
@@ -178,6 +179,7 @@ static int accept_page(wisp_ogg_reader_t *r)
         r->ended = false;
         r->seq_known = false;
         r->serial = serial;
+        r->stream_bos = flags & WISP_OGG_BOS;
         r->packet_no = 0;
         r->pending = false;
         r->pkt_len = 0;
@@ -328,7 +330,8 @@ static int deliver(wisp_ogg_reader_t *r, wisp_ogg_packet_t *pkt)
         pkt->serial = r->serial;
         pkt->page_seq = r->page_seq;
         pkt->packet_no = r->packet_no++;
-        pkt->bos = pkt->packet_no == 0 && (r->flags & WISP_OGG_BOS);
+        /* The first packet can end on a later page than the BOS one. */
+        pkt->bos = pkt->packet_no == 0 && r->stream_bos;
         pkt->eos = last && (r->flags & WISP_OGG_EOS);
         pkt->page_end = last;
         return 1;

@@ -4,7 +4,8 @@
  *
  * Input: byte 0 flags (bit 0: rewrite the CRC of each page found in
  * sequence, so the fuzzer reaches past the checksum; bit 1: the Ogg
- * reader in resync mode; bit 2: small limits), bytes 1-2 two cut points,
+ * reader in resync mode; bit 2: small limits; bit 3: also write packets
+ * and read them back), bytes 1-2 two cut points,
  * then the data. Besides crashes and sanitizer reports it checks,
  * trapping when one fails:
  *   - the demuxer gives the same packets, durations, granules and result
@@ -14,6 +15,9 @@
  *     the chosen mode;
  *   - those packets through the streaming repacketizer (60 ms) come out
  *     as valid packets of the duration reported, as many samples in all;
+ *   - (bit 3) packets whose lengths come from the data, written by the
+ *     Ogg writer and read back in three slices, come back the same, with
+ *     their granules, BOS and EOS;
  *   - the packet parser, run on the data as one packet, agrees with a
  *     slow reference written here from RFC 6716 §3.2 (validity, frame
  *     count, each frame's offset and length), and reads nothing outside
@@ -322,6 +326,78 @@ static bool same(const trace_t *a, const trace_t *b)
     return a->h == b->h && a->n == b->n && a->rc == b->rc && a->fin == b->fin;
 }
 
+/* ---- writer then reader: the packets come back */
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t len, cap;
+} wbuf_t;
+
+static int wput(void *arg, const uint8_t *page, size_t len)
+{
+    wbuf_t *b = arg;
+    if (b->len + len > b->cap) {
+        b->cap = (b->len + len) * 2;
+        b->p = realloc(b->p, b->cap);
+        REQUIRE(b->p);
+    }
+    memcpy(b->p + b->len, page, len);
+    b->len += len;
+    return 0;
+}
+
+static void roundtrip(const uint8_t *d, size_t n, size_t page_bytes)
+{
+    enum { MAXP = 24 };
+    size_t lens[MAXP], np = 0;
+    for (size_t i = 0; i + 1 < n && np < MAXP; i += 2)
+        lens[np++] = ((size_t)d[i] * 300 + d[i + 1]) % 70001;
+    if (np == 0)
+        return;
+    static uint8_t src[70000];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)(i * 7 + (i >> 8));
+    wbuf_t b = {0};
+    wisp_ogg_writer_t *w = wisp_ogg_writer_create(99, page_bytes, wput, &b);
+    REQUIRE(w);
+    for (size_t i = 0; i < np; i++)
+        REQUIRE(wisp_ogg_writer_packet(w, src + (lens[i] ? i % 7 : 0),
+                                       lens[i] > 69990 ? 69990 : lens[i],
+                                       (int64_t)i,
+                                       i + 1 == np ? WISP_OGG_WRITE_EOS
+                                                   : (d[0] & 1 ? WISP_OGG_WRITE_FLUSH : 0)) == 0);
+    wisp_ogg_writer_destroy(w);
+    /* Read back, cut at two places from the input. */
+    size_t cuts[2] = {b.len / 3, b.len / 3 + d[1] % (b.len - b.len / 3 + 1)};
+    wisp_ogg_reader_t *r = wisp_ogg_reader_create(NULL);
+    REQUIRE(r);
+    size_t k = 0, start = 0;
+    for (int c = 0; c < 3; c++) {
+        size_t end = c < 2 ? cuts[c] : b.len, off = start;
+        for (;;) {
+            wisp_ogg_packet_t p;
+            size_t used;
+            int rc = wisp_ogg_reader_read(r, b.p + off, end - off, &used, &p);
+            REQUIRE(rc >= 0);
+            off += used;
+            if (rc == 0)
+                break;
+            REQUIRE(k < np);
+            size_t want = lens[k] > 69990 ? 69990 : lens[k];
+            REQUIRE(p.len == want && p.serial == 99);
+            REQUIRE(memcmp(p.data, src + (lens[k] ? k % 7 : 0), want) == 0);
+            REQUIRE(p.granule == -1 || p.granule == (int64_t)k);
+            REQUIRE(p.eos == (k + 1 == np) && p.bos == (k == 0));
+            k++;
+        }
+        start = end;
+    }
+    REQUIRE(k == np);
+    REQUIRE(wisp_ogg_reader_finish(r) == 0);
+    wisp_ogg_reader_destroy(r);
+    free(b.p);
+}
+
 /* Give each page found in sequence its right CRC. */
 static void repair(uint8_t *d, size_t n)
 {
@@ -382,6 +458,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(same(&whole, &three));
 
     check_packet(d, n);
+    if (flags & 8)
+        roundtrip(d, n, 1 + (size_t)data[2] * 64);
     free(d);
     return 0;
 }

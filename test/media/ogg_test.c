@@ -350,6 +350,22 @@ static void test_roundtrip(void)
     }
     got_free(&whole);
 
+    /* Found by fuzz_opus: a first packet that ends on the second page is
+     * still the stream's BOS packet. */
+    memset(&o, 0, sizeof o);
+    o.fail_at = -1;
+    wisp_ogg_writer_t *w = wisp_ogg_writer_create(3, 0, collect, &o);
+    CHECK_EQ_INT(wisp_ogg_writer_packet(w, big, 66000, 5, 0), 0);
+    CHECK_EQ_INT(wisp_ogg_writer_packet(w, big, 10, 6, WISP_OGG_WRITE_EOS), 0);
+    wisp_ogg_writer_destroy(w);
+    CHECK_EQ_INT(o.npages, 2);
+    read_all(o.buf, o.len, 1000, NULL, &g);
+    CHECK(g.rc == 0 && g.finish == 0 && g.n == 2);
+    CHECK(g.bos[0] && !g.bos[1] && !g.eos[0] && g.eos[1]);
+    CHECK(g.len[0] == 66000 && memcmp(g.data[0], big, 66000) == 0);
+    CHECK(g.granule[0] == -1 && g.granule[1] == 6);
+    got_free(&g);
+
     /* A short stream cut at every position into two and three slices. */
     write_stream(&o, 5, 100);
     o.len = o.starts[3]; /* the first three pages: packets 0..4 */
