@@ -19,5 +19,7 @@
 #include "wisp/multipart.h"
 #include "wisp/form.h"
 #include "wisp/cors.h"
+#include "wisp/ogg.h"
+#include "wisp/opus.h"
 
 #endif

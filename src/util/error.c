@@ -4,6 +4,8 @@
 #include "wisp/common.h"
 #include "wisp/json.h"
 #include "wisp/multipart.h"
+#include "wisp/ogg.h"
+#include "wisp/opus.h"
 
 const char *wisp_strerror(int err)
 {
@@ -32,6 +34,20 @@ const char *wisp_strerror(int err)
     case WISP_EMULTIPART_TOTAL: return "multipart body too large";
     case WISP_EMULTIPART_BOUNDARY:
         return "not multipart/form-data with a valid boundary";
+    case WISP_EOGG_CAPTURE: return "no Ogg page where one must start";
+    case WISP_EOGG_VERSION: return "unknown Ogg page version";
+    case WISP_EOGG_CRC: return "Ogg page CRC mismatch";
+    case WISP_EOGG_SEQUENCE: return "Ogg page lost or continuation broken";
+    case WISP_EOGG_PAGE_SIZE: return "Ogg page too large";
+    case WISP_EOGG_PACKET_SIZE: return "Ogg packet too large";
+    case WISP_EOGG_TRUNCATED: return "Ogg stream ends inside a page or packet";
+    case WISP_EOPUS_PACKET: return "malformed Opus packet";
+    case WISP_EOPUS_MISMATCH:
+        return "Opus packets differ in configuration or channels";
+    case WISP_EOPUS_DURATION: return "Opus packet over 120 ms";
+    case WISP_EOPUS_HEAD: return "missing or malformed OpusHead";
+    case WISP_EOPUS_TAGS: return "missing or malformed OpusTags";
+    case WISP_EOPUS_GRANULE: return "invalid Ogg Opus granule position";
     default: break;
     }
     if (err < 0 && err > WISP_EBASE) {

@@ -160,6 +160,77 @@ def ws_handshake_seeds():
     return seeds
 
 
+def ogg_page(flags, granule, serial, seq, packets, open_tail=b''):
+    """One Ogg page (RFC 3533) holding `packets`, then the start of a
+    packet continued on the next page (`open_tail`, a multiple of 255)."""
+    import struct
+    lacing, body = bytearray(), bytearray()
+    for pk in packets:
+        lacing += b'\xff' * (len(pk) // 255) + bytes([len(pk) % 255])
+        body += pk
+    lacing += b'\xff' * (len(open_tail) // 255)
+    body += open_tail
+    head = bytearray(b'OggS\0' + bytes([flags]) +
+                     struct.pack('<qIII', granule, serial, seq, 0) +
+                     bytes([len(lacing)]))
+    page = head + lacing + body
+    crc = 0
+    for b in page:
+        crc = (crc << 8) & 0xffffffff ^ OGG_CRC[(crc >> 24) ^ b]
+    page[22:26] = struct.pack('<I', crc)
+    return bytes(page)
+
+
+def _ogg_crc_table():
+    t = []
+    for i in range(256):
+        c = i << 24
+        for _ in range(8):
+            c = ((c << 1) ^ 0x04C11DB7 if c & 0x80000000 else c << 1) & 0xffffffff
+        t.append(c)
+    return t
+
+
+OGG_CRC = _ogg_crc_table()
+
+
+def opus_seeds():
+    # Byte 0 flags (1: repair CRCs, 2: resync, 4: small limits), bytes
+    # 1-2 cut points, then an Ogg Opus stream or one Opus packet.
+    import struct
+    head = b'OpusHead\x01\x01' + struct.pack('<HIhB', 312, 16000, 0, 0)
+    head2 = (b'OpusHead\x01\x06' + struct.pack('<HIhB', 0, 48000, 0, 1) +
+             b'\x04\x02\x00\x04\x01\x02\x03\x05')
+    tags = b'OpusTags' + struct.pack('<I', 4) + b'wisp' + struct.pack('<I', 1) + \
+        struct.pack('<I', 7) + b'A=hello'
+    audio = [b'\x08' + bytes(range(i, i + 20)) for i in range(6)]
+    vbr = [b'\x0b\x83\x01\x02abcdef', b'\x0b\x43\x02abcdef\0\0',
+           b'\x0a\x03abcde', b'\x09abcd', b'\x83\x30', b'\x1b\x02']
+    big = b'\x08' + bytes(600)
+    streams = []
+    s = ogg_page(2, 0, 7, 0, [head]) + ogg_page(0, 0, 7, 1, [tags])
+    s += ogg_page(0, 2880, 7, 2, audio[:3])
+    s += ogg_page(4, 5500, 7, 3, audio[3:])
+    streams.append(s)
+    s = ogg_page(2, 0, 9, 0, [head2]) + ogg_page(0, 0, 9, 1, [tags])
+    s += ogg_page(0, -1, 9, 2, [], big[:510])
+    s += ogg_page(1, 6720, 9, 3, [big[510:]] + vbr[:2])
+    s += ogg_page(4, 9000, 9, 4, vbr[2:])
+    streams.append(s)
+    # Multiplexed, with junk in front (for resync).
+    s = b'junkOgg' + ogg_page(2, 0, 1, 0, [head]) + \
+        ogg_page(2, 0, 2, 0, [b'other']) + ogg_page(0, 0, 1, 1, [tags]) + \
+        ogg_page(4, 960, 1, 2, audio[:1])
+    streams.append(s)
+    seeds = []
+    for st in streams:
+        for flags in (0, 1, 2, 4):
+            seeds.append(bytes([flags, 7, 3]) + st)
+    for pk in vbr + audio[:1] + [b'\x0b\x41\xff\x00' + bytes(260)]:
+        seeds.append(b'\0\0\0' + pk)
+    return seeds
+
+
 TARGETS = {
     'fuzz_parse': parse_seeds,
     'fuzz_chunked': chunked_seeds,
@@ -168,6 +239,7 @@ TARGETS = {
     'fuzz_base64': base64_seeds,
     'fuzz_ws_frame': ws_frame_seeds,
     'fuzz_ws_handshake': ws_handshake_seeds,
+    'fuzz_opus': opus_seeds,
 }
 
 
