@@ -467,13 +467,15 @@ static void test_cat(void)
     wisp_process_release(c.p);
 }
 
-/* A child that stops reading: the queue fills to the limit, then the
- * child exits and the queued bytes are dropped with -EPIPE. */
+/* A child that stops reading: the queue fills to the limit and further
+ * writes are refused; then the child dies and the queued bytes are
+ * dropped with -EPIPE. */
 static void test_stdin_broken(void)
 {
     out o = {0};
     wisp_process_t *p;
-    const char *argv[] = {"sh", "-c", "read line; echo \"$line\"", NULL};
+    const char *argv[] = {"sh", "-c",
+                          "read line; echo \"$line\"; exec sleep 30", NULL};
     wisp_process_opts_t opt = {
         .argv = argv,
         .stdio = {WISP_STDIO_PIPE, WISP_STDIO_PIPE, WISP_STDIO_NULL},
@@ -492,15 +494,20 @@ static void test_stdin_broken(void)
         r = wisp_process_write(p, buf, sizeof buf);
         writes++;
     }
-    /* The pipe took 64 KiB, the queue the limit's worth: then refused. */
+    /* The pipe took at most 64 KiB, the queue the limit's worth: then
+     * refused, nothing more queued. */
     CHECK_EQ_INT(r, -ENOBUFS);
+    CHECK(writes <= 4);
     CHECK(wisp_process_queued(p) <= 256 * 1024);
+    RUN_UNTIL(o.len[1] == 6);
+    CHECK_STRN(o.buf[1], o.len[1], "hello\n");
+    CHECK_EQ_INT(o.drains, 0);
+    CHECK_EQ_INT(wisp_process_kill(p, SIGKILL), 0);
     RUN_UNTIL(o.drains == 1 && exited(p));
     CHECK_EQ_INT(o.drain_err, -EPIPE);
     CHECK_EQ_INT(wisp_process_queued(p), 0);
     CHECK_EQ_INT(wisp_process_write(p, "x", 1), -EPIPE);
     RUN_UNTIL(o.ended[1]);
-    CHECK_STRN(o.buf[1], o.len[1], "hello\n");
     wisp_process_release(p);
     out_free(&o);
 }
