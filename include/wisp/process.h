@@ -83,7 +83,8 @@ typedef void (*wisp_process_output_cb)(wisp_process_t *p, int fd,
 /* The stdin queue: `err` 0 when bytes that had to wait have all been
  * written (the place to write more after wisp_process_write queued),
  * or -EPIPE when the child closed its stdin (or exited) with bytes
- * still queued: they were dropped and stdin is closed. */
+ * still queued (another negative errno for another write error): they
+ * were dropped and stdin is closed. */
 typedef void (*wisp_process_drain_cb)(wisp_process_t *p, int err,
                                       void *arg);
 
@@ -122,7 +123,11 @@ typedef struct wisp_process_opts {
 #define WISP_PROCESS_SIGNALED 0x100
 
 /* Start a child on `loop`. On success *out is the handle (the caller's,
- * until wisp_process_release) and the child is running.
+ * until wisp_process_release) and the child is running. A child
+ * spawned on a server's I/O loop while the server stops is not sent
+ * SIGTERM: it is killed when the loop ends. The main loop of a server
+ * (the one wisp_server_wait runs) kills its children when it is
+ * destroyed.
  * Returns 0; -EINVAL (no argv or argv[0], a pipe without on_output, a
  * stdio value out of range, `loop` or `out` NULL); -ENOENT (the program
  * or `cwd` does not exist), -EACCES, -ENOEXEC or another errno of the
