@@ -22,4 +22,6 @@
 #include "wisp/ogg.h"
 #include "wisp/opus.h"
 
+#include "wisp/process.h"
+
 #endif

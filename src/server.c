@@ -194,10 +194,14 @@ int wisp_server_static(wisp_server_t *srv, const char *prefix,
 
 /* ------------------------------------------------------------ listen */
 
+/* Stopping: the loop leaves once its last connection is gone (the
+ * transport's on_empty) and its last child process has been reaped
+ * (the process layer's idle callback); whichever comes second. */
 static void worker_empty(void *arg)
 {
     wisp__worker *w = arg;
-    wisp_loop_break(w->loop);
+    if (w->net.nconns == 0 && wisp__proc_live(w->loop) == 0)
+        wisp_loop_break(w->loop);
 }
 
 int wisp_server_listen(wisp_server_t *srv)
@@ -332,6 +336,9 @@ static void *worker_main(void *arg)
     wisp__listener_close(&w->lsn_tcp);
     wisp__listener_close(&w->lsn_unix);
     wisp__net_fini(&w->net);
+    /* Children still running (the stop deadline passed): killed and
+     * reaped before wisp_server_wait returns. */
+    wisp__proc_fini(w->loop);
     wisp__alog_flush(wisp_loop_get_data(w->loop, wisp__http_key));
     if (atomic_fetch_sub(&srv->workers_running, 1) == 1)
         wisp_loop_post(srv->main_loop, main_worker_exited, srv);
@@ -393,6 +400,9 @@ static void worker_stop(void *arg)
         w->srv->stop_cb(w->srv, w->loop, w->srv->stop_arg);
     wisp__listener_drain_close(&w->lsn_tcp);
     wisp__listener_drain_close(&w->lsn_unix);
+    /* Child processes of this loop: SIGTERM now, SIGKILL after their
+     * grace period (or at the deadline, worker_force). */
+    wisp__proc_stop(w->loop, worker_empty, w);
     /* Idle keep-alive connections close, requests in flight finish,
      * taken-over connections run their on_stop; the loop leaves when the
      * last connection is gone (worker_empty). */
@@ -403,6 +413,7 @@ static void worker_force(void *arg)
 {
     wisp__worker *w = arg;
     wisp__net_force(&w->net);
+    wisp__proc_force(w->loop);
     wisp_loop_break(w->loop);
 }
 

@@ -10,6 +10,7 @@
 #include "loop/loop_int.h"
 #include "net/conn.h"
 #include "net/listen.h"
+#include "proc/proc_int.h"
 #include "wisp/server.h"
 
 typedef struct wisp__worker wisp__worker;

@@ -204,6 +204,26 @@ ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
     return n;
 }
 
+ssize_t wisp__be_read(wisp_loop_t *loop, wisp__io *io, char **data)
+{
+    ssize_t n = syscall(SYS_read, (long)io->fd, loop->rbuf,
+                        (long)loop->rbuf_cap);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    *data = loop->rbuf;
+    return n;
+}
+
+ssize_t wisp__be_write(wisp_loop_t *loop, wisp__io *io,
+                       const struct iovec *iov, int iovcnt)
+{
+    (void)loop;
+    ssize_t n = syscall(SYS_writev, (long)io->fd, iov, (long)iovcnt);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
+}
+
 int wisp__be_accept(wisp_loop_t *loop, wisp__io *io,
                     struct sockaddr_storage *ss, socklen_t *len,
                     int nodelay)

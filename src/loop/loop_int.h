@@ -300,6 +300,16 @@ ssize_t wisp__be_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
 ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
                       const struct iovec *iov, int iovcnt);
 
+/* The same two for an fd that is not a socket (a pipe to a child
+ * process, src/proc): wisp__be_read returns bytes in the backend's
+ * buffer as wisp__be_recv does (0 at end of stream), wisp__be_write
+ * writes an iovec as wisp__be_send does. A write to a pipe whose reader
+ * is gone returns -EPIPE and raises SIGPIPE unless the process ignores
+ * it (the process layer makes sure it does). */
+ssize_t wisp__be_read(wisp_loop_t *loop, wisp__io *io, char **data);
+ssize_t wisp__be_write(wisp_loop_t *loop, wisp__io *io,
+                       const struct iovec *iov, int iovcnt);
+
 /* Accept one connection on the listening io: a non-blocking,
  * close-on-exec socket (TCP_NODELAY set when `nodelay`), its peer in
  * *ss / *len. Returns the fd, -EAGAIN when none is waiting, or a

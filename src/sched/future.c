@@ -101,6 +101,18 @@ void wisp_future_unref(wisp_future_t *f)
  * reference until it runs. */
 static void schedule(wisp_future_t *f, int from_settle)
 {
+    /* Settled while its loop is being destroyed (a child process reaped
+     * by the loop's destructor): no continuation can run any more, and a
+     * node queued now would be lost with the loop, its reference with
+     * it. The state is still published for whoever holds the future;
+     * the references of the continuations (and of a timeout) go as
+     * when a queued dispatch is dropped. */
+    if (from_settle &&
+        atomic_load_explicit(&f->owner->closing, memory_order_acquire)) {
+        wisp_future_ref(f);
+        discard(f);
+        return;
+    }
     wisp_future_ref(f);
     if (from_settle && wisp_loop_current() != f->owner) {
         wisp__loop_post_node(f->owner, &f->node);

@@ -18,6 +18,7 @@
 #include "loop/loop_int.h"
 #include "test.h"
 #include "wisp/future.h"
+#include "wisp/process.h"
 #include "wisp/server.h"
 
 #ifdef WISP_OWNERSHIP_CHECKS
@@ -70,6 +71,11 @@ static void *intruder(void *arg)
     } else if (which == 2) {
         wisp_future_t *f = wisp_future_create(loop);
         wisp_future_all(loop, &f, 1);
+    } else if (which == 4) {
+        const char *argv[] = {"true", NULL};
+        wisp_process_opts_t o = {.argv = argv};
+        wisp_process_t *p;
+        wisp_process_spawn(loop, &o, &p);
     } else {
         wisp_res_send(held_res, 200, "text/plain", "x", 1);
     }
@@ -160,10 +166,11 @@ int main(void)
 {
     static const char *const want[] = {"wisp_timer_start",
                                        "wisp_future_then",
-                                       "wisp_future_all", "wisp_res_send"};
+                                       "wisp_future_all", "wisp_res_send",
+                                       "wisp_process_spawn"};
     char out[1024];
     int sig;
-    for (int w = 0; w < 4; w++) {
+    for (int w = 0; w < 5; w++) {
         run_case(w, out, sizeof out, &sig);
         CHECK_MSG(sig == SIGABRT, "case %s: signal %d", want[w], sig);
         char head[128];
