@@ -127,6 +127,20 @@ WISP_API void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms);
  * changes). */
 WISP_API wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c);
 
+/* Install another protocol on a connection the caller owns (one opened
+ * with wisp_conn_connect, or handed over by wisp_client's on_upgrade):
+ * from the next event on, bytes, drains, timeouts and the close go to
+ * `h` with `arg`; bytes already received and not consumed stay and are
+ * presented to `h` with the next ones; the timeout is cleared; a
+ * wisp_conn_pause is lifted. No callback runs inside the call.
+ * Returns 0, WISP_ECLOSED (closed or closing), WISP_ESTATE (still
+ * connecting, or a connection of wisp's own HTTP server: use
+ * wisp_res_upgrade there) or -EINVAL (h, h->on_data or h->on_close
+ * NULL). */
+WISP_API int wisp_conn_set_handlers(wisp_conn_t *c,
+                                    const wisp_conn_handlers_t *h,
+                                    void *arg);
+
 /* ------------------------------------------------- outgoing connections */
 
 /* The outcome of wisp_conn_connect. err 0: connected, `c` runs under the

@@ -1389,3 +1389,17 @@ int wisp_conn_connect(wisp_loop_t *loop, const struct sockaddr *sa,
         wisp__conn_deadline(c, timeout_ms, WISP__T_PROTO);
     return 0;
 }
+
+int wisp_conn_set_handlers(wisp_conn_t *c, const wisp_conn_handlers_t *h,
+                           void *arg)
+{
+    WISP__ASSERT_OWNER(c->net->loop);
+    if (!h || !h->on_data || !h->on_close)
+        return -EINVAL;
+    if (c->state != WISP__C_OPEN)
+        return WISP_ECLOSED;
+    if (c->io.cb == connect_io_cb || (c->flags & WISP__CF_PROTO_INT))
+        return WISP_ESTATE;
+    wisp__conn_set_proto(c, h, arg, 0);
+    return 0;
+}
