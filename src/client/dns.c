@@ -106,20 +106,26 @@ static int lookup_job(void *arg, void **value, wisp_free_cb *destroy)
         return r == EAI_AGAIN ? -EAGAIN
                : r == EAI_MEMORY ? -ENOMEM
                : r == EAI_SYSTEM ? -EIO : -ENOENT;
-    answer *a = NULL;
+    /* One address: the first IPv4 one, else the first IPv6 one. Local
+     * engines often listen on 0.0.0.0 only, while "localhost" may list
+     * ::1 first. */
+    struct addrinfo *pick = NULL;
     for (struct addrinfo *i = res; i; i = i->ai_next) {
-        if (i->ai_family != AF_INET && i->ai_family != AF_INET6)
-            continue;
-        a = calloc(1, sizeof *a);
-        if (a) {
-            memcpy(&a->ss, i->ai_addr, i->ai_addrlen);
-            a->len = i->ai_addrlen;
+        if (i->ai_family == AF_INET) {
+            pick = i;
+            break;
         }
-        break;
+        if (i->ai_family == AF_INET6 && !pick)
+            pick = i;
+    }
+    answer *a = pick ? calloc(1, sizeof *a) : NULL;
+    if (a) {
+        memcpy(&a->ss, pick->ai_addr, pick->ai_addrlen);
+        a->len = pick->ai_addrlen;
     }
     freeaddrinfo(res);
     if (!a)
-        return -ENOENT;
+        return pick ? -ENOMEM : -ENOENT;
     *value = a;
     *destroy = free;
     return 0;
