@@ -480,12 +480,15 @@ static void cc_connected(wisp_conn_t *c, int err, void *arg)
     if (err < 0) {
         h->nconns--;
         /* The connect served the oldest waiter: it gets the error. */
-        xchg *x = cl->destroying ? NULL : wait_pop(h);
+        if (cl->destroying) {
+            cc_free(cc); /* may free cl */
+            return;
+        }
+        xchg *x = wait_pop(h);
         cc_free(cc);
         if (x)
             finish(x, err);
-        if (!cl->destroying)
-            pump(cl, h);
+        pump(cl, h);
         return;
     }
     cc->c = c;
@@ -856,9 +859,12 @@ static void cc_close(wisp_conn_t *c, int reason, void *arg)
             finish(x, reason ? reason : -ECONNRESET);
         }
     }
+    if (cl->destroying) {
+        cc_free(cc); /* may free cl */
+        return;
+    }
     cc_free(cc);
-    if (!cl->destroying)
-        pump(cl, h);
+    pump(cl, h);
 }
 
 static const wisp_conn_handlers_t cc_handlers = {
