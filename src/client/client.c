@@ -452,7 +452,10 @@ static void assign(cconn *cc, xchg *x)
     free(head);
     if (x->body_len && x->body)
         write_str(cc->c, x->body, x->body_len);
-    if (x->body_fd > 0) {
+    if (x->body_fd > 0 && x->body_len == 0) {
+        close(x->body_fd); /* nothing to send from it */
+        x->body_fd = -1;
+    } else if (x->body_fd > 0) {
         int fd = x->body_fd;
         x->body_fd = -1; /* the connection owns it now */
         if (wisp__out_file(cc->c, fd, x->body_off, x->body_len) < 0) {
@@ -809,8 +812,12 @@ static void cc_drain(wisp_conn_t *c, void *arg)
 {
     cconn *cc = arg;
     (void)c;
-    if (cc && cc->x && cc->x->pull && !cc->x->pull_done)
+    if (cc && cc->x && cc->x->pull && !cc->x->pull_done) {
         pull_body(cc->x);
+        /* Upload progress: the head is awaited from the last byte. */
+        if (cc->x && cc->x->state == X_HEAD)
+            wisp_conn_set_timeout(c, cc->cl->cfg.header_timeout_ms);
+    }
 }
 
 static void cc_timeout(wisp_conn_t *c, void *arg)
