@@ -24,4 +24,6 @@
 
 #include "wisp/process.h"
 
+#include "wisp/client.h"
+
 #endif
