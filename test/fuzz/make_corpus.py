@@ -160,6 +160,14 @@ def ws_handshake_seeds():
     return seeds
 
 
+def sse_seeds():
+    # Each row's stream with the default bound, cut at 5 and 11; and
+    # with a 64-byte bound (byte 8), cut at 1 and 2.
+    rows = [g for g in groups(read('http/sse_test.c'), after=r'S\(')]
+    return ([b'\x00\x05\x0b' + g for g in rows] +
+            [b'\x08\x01\x02' + g for g in rows])
+
+
 TARGETS = {
     'fuzz_parse': parse_seeds,
     'fuzz_chunked': chunked_seeds,
@@ -168,6 +176,7 @@ TARGETS = {
     'fuzz_base64': base64_seeds,
     'fuzz_ws_frame': ws_frame_seeds,
     'fuzz_ws_handshake': ws_handshake_seeds,
+    'fuzz_sse': sse_seeds,
 }
 
 
