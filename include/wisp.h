@@ -20,5 +20,6 @@
 #include "wisp/form.h"
 #include "wisp/cors.h"
 #include "wisp/sse.h"
+#include "wisp/client.h"
 
 #endif

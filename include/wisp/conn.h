@@ -24,6 +24,8 @@
 #ifndef WISP_CONN_H
 #define WISP_CONN_H
 
+#include <sys/socket.h>
+
 #include "common.h"
 #include "loop.h"
 #include "shared.h"
@@ -124,6 +126,67 @@ WISP_API void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms);
 /* The loop that owns the connection. Thread: any (the value never
  * changes). */
 WISP_API wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c);
+
+/* Install another protocol on a connection the caller owns (one opened
+ * with wisp_conn_connect, or handed over by wisp_client's on_upgrade):
+ * from the next event on, bytes, drains, timeouts and the close go to
+ * `h` with `arg`; bytes already received and not consumed stay and are
+ * presented to `h` with the next ones; the timeout is cleared; a
+ * wisp_conn_pause is lifted. No callback runs inside the call.
+ * Returns 0, WISP_ECLOSED (closed or closing), WISP_ESTATE (still
+ * connecting, or a connection of wisp's own HTTP server: use
+ * wisp_res_upgrade there) or -EINVAL (h, h->on_data or h->on_close
+ * NULL). */
+WISP_API int wisp_conn_set_handlers(wisp_conn_t *c,
+                                    const wisp_conn_handlers_t *h,
+                                    void *arg);
+
+/* ------------------------------------------------- outgoing connections */
+
+/* The outcome of wisp_conn_connect. err 0: connected, `c` runs under the
+ * handler table given to the connect, with the same semantics as an
+ * accepted connection (the table's callbacks, writes, timeouts, close);
+ * the callback may write the first bytes, install timeouts or close `c`.
+ * err < 0: `c` is NULL and nothing is left to release: -ECONNREFUSED,
+ * -ETIMEDOUT (the connect timeout passed), -ECANCELED (wisp_conn_abort
+ * on the pending connection), WISP_ECLOSED (the server owning the loop
+ * is stopping), -ENOMEM, or another negative errno of the socket
+ * (-ENETUNREACH, -ENOENT for a Unix socket path that does not exist,
+ * ...). */
+typedef void (*wisp_conn_connect_cb)(wisp_conn_t *c, int err, void *arg);
+
+/* Open a stream connection from `loop` to `sa` (AF_INET, AF_INET6 or
+ * AF_UNIX; `salen` its length), through the loop's kernel backend. TCP
+ * connections get TCP_NODELAY. When the connect completes or fails,
+ * cb(c, err, arg) runs once on the loop, never inside this call (also
+ * when the kernel connected at once, as Unix sockets do). `timeout_ms`
+ * bounds the connect (0: no bound but the kernel's own).
+ *
+ * The loop may be a server's (wisp_server_loop: the connection then
+ * shares its transport and is aborted with WISP_ECLOSED when the server
+ * stops) or a bare loop of the caller's (the transport is set up on first
+ * use and freed by wisp_loop_destroy; connections still open then are
+ * aborted and their on_close runs inside wisp_loop_destroy).
+ *
+ * `pending` (may be NULL) receives the connection being set up. Until
+ * `cb` runs, the only calls valid on it are wisp_conn_abort (cancel:
+ * `cb` then runs with -ECANCELED, from the loop after that call), and
+ * wisp_conn_loop; after `cb` ran with an error it is gone.
+ *
+ * Ownership: `sa` is copied; `h` must outlive the connection; `harg` is
+ * the caller's. Thread: the loop's own (or any thread before the loop
+ * first runs, when no other thread uses it).
+ * Returns 0 (then `cb` runs once, with every failure of the socket or
+ * the connect, even one the kernel reported at once: -EMFILE,
+ * -ECONNREFUSED, ...), or, with `cb` never run: -EINVAL (NULL loop, sa,
+ * h, h->on_data, h->on_close or cb; salen too large), -EAFNOSUPPORT (a
+ * family other than those above), WISP_ECLOSED (the loop's server is
+ * stopping) or -ENOMEM. */
+WISP_API int wisp_conn_connect(wisp_loop_t *loop, const struct sockaddr *sa,
+                               socklen_t salen,
+                               const wisp_conn_handlers_t *h, void *harg,
+                               uint32_t timeout_ms, wisp_conn_connect_cb cb,
+                               void *arg, wisp_conn_t **pending);
 
 #ifdef __cplusplus
 }

@@ -936,3 +936,138 @@ ssize_t wisp__pct_decode_query(char *dst, const char *src, size_t len)
     }
     return (ssize_t)w;
 }
+
+/* ------------------------------------------------------------ responses */
+
+/* status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF
+ * (RFC 9112 §4). The SP before an empty reason is required by the
+ * grammar; a status line that ends right after the code is accepted too
+ * (§4 asks recipients to be lenient there, and nothing else is lost). */
+static int parse_status_line(wisp__resp_head *rh, const char **pp,
+                             const char *end)
+{
+    const char *p = *pp;
+    if (end - p < 12)
+        return -EAGAIN;
+    if (memcmp(p, "HTTP/", 5) != 0 || !is_digit((unsigned char)p[5]) ||
+        p[6] != '.' || !is_digit((unsigned char)p[7]) || p[8] != ' ')
+        return WISP_EPARSE;
+    if (p[5] != '1')
+        return WISP_EVERSION;
+    rh->minor = p[7] == '0' ? 0 : 1;
+    int st = 0;
+    for (int i = 9; i < 12; i++) {
+        if (!is_digit((unsigned char)p[i]))
+            return WISP_EPARSE;
+        st = st * 10 + (p[i] - '0');
+    }
+    /* RFC 9110 §15: three digits, the first 1 to 5. */
+    if (st < 100 || st > 599)
+        return WISP_EPARSE;
+    rh->status = st;
+    p += 12;
+    const char *r = p;
+    if (p < end && *p == ' ') {
+        r = ++p;
+        /* reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) */
+        p = skip_value(p, end);
+    }
+    if (end - p < 2)
+        return -EAGAIN;
+    if (p[0] != '\r' || p[1] != '\n')
+        return WISP_EPARSE;
+    rh->reason = r;
+    rh->reason_len = (uint32_t)(p - r);
+    *pp = p + 2;
+    return 0;
+}
+
+static int apply_resp_field(wisp__resp_head *rh, fields *f,
+                            const wisp__header *h)
+{
+    const char *v = h->value;
+    size_t vn = h->value_len;
+    switch (h->name_len) {
+    case 10:
+        if (ci_eq(h->name, "connection", 10))
+            rh->flags |= connection_flags(v, vn);
+        break;
+    case 14:
+        if (!ci_eq(h->name, "content-length", 14))
+            break;
+        /* Repeated Content-Length, equal or not, is refused as on the
+         * request side: a response we would frame differently from a
+         * proxy in front of us is a smuggling risk (RFC 9112 §6.3). */
+        if (f->cl++)
+            return WISP_EPARSE;
+        return parse_content_length(v, vn, &rh->content_length);
+    case 17:
+        if (!ci_eq(h->name, "transfer-encoding", 17))
+            break;
+        f->te++;
+        return transfer_codings(f, v, vn);
+    }
+    return 0;
+}
+
+static ssize_t parse_resp_head(const char *buf, size_t len,
+                               wisp__resp_head *rh,
+                               const wisp__parse_limits *lim)
+{
+    const char *p = buf, *end = buf + len;
+    uint32_t cap = lim->max_headers < rh->max_headers ? lim->max_headers
+                                                      : rh->max_headers;
+    fields f = {0, 0, 0, 0, 0, 0, 0};
+    int err;
+
+    rh->flags = 0;
+    rh->content_length = -1;
+    rh->num_headers = 0;
+    while (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+        p += 2;
+    if ((err = parse_status_line(rh, &p, end)) != 0)
+        return err;
+    for (;;) {
+        if (end - p < 2)
+            return -EAGAIN;
+        if (p[0] == '\r' && p[1] == '\n')
+            break;
+        if (rh->num_headers == cap)
+            return WISP_ETOOMANY_HEADERS;
+        wisp__header *h = &rh->headers[rh->num_headers++];
+        if ((err = parse_field(h, &p, end)) != 0)
+            return err;
+        if ((err = apply_resp_field(rh, &f, h)) != 0)
+            return err;
+    }
+    if (f.te) {
+        /* Both framings, chunked not final or twice, or chunked in
+         * HTTP/1.0: refused (RFC 9112 §6.1, §6.3 would read some of these
+         * as close-delimited; a strict client does not guess). Another
+         * coding (gzip) is one we do not decode. */
+        if (f.cl || rh->minor == 0)
+            return WISP_EPARSE;
+        if (f.unknown)
+            return WISP_ECODING;
+        if (f.last != 1 || f.chunked != 1)
+            return WISP_EPARSE;
+        rh->flags |= WISP__RH_CHUNKED;
+    }
+    return p + 2 - buf;
+}
+
+ssize_t wisp__parse_response(const char *buf, size_t len, size_t *scan,
+                             wisp__resp_head *rh,
+                             const wisp__parse_limits *lim)
+{
+    size_t max_head = lim->max_head < HALF_MAX - 1 ? lim->max_head
+                                                   : HALF_MAX - 1;
+    size_t max_line = lim->max_request_line < max_head
+                          ? lim->max_request_line : max_head;
+    ssize_t n = find_end(buf, len, scan, max_line, max_head);
+    if (n < 0)
+        return n;
+    n = parse_resp_head(buf, (size_t)n, rh, lim);
+    /* The head is complete: a part "missing" is a malformed line. */
+    return n == -EAGAIN ? WISP_EPARSE : n;
+}

@@ -91,6 +91,34 @@ ssize_t wisp__parse_request(const char *buf, size_t len, size_t *scan,
                             wisp__req_head *rh,
                             const wisp__parse_limits *lim);
 
+/* A response head (client side). */
+typedef struct wisp__resp_head {
+    int status;            /* 100..599 */
+    int minor;             /* 0 or 1 */
+    uint32_t flags;        /* WISP__RH_CHUNKED, _CLOSE, _KEEPALIVE,
+                              _UPGRADE */
+    const char *reason;
+    uint32_t reason_len;
+    int64_t content_length;/* -1 when absent */
+    wisp__header *headers; /* caller's array */
+    uint32_t num_headers;  /* out */
+    uint32_t max_headers;  /* in: capacity of `headers` */
+} wisp__resp_head;
+
+/* Parse one response head from buf[0..len), with the same resumable
+ * `scan`, the same field rules and the same limits as
+ * wisp__parse_request (max_request_line bounds the status line).
+ * Returns the head's length, -EAGAIN, or: WISP_ETOOLONG_LINE,
+ * WISP_ETOOLONG_HEAD, WISP_ETOOMANY_HEADERS, WISP_EVERSION (HTTP/x.y,
+ * x != 1), WISP_ECODING (a transfer coding other than chunked),
+ * WISP_EPARSE (malformed status line or status outside 100..599, bad
+ * field, bare CR/LF, repeated or invalid Content-Length, both
+ * Content-Length and Transfer-Encoding, Transfer-Encoding whose final
+ * coding is not chunked, or in HTTP/1.0). */
+ssize_t wisp__parse_response(const char *buf, size_t len, size_t *scan,
+                             wisp__resp_head *rh,
+                             const wisp__parse_limits *lim);
+
 /* Percent-decode a path in place. Returns the new length, or WISP_EPARSE
  * for a bad escape or one that decodes to NUL. '+' is left alone. */
 ssize_t wisp__pct_decode_path(char *p, size_t len);

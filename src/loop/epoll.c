@@ -252,6 +252,10 @@ int wisp__be_connect(wisp_loop_t *loop, wisp__io *io,
         return -errno;
     }
     io->fd = fd;
+    if (sa->sa_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (connect(fd, sa, len) == 0)
         return 0;
     int e = errno;

@@ -97,8 +97,9 @@ void wisp_loop_destroy(wisp_loop_t *loop)
         free(t);
         t = n;
     }
-    wisp__be_fini(loop);
-    /* Per-loop data last: nothing of the loop can run any more. */
+    /* Per-loop data now: nothing of the loop can run any more, and the
+     * backend is still there for a layer that closes its sockets (the
+     * transport of outgoing connections on a bare loop). */
     unsigned nkeys = atomic_load_explicit(&key_count, memory_order_acquire);
     if (nkeys > WISP_LOOP_KEYS_MAX)
         nkeys = WISP_LOOP_KEYS_MAX;
@@ -110,6 +111,7 @@ void wisp_loop_destroy(wisp_loop_t *loop)
         if (d && dtor)
             dtor(d);
     }
+    wisp__be_fini(loop);
     free(loop->rbuf);
     free(loop);
 }

@@ -308,7 +308,7 @@ int wisp__be_shutdown(wisp_loop_t *loop, wisp__io *io);
 /* Forget the io (wisp__be_del) and close its fd; io->fd becomes -1. */
 void wisp__be_close(wisp_loop_t *loop, wisp__io *io);
 /* Open a non-blocking, close-on-exec stream socket for `sa` into io->fd
- * and start connecting. Returns 0 (connected), -EINPROGRESS (register
+ * (TCP_NODELAY set unless AF_UNIX) and start connecting. Returns 0 (connected), -EINPROGRESS (register
  * the io for WISP__IO_SEND: the send event completes it; then
  * wisp__be_connect_result), or a negative errno (io->fd is -1). */
 int wisp__be_connect(wisp_loop_t *loop, wisp__io *io,

@@ -33,6 +33,7 @@ static void start_linger(wisp_conn_t *c);
 static void end_iteration(wisp_loop_t *loop, void *arg);
 static void update_read(wisp_conn_t *c);
 static void flush_ev(wisp_conn_t *c);
+static void connect_io_cb(wisp__io *io, unsigned events);
 
 static inline const wisp__proto *proto(const wisp_conn_t *c)
 {
@@ -1160,6 +1161,10 @@ void wisp_conn_close(wisp_conn_t *c)
     WISP__ASSERT_OWNER(c->net->loop);
     if (c->state != WISP__C_OPEN)
         return;
+    if (c->io.cb == connect_io_cb) {
+        wisp__conn_abort(c, 0); /* still connecting: nothing to flush */
+        return;
+    }
     wisp__conn_close_graceful(c);
     if (c->state == WISP__C_LINGER && c->h &&
         !(c->flags & (WISP__CF_PROTO_INT | WISP__CF_NOTIFY))) {
@@ -1203,4 +1208,198 @@ void wisp_conn_set_timeout(wisp_conn_t *c, uint32_t ms)
 wisp_loop_t *wisp_conn_loop(const wisp_conn_t *c)
 {
     return c->net->loop;
+}
+
+/* ------------------------------------------------------------ connect */
+
+/* A connection being set up runs under this built-in table until the
+ * kernel says how the connect went: its on_close (in the call, as for
+ * every built-in protocol) turns any failure — refused, timed out,
+ * cancelled, server stopping — into one deferred call of the owner's
+ * callback. Its io callback is connect_io_cb until then. */
+typedef struct connecting {
+    wisp__task task;             /* the deferred failure notification */
+    wisp_conn_connect_cb cb;
+    void *arg;
+    const wisp_conn_handlers_t *h;
+    void *harg;
+    int err;
+} connecting;
+
+static size_t cp_data(wisp_conn_t *c, const char *d, size_t n, void *arg)
+{
+    (void)c, (void)d, (void)arg;
+    return n; /* never called: the io does not read while connecting */
+}
+
+static void cp_notify(void *arg)
+{
+    connecting *k = arg;
+    k->cb(NULL, k->err, k->arg);
+    free(k);
+}
+
+static void cp_close(wisp_conn_t *c, int reason, void *arg)
+{
+    connecting *k = arg;
+    /* reason 0 is wisp_conn_abort by the owner: a cancel. */
+    k->err = reason == 0 ? -ECANCELED : reason;
+    if (atomic_load(&c->net->loop->closing)) {
+        free(k); /* wisp_loop_destroy: nothing of the loop runs again */
+        return;
+    }
+    k->task.cb = cp_notify;
+    k->task.arg = k;
+    k->task.intrusive = 1;
+    k->task.drop = free;
+    wisp__loop_defer_node(c->net->loop, &k->task);
+}
+
+static const wisp__proto connect_proto = {
+    {cp_data, NULL, cp_close, NULL, NULL}, NULL};
+
+static void connect_io_cb(wisp__io *io, unsigned events)
+{
+    wisp_conn_t *c = (wisp_conn_t *)io;
+    wisp_loop_t *loop = c->net->loop;
+    (void)events;
+    if (c->state != WISP__C_OPEN)
+        return;
+    int err = wisp__be_connect_result(loop, io);
+    if (err == 0 && !(events & (WISP__EV_SEND | WISP__EV_HUP)))
+        return;
+    if (err < 0) {
+        wisp__conn_abort(c, err);
+        return;
+    }
+    connecting *k = c->harg;
+    wisp_conn_connect_cb cb = k->cb;
+    void *arg = k->arg;
+    io->cb = conn_io_cb;
+    wisp__conn_set_proto(c, k->h, k->harg, 0);
+    free(k);
+    io->edge = 1;
+    err = wisp__io_want(loop, io, WISP__IO_RECV);
+    if (err < 0) {
+        /* The owner hears of it through its own on_close. */
+        cb(c, 0, arg);
+        wisp__conn_abort(c, err);
+        return;
+    }
+    cb(c, 0, arg);
+    if (c->state != WISP__C_CLOSED)
+        flush_ev(c);
+}
+
+static int net_key = -1;
+static pthread_once_t net_key_once = PTHREAD_ONCE_INIT;
+
+static void own_net_free(void *arg)
+{
+    wisp__net_fini(arg);
+    free(arg);
+}
+
+static void net_key_init(void)
+{
+    net_key = wisp_loop_key_create(own_net_free);
+}
+
+/* The transport of `loop`: the server's when a server runs the loop (its
+ * end-of-iteration hook is ours), else one of our own, made on first use
+ * and freed with the loop. NULL with *err set on failure. */
+static wisp__net *net_of(wisp_loop_t *loop, int *err)
+{
+    if (loop->hook == end_iteration)
+        return loop->hook_arg;
+    pthread_once(&net_key_once, net_key_init);
+    if (loop->hook || net_key < 0) {
+        *err = loop->hook ? -EINVAL : -ENOMEM;
+        return NULL;
+    }
+    wisp__net *n = malloc(sizeof *n);
+    /* A bare loop's connections: the server's default write timeout and
+     * a 1 MiB high-water mark. */
+    wisp__net_conf cf = {30000, 1u << 20, 0};
+    if (!n || wisp__net_init(n, loop, &cf) < 0) {
+        free(n);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    if (wisp_loop_set_data(loop, net_key, n) < 0) {
+        own_net_free(n);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    return n;
+}
+
+int wisp_conn_connect(wisp_loop_t *loop, const struct sockaddr *sa,
+                      socklen_t salen, const wisp_conn_handlers_t *h,
+                      void *harg, uint32_t timeout_ms,
+                      wisp_conn_connect_cb cb, void *arg,
+                      wisp_conn_t **pending)
+{
+    if (pending)
+        *pending = NULL;
+    if (!loop || !sa || !h || !h->on_data || !h->on_close || !cb ||
+        salen > sizeof(struct sockaddr_storage))
+        return -EINVAL;
+    WISP__ASSERT_OWNER(loop);
+    if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6 &&
+        sa->sa_family != AF_UNIX)
+        return -EAFNOSUPPORT;
+    int err = 0;
+    wisp__net *n = net_of(loop, &err);
+    if (!n)
+        return err;
+    if (n->stopping)
+        return WISP_ECLOSED;
+    connecting *k = malloc(sizeof *k);
+    if (!k)
+        return -ENOMEM;
+    memset(k, 0, sizeof *k);
+    k->cb = cb;
+    k->arg = arg;
+    k->h = h;
+    k->harg = harg;
+    wisp_conn_t *c = wisp__conn_new(n, -1);
+    if (!c) {
+        free(k);
+        return -ENOMEM;
+    }
+    c->peer_family = (uint8_t)sa->sa_family;
+    wisp__conn_set_proto(c, &connect_proto.h, k, 1);
+    c->io.cb = connect_io_cb;
+    if (pending)
+        *pending = c;
+    err = wisp__be_connect(loop, &c->io, sa, salen);
+    if (err == 0 || err == -EINPROGRESS) {
+        /* Connected at once (a Unix socket) or under way: either way the
+         * send event reports it, so the owner hears from the loop. */
+        c->io.want = WISP__IO_SEND;
+        c->io.edge = 0;
+        err = wisp__be_add(loop, &c->io);
+    }
+    if (err < 0) {
+        wisp__conn_abort(c, err); /* cb runs from the loop */
+        return 0;
+    }
+    if (timeout_ms)
+        wisp__conn_deadline(c, timeout_ms, WISP__T_PROTO);
+    return 0;
+}
+
+int wisp_conn_set_handlers(wisp_conn_t *c, const wisp_conn_handlers_t *h,
+                           void *arg)
+{
+    WISP__ASSERT_OWNER(c->net->loop);
+    if (!h || !h->on_data || !h->on_close)
+        return -EINVAL;
+    if (c->state != WISP__C_OPEN)
+        return WISP_ECLOSED;
+    if (c->io.cb == connect_io_cb || (c->flags & WISP__CF_PROTO_INT))
+        return WISP_ESTATE;
+    wisp__conn_set_proto(c, h, arg, 0);
+    return 0;
 }
