@@ -24,6 +24,7 @@
 
 #include "wisp/process.h"
 
+#include "wisp/sse.h"
 #include "wisp/client.h"
 
 #endif

@@ -143,7 +143,9 @@ WISP_API wisp_shared_t *wisp_ws_frame_shared(int binary, const void *data,
 
 /* Queue a frame made by wisp_ws_frame_shared (the session takes its own
  * reference until the frame is written or dropped; the caller keeps
- * its). Same returns and slow-consumer policy as wisp_ws_send. */
+ * its). Same returns and slow-consumer policy as wisp_ws_send; on a
+ * client session (wisp_ws_connect), whose frames must be masked,
+ * -EOPNOTSUPP. */
 WISP_API int wisp_ws_send_shared(wisp_ws_t *ws, wisp_shared_t *frame);
 
 /* Send a ping with up to 125 bytes of payload (copied). Returns 0,
@@ -208,6 +210,48 @@ WISP_API wisp_loop_t *wisp_ws_loop(const wisp_ws_t *ws);
  * every later callback (wisp never frees it). */
 WISP_API void *wisp_ws_arg(const wisp_ws_t *ws);
 WISP_API void wisp_ws_set_arg(wisp_ws_t *ws, void *arg);
+
+/* ------------------------------------------------------------- client */
+
+/* The outcome of wisp_ws_connect: err 0 with the session open, or err < 0
+ * with `ws` NULL. */
+typedef void (*wisp_ws_connect_cb)(wisp_ws_t *ws, int err, void *arg);
+
+/* Open a WebSocket session as a client (RFC 6455 §4.1): connect `loop`
+ * to `sa` (wisp_conn_connect), send "GET `path` HTTP/1.1" with Host:
+ * `host`, a fresh random Sec-WebSocket-Key, Sec-WebSocket-Version: 13
+ * and opts->subprotocols (if any) in Sec-WebSocket-Protocol, and check
+ * the answer: status 101, Upgrade: websocket, Connection: upgrade,
+ * Sec-WebSocket-Accept matching the key, a subprotocol only among those
+ * offered, no extension. The session then works as a server-side one
+ * (the same calls, handlers and options: wisp_ws_send*, close
+ * handshake, pings, limits), except that every frame it sends is masked
+ * with a fresh random key (§5.3), frames from the server must be
+ * unmasked (a masked one fails the session with 1002), and
+ * wisp_ws_send_shared answers -EOPNOTSUPP (wisp_ws_send_ref copies).
+ *
+ * `cb(ws, err, arg)` runs once, on the loop, never inside this call:
+ * after h->on_open (when set) with err 0, or with ws NULL and err: the
+ * connect's errors (see wisp_conn_connect), -ETIMEDOUT (no whole answer
+ * within `timeout_ms`, 0 meaning 10 s, counted from the connect; the
+ * connect itself has the same bound), WISP_EPARSE or WISP_ETOOLONG_HEAD
+ * (a malformed answer, or over 8 KiB of head), -EPROTO (any other
+ * status, or a header above that does not match), -ECONNRESET (the
+ * server closed first), -ENOMEM. Messages that follow the 101 in the
+ * same packet are delivered after cb.
+ *
+ * Ownership: `sa`, `host` and `path` are copied; `h` and `opts` (NULL:
+ * the defaults) must outlive the session, as for wisp_ws_upgrade; `arg`
+ * is the caller's (both cb's and the session's). Thread: the loop's own.
+ * Returns 0 (cb will run), or -EINVAL (NULL loop, sa, host, path, h,
+ * h->on_message or cb; `path` not starting with '/'; CR, LF or space in
+ * `host` or `path`), -ENOMEM, or what wisp_conn_connect returns; then cb
+ * never runs. */
+WISP_API int wisp_ws_connect(wisp_loop_t *loop, const struct sockaddr *sa,
+                             socklen_t salen, const char *host,
+                             const char *path, const wisp_ws_handlers_t *h,
+                             const wisp_ws_opts_t *opts, void *arg,
+                             uint32_t timeout_ms, wisp_ws_connect_cb cb);
 
 #ifdef __cplusplus
 }

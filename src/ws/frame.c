@@ -88,6 +88,13 @@ ssize_t wisp__ws_parse_header(const uint8_t *buf, size_t len,
                               uint64_t max_frame, uint8_t allowed_rsv,
                               wisp__ws_header *h)
 {
+    return wisp__ws_parse_header_dir(buf, len, max_frame, allowed_rsv, 0, h);
+}
+
+ssize_t wisp__ws_parse_header_dir(const uint8_t *buf, size_t len,
+                                  uint64_t max_frame, uint8_t allowed_rsv,
+                                  int from_server, wisp__ws_header *h)
+{
     if (len < 1)
         return WISP__WS_EAGAIN;
     ssize_t r = check_byte0(buf[0], allowed_rsv);
@@ -97,7 +104,11 @@ ssize_t wisp__ws_parse_header(const uint8_t *buf, size_t len,
         return WISP__WS_EAGAIN;
     /* §5.1: "The server MUST close the connection upon receiving a frame
      * that is not masked." */
-    if (!(buf[1] & B1_MASK))
+    if (!from_server && !(buf[1] & B1_MASK))
+        return WISP__WS_EPROTO;
+    /* §5.1: "A client MUST close a connection if it detects a masked
+     * frame." */
+    if (from_server && (buf[1] & B1_MASK))
         return WISP__WS_EPROTO;
 
     uint64_t plen;
@@ -114,6 +125,16 @@ ssize_t wisp__ws_parse_header(const uint8_t *buf, size_t len,
     if (max_frame && plen > max_frame)
         return WISP__WS_ETOOBIG;
 
+    if (from_server) {
+        h->fin = (buf[0] & B0_FIN) ? 1 : 0;
+        h->rsv = (uint8_t)((buf[0] >> B0_RSV_SHIFT) & 7);
+        h->opcode = op;
+        h->masked = 0;
+        memset(h->mask, 0, 4);
+        h->len = plen;
+        h->header_len = (uint32_t)hl;
+        return (ssize_t)hl;
+    }
     if (len < hl + 4)
         return WISP__WS_EAGAIN;
     h->fin = (buf[0] & B0_FIN) ? 1 : 0;

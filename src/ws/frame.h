@@ -56,6 +56,13 @@ ssize_t wisp__ws_parse_header(const uint8_t *buf, size_t len,
                               uint64_t max_frame, uint8_t allowed_rsv,
                               wisp__ws_header *h);
 
+/* The same for either direction: `from_server` nonzero parses a
+ * server-to-client frame, which must NOT be masked (§5.1; a masked one
+ * is WISP__WS_EPROTO) and has no masking key (mask all zero). */
+ssize_t wisp__ws_parse_header_dir(const uint8_t *buf, size_t len,
+                                  uint64_t max_frame, uint8_t allowed_rsv,
+                                  int from_server, wisp__ws_header *h);
+
 /* XOR `len` payload bytes in place with `mask`, starting at byte `offset`
  * of the payload (so a payload unmasked in pieces stays aligned). Fast:
  * works on 8 bytes at a time. */

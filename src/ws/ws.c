@@ -21,6 +21,7 @@
 #include "util/utf8.h"
 #include "wisp/shared.h"
 #include "wisp/ws.h"
+#include "ws/client.h"
 #include "ws/frame.h"
 #include "ws/handshake.h"
 
@@ -56,6 +57,7 @@ struct wisp_ws {
     uint8_t in_op : 4;       /* opcode of the fragmented message arriving */
     uint8_t out_op;          /* opcode of the message being streamed out */
     uint8_t proto;           /* 1 + index of the chosen subprotocol */
+    uint8_t client;          /* our end is the client: we mask */
 };
 
 static_assert(sizeof(struct wisp_ws) <= 48, "wisp_ws grew");
@@ -220,12 +222,49 @@ int wisp_ws_upgrade(wisp_req_t *req, wisp_res_t *res,
 
 /* ------------------------------------------------------------ output */
 
+/* A client's frame (§5.3): the MASK bit, a fresh key, the payload
+ * XORed with it. Small frames are masked in the cork; larger ones in a
+ * copy. */
+static int send_masked(wisp_conn_t *c, int fin, uint8_t opcode,
+                       const void *data, size_t len)
+{
+    uint8_t key[4];
+    wisp__ws_mask_key(key);
+    char *p = len <= 4096 ? wisp__out_reserve(c, 14 + len) : NULL;
+    if (p) {
+        size_t hl = wisp__ws_encode_header((uint8_t *)p, fin, opcode, len);
+        p[1] = (char)(p[1] | 0x80);
+        memcpy(p + hl, key, 4);
+        if (len) {
+            memcpy(p + hl + 4, data, len);
+            wisp__ws_unmask((uint8_t *)p + hl + 4, len, key, 0);
+        }
+        wisp__out_commit(c, hl + 4 + len);
+        return 0;
+    }
+    uint8_t hdr[14];
+    size_t hl = wisp__ws_encode_header(hdr, fin, opcode, len);
+    hdr[1] |= 0x80;
+    memcpy(hdr + hl, key, 4);
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, data, len);
+    wisp__ws_unmask(copy, len, key, 0);
+    int r = wisp__out(c, hdr, hl + 4) < 0 || wisp__out(c, copy, len) < 0
+                ? WISP_ECLOSED : 0;
+    free(copy);
+    return r;
+}
+
 static int send_frame(wisp_ws_t *ws, int fin, uint8_t opcode,
                       const void *data, size_t len)
 {
     wisp_conn_t *c = ws->conn;
     if (c->state != WISP__C_OPEN)
         return WISP_ECLOSED;
+    if (ws->client)
+        return send_masked(c, fin, opcode, data, len);
     /* Small frames: header and payload straight into the cork. */
     char *p = len <= 4096 ? wisp__out_reserve(c, 10 + len) : NULL;
     if (p) {
@@ -360,6 +399,13 @@ int wisp_ws_send_ref(wisp_ws_t *ws, int binary, const void *data,
     WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
     int r = ws->out_op ? (ws->state == S_OPEN ? -EBUSY : WISP_ECLOSED)
                        : may_send(ws);
+    if (r == 0 && ws->client) {
+        /* The payload must be masked: it is copied, and let go now. */
+        r = send_frame(ws, 1, data_op(binary), data, len);
+        if (done)
+            done(arg);
+        return r;
+    }
     if (r == 0) {
         uint8_t hdr[10];
         size_t hl = wisp__ws_encode_header(hdr, 1, data_op(binary), len);
@@ -411,6 +457,8 @@ wisp_shared_t *wisp_ws_frame_shared(int binary, const void *data,
 int wisp_ws_send_shared(wisp_ws_t *ws, wisp_shared_t *frame)
 {
     WISP__ASSERT_OWNER(wisp_conn_loop(ws->conn));
+    if (ws->client)
+        return -EOPNOTSUPP; /* a shared frame is encoded unmasked */
     if (ws->out_op)
         return ws->state == S_OPEN ? -EBUSY : WISP_ECLOSED;
     int r = may_send(ws);
@@ -816,8 +864,9 @@ static size_t on_data(wisp_conn_t *c, const char *data, size_t len,
     ws->idle_ticks = 0;
     while (off < len && ws->state != S_CLOSED) {
         wisp__ws_header fh;
-        ssize_t r = wisp__ws_parse_header(buf + off, len - off,
-                                          ws->o->max_frame, 0, &fh);
+        ssize_t r = wisp__ws_parse_header_dir(buf + off, len - off,
+                                              ws->o->max_frame, 0,
+                                              ws->client, &fh);
         if (r == WISP__WS_EAGAIN)
             break;
         if (r == WISP__WS_ETOOBIG) {
@@ -905,6 +954,38 @@ static void on_stop(wisp_conn_t *c, void *arg)
     (void)c;
     if (ws->state == S_OPEN)
         send_close(ws, 1001, "server stopping", 15);
+}
+
+wisp_ws_t *wisp__ws_client_open(wisp_conn_t *c, const wisp_ws_handlers_t *h,
+                                const wisp_ws_opts_t *opts, void *arg,
+                                uint8_t proto)
+{
+    ws_loop *wl = ws_loop_of(wisp_conn_loop(c));
+    wisp_ws_t *ws = wl ? wisp__fixpool_get(&wl->pool) : NULL;
+    if (!ws)
+        return NULL;
+    memset(ws, 0, sizeof *ws);
+    ws->o = opts ? opts : &default_opts;
+    ws->h = h;
+    ws->arg = arg;
+    ws->peer_code = 1006;
+    ws->proto = proto;
+    ws->client = 1;
+    ws->conn = c;
+    wisp__conn_set_proto(c, &conn_handlers, ws, 0);
+    WISP__STAT_ADD(&c->net->stats, ws_opened, 1);
+    uint32_t tick = ws->o->ping_interval_ms;
+    if (!tick || (ws->o->idle_timeout_ms && ws->o->idle_timeout_ms < tick))
+        tick = ws->o->idle_timeout_ms;
+    if (tick)
+        wisp_conn_set_idle_timeout(c, tick);
+    return ws;
+}
+
+size_t wisp__ws_client_data(wisp_conn_t *c, const char *data, size_t len,
+                            wisp_ws_t *ws)
+{
+    return on_data(c, data, len, ws);
 }
 
 static const wisp_conn_handlers_t conn_handlers = {

@@ -230,6 +230,13 @@ def opus_seeds():
         seeds.append(b'\0\0\0' + pk)
     return seeds
 
+def sse_seeds():
+    # Each row's stream with the default bound, cut at 5 and 11; and
+    # with a 64-byte bound (byte 8), cut at 1 and 2.
+    rows = [g for g in groups(read('http/sse_test.c'), after=r'S\(')]
+    return ([b'\x00\x05\x0b' + g for g in rows] +
+            [b'\x08\x01\x02' + g for g in rows])
+
 
 TARGETS = {
     'fuzz_parse': parse_seeds,
@@ -240,6 +247,8 @@ TARGETS = {
     'fuzz_ws_frame': ws_frame_seeds,
     'fuzz_ws_handshake': ws_handshake_seeds,
     'fuzz_opus': opus_seeds,
+
+    'fuzz_sse': sse_seeds,
 }
 
 

@@ -440,11 +440,48 @@ static void test_encode(void)
             }
 }
 
+/* Server-to-client frames (the client's side, §5.1): unmasked, no key;
+ * a masked one is refused; every prefix is EAGAIN or the answer. */
+static void test_from_server(void)
+{
+    wisp__ws_header h;
+    static const uint8_t text[] = {0x81, 0x02, 'h', 'i'};
+    CHECK_EQ_INT(wisp__ws_parse_header_dir(text, sizeof text, 0, 0, 1, &h),
+                 2);
+    CHECK_EQ_INT(h.opcode, WISP__WS_TEXT);
+    CHECK_EQ_INT(h.len, 2);
+    CHECK_EQ_INT(h.masked, 0);
+    CHECK_EQ_INT(h.header_len, 2);
+    CHECK(h.mask[0] == 0 && h.mask[1] == 0 && h.mask[2] == 0 &&
+          h.mask[3] == 0);
+    static const uint8_t masked[] = {0x81, 0x82, 1, 2, 3, 4, 'h', 'i'};
+    CHECK_EQ_INT(wisp__ws_parse_header_dir(masked, sizeof masked, 0, 0, 1,
+                                           &h),
+                 WISP__WS_EPROTO);
+    /* The same masked frame is what a server wants from a client. */
+    CHECK_EQ_INT(wisp__ws_parse_header_dir(masked, sizeof masked, 0, 0, 0,
+                                           &h),
+                 6);
+    CHECK_EQ_INT(wisp__ws_parse_header_dir(text, sizeof text, 0, 0, 0, &h),
+                 WISP__WS_EPROTO);
+    static const uint8_t len16[] = {0x82, 126, 0x01, 0x00};
+    CHECK_EQ_INT(wisp__ws_parse_header_dir(len16, 3, 0, 0, 1, &h),
+                 WISP__WS_EAGAIN);
+    CHECK_EQ_INT(wisp__ws_parse_header_dir(len16, 4, 0, 0, 1, &h), 4);
+    CHECK_EQ_INT(h.len, 256);
+    CHECK_EQ_INT(wisp__ws_parse_header_dir(len16, 4, 255, 0, 1, &h),
+                 WISP__WS_ETOOBIG);
+    static const uint8_t ping_long[] = {0x89, 126, 0x00, 0x7e};
+    CHECK_EQ_INT(wisp__ws_parse_header_dir(ping_long, 4, 0, 0, 1, &h),
+                 WISP__WS_EPROTO);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         test_parse_row(&rows[i]);
     test_unmask();
     test_encode();
+    test_from_server();
     return t_done("ws/frame");
 }
