@@ -19,5 +19,6 @@
 #include "wisp/multipart.h"
 #include "wisp/form.h"
 #include "wisp/cors.h"
+#include "wisp/middleware.h"
 
 #endif

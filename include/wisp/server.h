@@ -17,6 +17,7 @@
 #include "common.h"
 #include "http.h"
 #include "loop.h"
+#include "middleware.h"
 #include "pool.h"
 
 #ifdef __cplusplus
@@ -117,6 +118,11 @@ typedef struct wisp_route_opts {
     /* Call the handler as soon as the head is parsed and deliver the body
      * through wisp_req_on_body instead of buffering it. */
     int stream_body;
+    /* The route's own middleware (wisp/middleware.h), run after the
+     * global and group ones, in array order: `mw_count` entries (at most
+     * WISP_MW_MAX_ROUTE; more: -ENOSPC), copied. */
+    const wisp_mw_t *mw;
+    uint32_t mw_count;
 } wisp_route_opts_t;
 
 /* Add a route. `pattern` starts with '/'; segments ":name" match one
@@ -127,9 +133,10 @@ typedef struct wisp_route_opts {
  * matched paths with no route for the method get 405 with Allow.
  * `opts` may be NULL. `pattern` is copied.
  * Thread: the configuring thread, before wisp_server_listen.
- * Returns 0, -EINVAL (bad pattern, conflicting parameter names),
- * -EEXIST (same method and pattern twice), -ENOMEM, WISP_ESTATE (after
- * listen). */
+ * Returns 0, -EINVAL (bad pattern, conflicting parameter names, an
+ * opts->mw entry without a hook, mw NULL with mw_count > 0), -ENOSPC
+ * (mw_count over WISP_MW_MAX_ROUTE), -EEXIST (same method and pattern
+ * twice), -ENOMEM, WISP_ESTATE (after listen). */
 WISP_API int wisp_server_route(wisp_server_t *srv, wisp_method_t method,
                                const char *pattern, wisp_handler handler,
                                void *arg, const wisp_route_opts_t *opts);
