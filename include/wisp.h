@@ -20,5 +20,8 @@
 #include "wisp/form.h"
 #include "wisp/cors.h"
 #include "wisp/middleware.h"
+#include "wisp/cookie.h"
+#include "wisp/negotiate.h"
+#include "wisp/reply.h"
 
 #endif
