@@ -145,6 +145,13 @@ typedef struct wisp_static_opts {
     const char *index;     /* file served for a directory; default
                               "index.html"; "" disables */
     uint32_t max_age_s;    /* Cache-Control max-age; 0: no header */
+    /* Serve "NAME.br" or "NAME.gz" next to NAME when they exist, are
+     * regular files and the request's Accept-Encoding allows br / gzip
+     * (the better weighted first, br on a tie), with Content-Encoding and
+     * NAME's Content-Type; every answer of the route then carries Vary:
+     * Accept-Encoding. NAME itself must exist. wisp compresses nothing:
+     * make the siblings when you deploy (gzip -k, brotli -k). */
+    int precompressed;
     /* The pool whose threads open and stat the files (a cold disk must
      * not block a loop); it must outlive the server. NULL: the server's
      * own, made with the first static route that needs it (up to 2
@@ -154,8 +161,12 @@ typedef struct wisp_static_opts {
 
 /* Serve the files under directory `root` at `prefix` (e.g. "/static"):
  * GET and HEAD, Content-Type from the extension, Last-Modified with
- * If-Modified-Since (304), a single byte Range (206/416), and paths that
- * would leave `root` refused with 403. `root` and `opts` are copied.
+ * If-Modified-Since (304), an ETag from size and modification time with
+ * If-None-Match (304 by the weak comparison; when present it decides
+ * and If-Modified-Since is ignored, RFC 9110 §13.2.2; a malformed one
+ * matches nothing), a single byte Range (206/416), precompressed
+ * siblings (opts->precompressed), and paths that would leave `root`
+ * refused with 403. `root` and `opts` are copied.
  * Returns as wisp_server_route, or -ENOENT when `root` is not a
  * directory. */
 WISP_API int wisp_server_static(wisp_server_t *srv, const char *prefix,
