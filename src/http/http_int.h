@@ -231,9 +231,9 @@ void wisp__alog_done(wisp_req_t *req, wisp_res_t *res, void *arg);
  * its before-hooks (in_handler raised by the caller): 1 when the
  * handler is to run now. wisp__mw_after runs the after-hooks (the
  * caller saw WISP__RS_MW_AFTER), wisp__mw_done the done-hooks. */
-int wisp__mw_begin(wisp__exchange *ex);
-void wisp__mw_after(wisp__exchange *ex);
-void wisp__mw_done(wisp__exchange *ex);
+__attribute__((cold)) int wisp__mw_begin(wisp__exchange *ex);
+__attribute__((cold)) void wisp__mw_after(wisp__exchange *ex);
+__attribute__((cold)) void wisp__mw_done(wisp__exchange *ex);
 /* Register a server-level entry; `key` orders it (0 access log, 1 CORS,
  * 2 global, 3 + prefix length for groups). */
 int wisp__mw_add(wisp__http_conf *conf, const char *prefix, size_t plen,

@@ -343,6 +343,23 @@ int wisp_res_header(wisp_res_t *res, const char *name, const char *value)
     return wisp_res_header_n(res, name, strlen(name), value, strlen(value));
 }
 
+/* wisp_res_send's rare cases, out of its way: the head already sent, an
+ * after-hook calling it, the after-hooks due. Returns 0 to go on. */
+__attribute__((noinline, cold)) static int send_gate(wisp__exchange *ex,
+                                                     int status,
+                                                     const void *body,
+                                                     size_t len)
+{
+    struct wisp_res *res = &ex->res;
+    if (res->flags & (WISP__RS_HEAD_SENT | WISP__RS_MW_IN_AFTER))
+        return WISP_ESTATE;
+    if (status < 200 || status > 999 || (!body && len))
+        return -EINVAL;
+    res->status = status;
+    wisp__mw_after(ex); /* may change the status, add headers */
+    return 0;
+}
+
 int wisp_res_send(wisp_res_t *res, int status, const char *ctype,
                   const void *body, size_t len)
 {
@@ -353,13 +370,10 @@ int wisp_res_send(wisp_res_t *res, int status, const char *ctype,
     /* One test covers the head already sent and the after-hooks due. */
     if (res->flags & (WISP__RS_HEAD_SENT | WISP__RS_MW_AFTER |
                       WISP__RS_MW_IN_AFTER)) {
-        if (res->flags & (WISP__RS_HEAD_SENT | WISP__RS_MW_IN_AFTER))
-            return WISP_ESTATE;
-        if (status < 200 || status > 999 || (!body && len))
-            return -EINVAL;
-        res->status = status;
-        wisp__mw_after(ex); /* may change the status, add headers */
-        status = res->status;
+        r = send_gate(ex, status, body, len);
+        if (r)
+            return r;
+        status = res->status; /* the after-hooks may have changed it */
     }
     if (status < 200 || status > 999 || (!body && len))
         return -EINVAL;
