@@ -27,4 +27,9 @@
 #include "wisp/sse.h"
 #include "wisp/client.h"
 
+#include "wisp/middleware.h"
+#include "wisp/cookie.h"
+#include "wisp/negotiate.h"
+#include "wisp/reply.h"
+
 #endif

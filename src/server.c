@@ -88,6 +88,16 @@ wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg)
         cfg->access_log_format == WISP_ACCESS_LOG_COMBINED;
     srv->http.access_log_hook = cfg->access_log_hook;
     srv->http.access_log_arg = cfg->access_log_arg;
+    if (srv->http.alog_on) {
+        /* The access log is the first middleware: its done-hook runs
+         * last, once every other hook has had its say. */
+        wisp_mw_t alog = {.done = wisp__alog_done};
+        if (wisp__mw_add(&srv->http, NULL, 0, &alog, 0) < 0) {
+            wisp_server_destroy(srv);
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
     srv->http.limits.max_request_line = cfg->max_request_line_bytes;
     srv->http.limits.max_head = cfg->max_header_bytes;
     srv->http.limits.max_headers = cfg->max_headers;
@@ -118,9 +128,32 @@ static int add_route(wisp_server_t *srv, wisp_method_t method,
     if (opts) {
         rt->max_body = opts->max_body_bytes;
         rt->stream_body = opts->stream_body;
+        if (opts->mw_count > WISP_MW_MAX_ROUTE ||
+            (opts->mw_count && !opts->mw)) {
+            free(rt);
+            return opts->mw_count > WISP_MW_MAX_ROUTE ? -ENOSPC : -EINVAL;
+        }
+        for (uint32_t i = 0; i < opts->mw_count; i++) {
+            const wisp_mw_t *m = &opts->mw[i];
+            if (!m->before && !m->after && !m->done) {
+                free(rt);
+                return -EINVAL;
+            }
+        }
+        if (opts->mw_count) {
+            rt->mw = malloc(opts->mw_count * sizeof *rt->mw);
+            if (!rt->mw || wisp__mw_ensure(&srv->http) < 0) {
+                free(rt->mw);
+                free(rt);
+                return -ENOMEM;
+            }
+            memcpy(rt->mw, opts->mw, opts->mw_count * sizeof *rt->mw);
+            rt->nmw = opts->mw_count;
+        }
     }
     int r = wisp__router_add(srv->http.router, (int)method, pattern, rt);
     if (r < 0) {
+        free(rt->mw);
         free(rt);
         return r;
     }
@@ -602,11 +635,13 @@ void wisp_server_destroy(wisp_server_t *srv)
         wisp_loop_destroy(srv->main_loop); /* else: workers[0]'s, gone */
     wisp__router_destroy(srv->http.router);
     wisp__cors_free(srv->http.cors);
+    wisp__mw_free(srv->http.mw);
     while (srv->routes) {
         wisp__route *rt = srv->routes;
         srv->routes = rt->next;
         if (rt->owned)
             wisp__static_destroy(rt->owned);
+        free(rt->mw);
         free(rt);
     }
     if (srv->sig_fd >= 0)

@@ -65,6 +65,15 @@ WISP_API ssize_t wisp_form_decoded_len(wisp_str_t in);
 WISP_API ssize_t wisp_form_get(wisp_str_t src, const char *key, char *out,
                                size_t cap);
 
+/* Repeated keys ("tag=a&tag=b&tag=c", as HTML forms send a multiple
+ * select): wisp_form_get_nth decodes the value of the n-th pair (0-based,
+ * in order) whose decoded key equals `key`, with wisp_form_get's returns
+ * (n past the last: -ENOENT); wisp_form_count says how many pairs have
+ * that key (0 for `key` NULL). For a query string pass wisp_req_query. */
+WISP_API ssize_t wisp_form_get_nth(wisp_str_t src, const char *key, size_t n,
+                                   char *out, size_t cap);
+WISP_API size_t wisp_form_count(wisp_str_t src, const char *key);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,7 @@
 #include "common.h"
 #include "http.h"
 #include "loop.h"
+#include "middleware.h"
 #include "pool.h"
 
 #ifdef __cplusplus
@@ -133,6 +134,11 @@ typedef struct wisp_route_opts {
     /* Call the handler as soon as the head is parsed and deliver the body
      * through wisp_req_on_body instead of buffering it. */
     int stream_body;
+    /* The route's own middleware (wisp/middleware.h), run after the
+     * global and group ones, in array order: `mw_count` entries (at most
+     * WISP_MW_MAX_ROUTE; more: -ENOSPC), copied. */
+    const wisp_mw_t *mw;
+    uint32_t mw_count;
 } wisp_route_opts_t;
 
 /* Add a route. `pattern` starts with '/'; segments ":name" match one
@@ -143,9 +149,10 @@ typedef struct wisp_route_opts {
  * matched paths with no route for the method get 405 with Allow.
  * `opts` may be NULL. `pattern` is copied.
  * Thread: the configuring thread, before wisp_server_listen.
- * Returns 0, -EINVAL (bad pattern, conflicting parameter names),
- * -EEXIST (same method and pattern twice), -ENOMEM, WISP_ESTATE (after
- * listen). */
+ * Returns 0, -EINVAL (bad pattern, conflicting parameter names, an
+ * opts->mw entry without a hook, mw NULL with mw_count > 0), -ENOSPC
+ * (mw_count over WISP_MW_MAX_ROUTE), -EEXIST (same method and pattern
+ * twice), -ENOMEM, WISP_ESTATE (after listen). */
 WISP_API int wisp_server_route(wisp_server_t *srv, wisp_method_t method,
                                const char *pattern, wisp_handler handler,
                                void *arg, const wisp_route_opts_t *opts);
@@ -154,6 +161,13 @@ typedef struct wisp_static_opts {
     const char *index;     /* file served for a directory; default
                               "index.html"; "" disables */
     uint32_t max_age_s;    /* Cache-Control max-age; 0: no header */
+    /* Serve "NAME.br" or "NAME.gz" next to NAME when they exist, are
+     * regular files and the request's Accept-Encoding allows br / gzip
+     * (the better weighted first, br on a tie), with Content-Encoding and
+     * NAME's Content-Type; every answer of the route then carries Vary:
+     * Accept-Encoding. NAME itself must exist. wisp compresses nothing:
+     * make the siblings when you deploy (gzip -k, brotli -k). */
+    int precompressed;
     /* The pool whose threads open and stat the files (a cold disk must
      * not block a loop); it must outlive the server. NULL: the server's
      * own, made with the first static route that needs it (up to 2
@@ -163,8 +177,12 @@ typedef struct wisp_static_opts {
 
 /* Serve the files under directory `root` at `prefix` (e.g. "/static"):
  * GET and HEAD, Content-Type from the extension, Last-Modified with
- * If-Modified-Since (304), a single byte Range (206/416), and paths that
- * would leave `root` refused with 403. `root` and `opts` are copied.
+ * If-Modified-Since (304), an ETag from size and modification time with
+ * If-None-Match (304 by the weak comparison; when present it decides
+ * and If-Modified-Since is ignored, RFC 9110 §13.2.2; a malformed one
+ * matches nothing), a single byte Range (206/416), precompressed
+ * siblings (opts->precompressed), and paths that would leave `root`
+ * refused with 403. `root` and `opts` are copied.
  * Returns as wisp_server_route, or -ENOENT when `root` is not a
  * directory. */
 WISP_API int wisp_server_static(wisp_server_t *srv, const char *prefix,

@@ -79,6 +79,13 @@ void wisp__alog_request(wisp__exchange *ex)
     }
 }
 
+void wisp__alog_done(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    wisp__alog_request(wisp__ex_of_req(req));
+}
+
 void wisp__alog_flush(wisp__http_loop *w)
 {
     if (w->alog_len && w->conf->access_fd >= 0) {

@@ -23,7 +23,6 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "http/cors.h"
 #include "http/http_int.h"
 
 /* The connection's protocol words hold HTTP's state (http_int.h). */
@@ -203,7 +202,21 @@ static void drop_pinned(wisp_conn_t *c)
 
 void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open)
 {
+    wisp__http_send_error_req(c, status, keep_open, NULL);
+}
+
+void wisp__http_send_error_req(wisp_conn_t *c, int status, int keep_open,
+                               wisp_req_t *req)
+{
     wisp__http_loop *w = wisp__hl(c);
+    if (w->conf->on_error) {
+        /* The application shapes the answer (http/error_reply.c). */
+        wisp__error_out(c, status, keep_open, req);
+        wisp__stat_status(&c->net->stats, status);
+        if (!keep_open)
+            wisp__conn_close_graceful(c);
+        return;
+    }
     const char *reason = wisp__reason(status);
     char buf[512];
     wisp__date_refresh(w);
@@ -234,8 +247,8 @@ static int complete(wisp_conn_t *c, wisp__exchange *ex)
     int keep = ex->keep_alive && !(ex->res.flags & WISP__RS_UNTIL_CLOSE) &&
                ex->body_state != WISP__B_CL &&
                ex->body_state != WISP__B_CHUNKED && !w->stopping;
-    if (w->conf->alog_on)
-        wisp__alog_request(ex);
+    if (w->conf->mw) /* done-hooks, the access log among them */
+        wisp__mw_done(ex);
     wisp__set_cx(c, NULL);
     wisp__ex_free(w, ex);
     c->pflags |= WISP__HF_SERVED;
@@ -285,7 +298,10 @@ static void not_found(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)req;
     (void)arg;
-    wisp_res_send(res, 404, "text/plain", "Not Found\n", 10);
+    if (wisp__ex_of_res(res)->w->conf->on_error)
+        wisp__res_error(res, 404, "Not Found\n");
+    else
+        wisp_res_send(res, 404, "text/plain", "Not Found\n", 10);
 }
 
 static void not_allowed(wisp_req_t *req, wisp_res_t *res, void *arg)
@@ -306,7 +322,7 @@ static void not_allowed(wisp_req_t *req, wisp_res_t *res, void *arg)
     }
     allow[n] = 0;
     wisp_res_header(res, "Allow", allow);
-    wisp_res_send(res, 405, "text/plain", "Method Not Allowed\n", 19);
+    wisp__res_error(res, 405, "Method Not Allowed\n");
 }
 
 static void options_star(wisp_req_t *req, wisp_res_t *res, void *arg)
@@ -322,6 +338,12 @@ static const wisp__route route_404 = {.handler = not_found};
 static const wisp__route route_405 = {.handler = not_allowed};
 static const wisp__route route_opts = {.handler = options_star};
 
+int wisp_req_route_status(const wisp_req_t *req)
+{
+    const wisp__route *rt = wisp__ex_of_req(req)->route;
+    return rt == &route_404 ? 404 : rt == &route_405 ? 405 : 0;
+}
+
 static const wisp__route *route_for(wisp__http_loop *w, wisp__exchange *ex)
 {
     wisp__req_head *rh = &ex->req.rh;
@@ -329,13 +351,6 @@ static const wisp__route *route_for(wisp__http_loop *w, wisp__exchange *ex)
         return &route_opts;
     int r = wisp__router_match(w->conf->router, rh->method, rh->path,
                                rh->path_len, &ex->req.match);
-    if (w->conf->cors) { /* CORS preflights are answered by http/cors.c */
-        const wisp__route *pf = wisp__cors_route(w->conf, &ex->req, r);
-        if (pf) {
-            ex->req.match.nparams = 0;
-            return pf;
-        }
-    }
     if (r == 0)
         return ex->req.match.route;
     ex->req.match.nparams = 0;
@@ -386,7 +401,7 @@ static int begin(wisp_conn_t *c, wisp__exchange *ex, char *after,
     } else if (rh->content_length > 0) {
         if ((uint64_t)rh->content_length > limit) {
             /* Refuse before reading (and before any 100 Continue). */
-            wisp__http_send_error(c, 413, 0);
+            wisp__http_send_error_req(c, 413, 0, &ex->req);
             return -1;
         }
         ex->body_state = WISP__B_CL;
@@ -405,7 +420,8 @@ static int begin(wisp_conn_t *c, wisp__exchange *ex, char *after,
     ex->req.body = after;
     int r = body_feed(c, ex, after, avail, used);
     if (r < 0) {
-        wisp__http_send_error(c, r == WISP_EBODY_TOO_LARGE ? 413 : 400, 0);
+        wisp__http_send_error_req(c, r == WISP_EBODY_TOO_LARGE ? 413 : 400,
+                                  0, &ex->req);
         return -1;
     }
     if (r == 0) {
@@ -485,9 +501,10 @@ static int run_handler(wisp_conn_t *c, wisp__exchange *ex)
 {
     ex->in_handler = 1;
     ex->called = 1;
-    if (ex->w->conf->cors) /* CORS headers go in before the handler's own */
-        wisp__cors_actual(ex->w->conf, &ex->req, &ex->res, ex->route);
-    ex->route->handler(&ex->req, &ex->res, ex->route->arg);
+    /* Middleware (CORS and the access log among them): the one test the
+     * plain path pays. */
+    if (!ex->w->conf->mw || wisp__mw_begin(ex))
+        ex->route->handler(&ex->req, &ex->res, ex->route->arg);
     ex->in_handler = 0;
     if (c->state == WISP__C_CLOSED) {
         finish_orphan(ex->w, ex);
@@ -552,13 +569,14 @@ static void body_failed(wisp_conn_t *c, wisp__exchange *ex, int err)
         return;
     int answered = ex->state == WISP__X_DONE;
     wisp__set_cx(c, NULL);
-    wisp__ex_free(ex->w, ex);
     if (answered)
         wisp__conn_close_graceful(c); /* its answer, then close */
     else
-        wisp__http_send_error(c, err == -ETIMEDOUT ? 408
-                                 : err == WISP_EBODY_TOO_LARGE ? 413 : 400,
-                              0);
+        wisp__http_send_error_req(c, err == -ETIMEDOUT ? 408
+                                     : err == WISP_EBODY_TOO_LARGE ? 413
+                                     : 400,
+                                  0, &ex->req);
+    wisp__ex_free(ex->w, ex);
 }
 
 /* After a user callback: if the connection closed meanwhile, the exchange
@@ -917,6 +935,11 @@ const wisp__proto wisp__http_proto = {
     .on_resume = http_on_resume,
 };
 
+void wisp__http_orphaned(wisp__exchange *ex)
+{
+    finish_orphan(ex->w, ex);
+}
+
 static void finish_orphan(wisp__http_loop *w, wisp__exchange *ex)
 {
     ex->res.flags |= WISP__RS_ABORTED;
@@ -997,8 +1020,8 @@ void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex,
      * replaces HTTP's (its deadline and pause go with it). */
     wisp__conn_set_proto(c, h, arg, 0);
     ex->state = WISP__X_DONE;
-    if (w->conf->alog_on)
-        wisp__alog_request(ex);
+    if (w->conf->mw)
+        wisp__mw_done(ex);
     if (!ex->in_handler)
         wisp__ex_free(w, ex);
     else

@@ -23,10 +23,10 @@ struct wisp__cors {
     int credentials;
     uint32_t max_age_s;
     int status;
-    wisp__route preflight; /* handler = preflight, arg = this entry */
 };
 
-static void preflight(wisp_req_t *req, wisp_res_t *res, void *arg);
+static wisp_mw_result_t cors_before(wisp_req_t *req, wisp_res_t *res,
+                                    void *arg);
 
 void wisp__cors_free(wisp__cors *c)
 {
@@ -130,8 +130,14 @@ int wisp_server_cors(wisp_server_t *srv, const char *prefix,
     c->credentials = !!opts->allow_credentials;
     c->max_age_s = opts->max_age_s;
     c->status = opts->preflight_status ? opts->preflight_status : 204;
-    c->preflight.handler = preflight;
-    c->preflight.arg = c;
+    if (!srv->http.cors) {
+        wisp_mw_t mw = {.before = cors_before, .arg = &srv->http};
+        int r = wisp__mw_add(&srv->http, NULL, 0, &mw, 1);
+        if (r < 0) {
+            wisp__cors_free(c);
+            return r;
+        }
+    }
     c->next = srv->http.cors;
     srv->http.cors = c;
     return 0;
@@ -212,33 +218,33 @@ static void preflight(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_res_send(res, c->status, NULL, NULL, 0);
 }
 
-const wisp__route *wisp__cors_route(const wisp__http_conf *conf,
-                                    wisp_req_t *req, int match_rc)
+/* The CORS middleware (one for the server, first after the access log):
+ * preflights answered early, the headers of actual responses added
+ * before the handler's own, 404 and 405 included. */
+static wisp_mw_result_t cors_before(wisp_req_t *req, wisp_res_t *res,
+                                    void *arg)
 {
-    if (wisp_req_method(req) != WISP_METHOD_OPTIONS)
-        return NULL;
+    const wisp__http_conf *conf = arg;
     const wisp__cors *c = find(conf, wisp_req_path(req));
     if (!c)
-        return NULL;
-    int is_preflight =
-        wisp_req_header(req, "Origin").ptr &&
-        wisp_req_header(req, "Access-Control-Request-Method").ptr;
-    if (!is_preflight && match_rc == 0)
-        return NULL; /* the application's own OPTIONS (or ANY) route */
-    return &c->preflight;
-}
-
-void wisp__cors_actual(const wisp__http_conf *conf, wisp_req_t *req,
-                       wisp_res_t *res, const wisp__route *route)
-{
-    if (route->handler == preflight)
-        return;
-    const wisp__cors *c = find(conf, wisp_req_path(req));
-    if (!c || !allow_origin(c, req, res))
-        return;
+        return WISP_MW_NEXT;
+    if (wisp_req_method(req) == WISP_METHOD_OPTIONS) {
+        int is_preflight =
+            wisp_req_header(req, "Origin").ptr &&
+            wisp_req_header(req, "Access-Control-Request-Method").ptr;
+        /* Any other OPTIONS goes to the application's own OPTIONS (or
+         * ANY) route when there is one. */
+        if (is_preflight || wisp_req_route_status(req) != 0) {
+            preflight(req, res, (void *)c);
+            return WISP_MW_DONE;
+        }
+    }
+    if (!allow_origin(c, req, res))
+        return WISP_MW_NEXT;
     if (c->credentials)
         wisp_res_header(res, "Access-Control-Allow-Credentials", "true");
     if (c->expose_headers)
         wisp_res_header(res, "Access-Control-Expose-Headers",
                         c->expose_headers);
+    return WISP_MW_NEXT;
 }

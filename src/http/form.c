@@ -125,3 +125,32 @@ ssize_t wisp_form_get(wisp_str_t src, const char *key, char *out,
     }
     return -ENOENT;
 }
+
+ssize_t wisp_form_get_nth(wisp_str_t src, const char *key, size_t n,
+                          char *out, size_t cap)
+{
+    if (!key || (!out && cap))
+        return -EINVAL;
+    size_t klen = strlen(key);
+    wisp_form_iter_t it;
+    wisp_str_t k, v;
+    wisp_form_iter_init(&it, src);
+    while (wisp_form_next(&it, &k, &v)) {
+        if (key_is(k, key, klen) && n-- == 0)
+            return wisp_form_decode(v, out, cap);
+    }
+    return -ENOENT;
+}
+
+size_t wisp_form_count(wisp_str_t src, const char *key)
+{
+    if (!key)
+        return 0;
+    size_t klen = strlen(key), n = 0;
+    wisp_form_iter_t it;
+    wisp_str_t k;
+    wisp_form_iter_init(&it, src);
+    while (wisp_form_next(&it, &k, NULL))
+        n += (size_t)key_is(k, key, klen);
+    return n;
+}

@@ -10,6 +10,7 @@
 #include "http/router.h"
 #include "net/conn.h"
 #include "wisp/http.h"
+#include "wisp/middleware.h"
 
 typedef struct wisp__exchange wisp__exchange;
 
@@ -20,6 +21,8 @@ typedef struct wisp__route {
     uint64_t max_body;
     int stream_body;
     void *owned;                  /* freed with the route (static opts) */
+    wisp_mw_t *mw;                /* the route's own middleware (owned) */
+    uint32_t nmw;
 } wisp__route;
 
 /* What HTTP needs to know of the server's configuration: filled by the
@@ -39,6 +42,11 @@ typedef struct wisp__http_conf {
     char server_hdr[80];         /* "Server: wisp\r\n" or "" */
     uint32_t server_hdr_len;
     struct wisp__cors *cors;     /* http/cors.c; NULL: no CORS anywhere */
+    /* http/middleware.c: NULL when no middleware, CORS or access log is
+     * registered (the one test the plain path pays). */
+    struct wisp__mw_set *mw;
+    wisp_error_cb on_error;      /* wisp_server_on_error; NULL: plain */
+    void *on_error_arg;
 } wisp__http_conf;
 
 /* HTTP's per-loop state, kept in the loop's data under wisp__http_key. */
@@ -105,6 +113,8 @@ enum {
     WISP__RS_UNTIL_CLOSE = 1u << 5, /* 1.0 streamed: close delimits */
     WISP__RS_ABORTED = 1u << 6,   /* client went away */
     WISP__RS_NOBODY = 1u << 7,    /* 1xx/204/304: no body allowed */
+    WISP__RS_MW_AFTER = 1u << 8,  /* after-hooks still to run */
+    WISP__RS_MW_IN_AFTER = 1u << 9, /* after-hooks running */
 };
 
 struct wisp_res {
@@ -140,6 +150,14 @@ struct wisp__exchange {
     uint8_t close_in_call;
     uint8_t body_state;       /* WISP__B_* */
     uint8_t called;           /* the handler has been called */
+    /* Middleware (only meaningful when conf->mw is set): bit b of
+     * mw_mask set for each entry of the chain (0..23 the server's, 24..31
+     * the route's), mw_pos the next bit to consider (bits below it are
+     * "entered"), mw_wait a before-hook went asynchronous. */
+    uint8_t mw_pos;
+    uint8_t mw_wait;
+    uint32_t mw_mask;
+    uint64_t mw_t0_ns;
     wisp__chunked ch;
     uint64_t body_left;       /* CL body bytes still to come */
     char *own;                /* request bytes copied for an orphan */
@@ -188,6 +206,12 @@ void wisp__ex_rebase(wisp__exchange *ex, const char *old, size_t old_cap,
                      char *nb);
 void wisp__http_response_done(wisp__exchange *ex);
 void wisp__http_send_error(wisp_conn_t *c, int status, int keep_open);
+/* As wisp__http_send_error, for a parsed request `req` (may be NULL). */
+void wisp__http_send_error_req(wisp_conn_t *c, int status, int keep_open,
+                               wisp_req_t *req);
+/* A hook that ran outside the processing loop (wisp_res_next) closed
+ * the connection: settle the orphan as after a handler. */
+void wisp__http_orphaned(wisp__exchange *ex);
 void wisp__ex_free(wisp__http_loop *w, wisp__exchange *ex);
 void wisp__http_upgraded(wisp_conn_t *c, wisp__exchange *ex,
                          const wisp_conn_handlers_t *h, void *arg);
@@ -200,6 +224,30 @@ int wisp__res_head(wisp__exchange *ex, int64_t content_length,
 
 /* http/access_log.c */
 void wisp__alog_request(wisp__exchange *ex);
+/* The access log's done-hook (the built-in middleware of the server). */
+void wisp__alog_done(wisp_req_t *req, wisp_res_t *res, void *arg);
+
+/* http/middleware.c. wisp__mw_begin computes the chain of `ex` and runs
+ * its before-hooks (in_handler raised by the caller): 1 when the
+ * handler is to run now. wisp__mw_after runs the after-hooks (the
+ * caller saw WISP__RS_MW_AFTER), wisp__mw_done the done-hooks. */
+__attribute__((cold)) int wisp__mw_begin(wisp__exchange *ex);
+__attribute__((cold)) void wisp__mw_after(wisp__exchange *ex);
+__attribute__((cold)) void wisp__mw_done(wisp__exchange *ex);
+/* Register a server-level entry; `key` orders it (0 access log, 1 CORS,
+ * 2 global, 3 + prefix length for groups). */
+int wisp__mw_add(wisp__http_conf *conf, const char *prefix, size_t plen,
+                 const wisp_mw_t *mw, uint32_t key);
+/* An empty set, so that route-level middleware runs. */
+int wisp__mw_ensure(wisp__http_conf *conf);
+void wisp__mw_free(struct wisp__mw_set *set);
+/* Send wisp's answer `status` (404, 405) on `res`, through the
+ * application's error callback when there is one. */
+void wisp__res_error(wisp_res_t *res, int status, const char *text);
+/* Build the error answer for `status` into the connection's output (the
+ * pre-routing errors). */
+void wisp__error_out(wisp_conn_t *c, int status, int keep_open,
+                     wisp_req_t *req);
 
 /* http/date.c: rebuilds the cached Date header (and the 200 head and
  * the access log's time) when the loop's clock has entered a new second. */

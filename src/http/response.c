@@ -45,9 +45,11 @@ const char *wisp__reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
@@ -341,6 +343,23 @@ int wisp_res_header(wisp_res_t *res, const char *name, const char *value)
     return wisp_res_header_n(res, name, strlen(name), value, strlen(value));
 }
 
+/* wisp_res_send's rare cases, out of its way: the head already sent, an
+ * after-hook calling it, the after-hooks due. Returns 0 to go on. */
+__attribute__((noinline, cold)) static int send_gate(wisp__exchange *ex,
+                                                     int status,
+                                                     const void *body,
+                                                     size_t len)
+{
+    struct wisp_res *res = &ex->res;
+    if (res->flags & (WISP__RS_HEAD_SENT | WISP__RS_MW_IN_AFTER))
+        return WISP_ESTATE;
+    if (status < 200 || status > 999 || (!body && len))
+        return -EINVAL;
+    res->status = status;
+    wisp__mw_after(ex); /* may change the status, add headers */
+    return 0;
+}
+
 int wisp_res_send(wisp_res_t *res, int status, const char *ctype,
                   const void *body, size_t len)
 {
@@ -348,8 +367,14 @@ int wisp_res_send(wisp_res_t *res, int status, const char *ctype,
     int r = usable(ex);
     if (r)
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
-    if (res->flags & WISP__RS_HEAD_SENT)
-        return WISP_ESTATE;
+    /* One test covers the head already sent and the after-hooks due. */
+    if (res->flags & (WISP__RS_HEAD_SENT | WISP__RS_MW_AFTER |
+                      WISP__RS_MW_IN_AFTER)) {
+        r = send_gate(ex, status, body, len);
+        if (r)
+            return r;
+        status = res->status; /* the after-hooks may have changed it */
+    }
     if (status < 200 || status > 999 || (!body && len))
         return -EINVAL;
     res->status = status;
@@ -393,7 +418,7 @@ int wisp_res_send_ref(wisp_res_t *res, int status, const char *ctype,
 {
     wisp__exchange *ex = wisp__ex_of_res(res);
     int r = usable(ex);
-    if (!r && (res->flags & WISP__RS_HEAD_SENT))
+    if (!r && (res->flags & (WISP__RS_HEAD_SENT | WISP__RS_MW_IN_AFTER)))
         r = WISP_ESTATE;
     if (!r && (status < 200 || status > 999 || (!body && len)))
         r = -EINVAL;
@@ -403,6 +428,10 @@ int wisp_res_send_ref(wisp_res_t *res, int status, const char *ctype,
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
     }
     res->status = status;
+    if (res->flags & WISP__RS_MW_AFTER) {
+        wisp__mw_after(ex);
+        status = res->status;
+    }
     ex->in_call = 1;
     int nobody = no_body_status(status);
     if (wisp__res_head(ex, nobody ? -1 : (int64_t)len, ctype) < 0) {
@@ -439,6 +468,8 @@ static int ensure_head(wisp__exchange *ex)
     struct wisp_res *res = &ex->res;
     if (res->flags & WISP__RS_HEAD_SENT)
         return 0;
+    if (res->flags & WISP__RS_MW_AFTER)
+        wisp__mw_after(ex);
     int64_t cl = (res->flags & WISP__RS_HAS_CL) ? (int64_t)res->cl_left : -1;
     return wisp__res_head(ex, cl, NULL);
 }
@@ -449,6 +480,8 @@ int wisp_res_write(wisp_res_t *res, const void *data, size_t len)
     int r = usable(ex);
     if (r)
         return r;
+    if (res->flags & WISP__RS_MW_IN_AFTER)
+        return WISP_ESTATE;
     if ((res->flags & WISP__RS_HAS_CL) && len > res->cl_left)
         return -EINVAL;
     if (ensure_head(ex) < 0)
@@ -478,6 +511,8 @@ int wisp_res_end(wisp_res_t *res)
     int r = usable(ex);
     if (r)
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
+    if (res->flags & WISP__RS_MW_IN_AFTER)
+        return WISP_ESTATE;
     ex->in_call = 1;
     if (ensure_head(ex) < 0)
         return end_orphan(ex);
@@ -522,7 +557,7 @@ int wisp_res_sendfile(wisp_res_t *res, int status, const char *ctype, int fd,
 {
     wisp__exchange *ex = wisp__ex_of_res(res);
     int r = usable(ex);
-    if (!r && (res->flags & WISP__RS_HEAD_SENT))
+    if (!r && (res->flags & (WISP__RS_HEAD_SENT | WISP__RS_MW_IN_AFTER)))
         r = WISP_ESTATE;
     if (!r && (status < 200 || status > 999))
         r = -EINVAL;
@@ -531,6 +566,8 @@ int wisp_res_sendfile(wisp_res_t *res, int status, const char *ctype, int fd,
         return r == WISP_ECLOSED ? end_orphan(ex) : r;
     }
     res->status = status;
+    if (res->flags & WISP__RS_MW_AFTER)
+        wisp__mw_after(ex);
     ex->in_call = 1;
     if (wisp__res_head(ex, (int64_t)len, ctype) < 0) {
         close(fd);
@@ -560,9 +597,15 @@ int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
     if (!h || !h->on_data || !h->on_close)
         return -EINVAL;
     wisp_conn_t *c = ex->conn;
-    if ((res->flags & WISP__RS_HEAD_SENT) || c->pstate != WISP__H_PENDING ||
-        ex->body_state != WISP__B_DONE)
+    if ((res->flags & (WISP__RS_HEAD_SENT | WISP__RS_MW_IN_AFTER)) ||
+        c->pstate != WISP__H_PENDING || ex->body_state != WISP__B_DONE)
         return WISP_ESTATE;
+    if (res->flags & WISP__RS_MW_AFTER) {
+        res->status = 101;
+        wisp__mw_after(ex); /* headers only: the status stays 101 */
+        if (!ex->conn || c->state != WISP__C_OPEN)
+            return WISP_ECLOSED;
+    }
     wisp__http_loop *w = ex->w;
     size_t max = HEAD_FIXED + res->hdrs_len;
     wisp__date_refresh(w);

@@ -1,5 +1,6 @@
 /* Static files: GET/HEAD under a root directory, with Content-Type,
- * Last-Modified / If-Modified-Since, one byte range, and no way out of
+ * Last-Modified / If-Modified-Since, ETag / If-None-Match, precompressed
+ * ".br" / ".gz" siblings, one byte range, and no way out of
  * the root (".." segments refused with 403; with openat2 the kernel also
  * keeps symlinks beneath the root).
  *
@@ -16,12 +17,15 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
+#include "wisp/negotiate.h"
+#include "wisp/reply.h"
 #include "wisp/server.h"
 
 typedef struct static_ctx {
     int root_fd;
     char *index;
     uint32_t max_age_s;
+    int precompressed;
     wisp_pool_t *pool;
 } static_ctx;
 
@@ -51,6 +55,7 @@ void *wisp__static_create(const char *root, const wisp_static_opts_t *opts,
     s->root_fd = fd;
     s->index = ix;
     s->max_age_s = opts ? opts->max_age_s : 0;
+    s->precompressed = opts ? !!opts->precompressed : 0;
     s->pool = pool;
     return s;
 }
@@ -197,14 +202,20 @@ typedef struct sjob {
     const static_ctx *s;
     wisp_res_t *res;       /* NULL once the client went away */
     int slash;             /* the request's path ends with '/' */
+    uint8_t enc_try[2];    /* codings to try, in order (ENC_*), 0 ends */
     size_t n;              /* length of path */
     char path[];           /* relative; the index is appended by the job */
 } sjob;
 
 /* What the pool thread found. */
+enum { ENC_NONE = 0, ENC_BR, ENC_GZIP };
+static const char *const enc_ext[] = {"", ".br", ".gz"};
+static const char *const enc_name[] = {"", "br", "gzip"};
+
 typedef struct sfile {
     int fd;                /* -1 unless status is 0 */
     int status;            /* 0: serve fd; else 301, 403 or 404 */
+    int enc;               /* ENC_*: the sibling served */
     struct stat st;
 } sfile;
 
@@ -226,6 +237,7 @@ static int open_job(void *arg, void **value, wisp_free_cb *destroy)
         return -ENOMEM;
     r->fd = -1;
     r->status = 0;
+    r->enc = ENC_NONE;
     *value = r;
     *destroy = sfile_free;
     int fd = open_beneath(s->root_fd, j->path);
@@ -270,6 +282,26 @@ static int open_job(void *arg, void **value, wisp_free_cb *destroy)
         r->status = 403;
         return 0;
     }
+    /* A precompressed sibling the client accepts, if it exists and is a
+     * regular file (the path buffer has room for the extension). */
+    for (int i = 0; i < 2 && j->enc_try[i]; i++) {
+        int e = j->enc_try[i];
+        memcpy(j->path + j->n, enc_ext[e], 4);
+        int zfd = open_beneath(s->root_fd, j->path);
+        j->path[j->n] = 0;
+        struct stat zst;
+        if (zfd < 0)
+            continue;
+        if (fstat(zfd, &zst) < 0 || !S_ISREG(zst.st_mode)) {
+            close(zfd);
+            continue;
+        }
+        close(fd);
+        fd = zfd;
+        r->st = zst;
+        r->enc = e;
+        break;
+    }
     r->fd = fd;
     return 0;
 }
@@ -300,6 +332,7 @@ static void serve(const sjob *j, wisp_res_t *res, wisp_future_t *f)
     r->fd = -1;
     struct stat st = r->st;
     int status = r->status;
+    int enc = r->enc;
     sfile_free(r);
     if (status == 301) {
         wisp_str_t full = wisp_req_path(req);
@@ -326,7 +359,31 @@ static void serve(const sjob *j, wisp_res_t *res, wisp_future_t *f)
         snprintf(cc, sizeof cc, "max-age=%u", s->max_age_s);
         wisp_res_header(res, "Cache-Control", cc);
     }
+    /* A validator from size and modification time (and the coding: each
+     * precompressed file is its own representation). */
+    char etag[80];
+    snprintf(etag, sizeof etag, "\"%llx-%llx%s%s\"",
+             (unsigned long long)st.st_size,
+             (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+                 (unsigned long long)st.st_mtim.tv_nsec,
+             enc ? "-" : "", enc ? enc_ext[enc] + 1 : "");
+    wisp_res_header(res, "ETag", etag);
+    if (s->precompressed)
+        wisp_res_header(res, "Vary", "Accept-Encoding");
+    /* If-None-Match decides when present, If-Modified-Since is then
+     * ignored (RFC 9110 §13.2.2); a malformed one matches nothing. */
+    wisp_str_t inm = wisp_req_header(req, "If-None-Match");
     wisp_str_t ims = wisp_req_header(req, "If-Modified-Since");
+    if (inm.ptr) {
+        ims.ptr = NULL;
+        if (wisp_etag_match(inm, etag) == 1) {
+            close(fd);
+            wisp_res_send(res, 304, NULL, NULL, 0);
+            return;
+        }
+    }
+    if (enc)
+        wisp_res_header(res, "Content-Encoding", enc_name[enc]);
     if (ims.ptr) {
         time_t t = parse_http_date(ims.ptr, ims.len);
         if (t >= 0 && st.st_mtime <= t) {
@@ -395,13 +452,29 @@ void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg)
         rel.len--;
     }
     size_t il = strlen(s->index);
-    sjob *j = malloc(sizeof *j + rel.len + il + 3);
+    /* Room for '/', the index, a ".br"/".gz" extension and the NUL. */
+    sjob *j = malloc(sizeof *j + rel.len + il + 3 + 4);
     if (!j) {
         wisp_res_send(res, 500, NULL, NULL, 0);
         return;
     }
     j->s = s;
     j->res = res;
+    j->enc_try[0] = j->enc_try[1] = 0;
+    if (s->precompressed) {
+        /* The codings the client accepts, the better weighted first
+         * (br on a tie: it is the smaller). */
+        wisp_str_t ae = wisp_req_header(req, "Accept-Encoding");
+        int qb = wisp_accept_encoding_q(ae, "br");
+        int qg = wisp_accept_encoding_q(ae, "gzip");
+        int k = 0;
+        if (qb > 0 && qb >= qg)
+            j->enc_try[k++] = ENC_BR;
+        if (qg > 0)
+            j->enc_try[k++] = ENC_GZIP;
+        if (qb > 0 && qb < qg)
+            j->enc_try[k++] = ENC_BR;
+    }
     wisp_str_t full = wisp_req_path(req);
     j->slash = full.len && full.ptr[full.len - 1] == '/';
     memcpy(j->path, rel.ptr, rel.len);

@@ -175,10 +175,39 @@ static void test_get(void)
     CHECK_EQ_INT(wisp_form_get(src, "a", NULL, 5), -EINVAL);
 }
 
+/* Repeated keys: each value in order, the count, a bad escape in one
+ * value does not hide the others, and an encoded key matches decoded. */
+static void test_repeated(void)
+{
+    const char *q = "tag=a&x=1&tag=b%20c&t%61g=d&tag=%zz&tag";
+    wisp_str_t src = {q, strlen(q)};
+    char out[16];
+    CHECK_EQ_INT(wisp_form_count(src, "tag"), 5);
+    CHECK_EQ_INT(wisp_form_count(src, "x"), 1);
+    CHECK_EQ_INT(wisp_form_count(src, "none"), 0);
+    CHECK_EQ_INT(wisp_form_count(src, NULL), 0);
+    CHECK_EQ_INT(wisp_form_get_nth(src, "tag", 0, out, sizeof out), 1);
+    CHECK(strcmp(out, "a") == 0);
+    CHECK_EQ_INT(wisp_form_get_nth(src, "tag", 1, out, sizeof out), 3);
+    CHECK(strcmp(out, "b c") == 0);
+    CHECK_EQ_INT(wisp_form_get_nth(src, "tag", 2, out, sizeof out), 1);
+    CHECK(strcmp(out, "d") == 0);
+    CHECK_EQ_INT(wisp_form_get_nth(src, "tag", 3, out, sizeof out),
+                 WISP_EPARSE);
+    CHECK_EQ_INT(wisp_form_get_nth(src, "tag", 4, out, sizeof out), 0);
+    CHECK(strcmp(out, "") == 0);
+    CHECK_EQ_INT(wisp_form_get_nth(src, "tag", 5, out, sizeof out),
+                 -ENOENT);
+    CHECK_EQ_INT(wisp_form_get_nth(src, "tag", 1, out, 2), -ENOBUFS);
+    CHECK_EQ_INT(wisp_form_get_nth(src, NULL, 0, out, 2), -EINVAL);
+    CHECK_EQ_INT(wisp_form_get_nth(src, "tag", 0, NULL, 2), -EINVAL);
+}
+
 int main(void)
 {
     test_iter();
     test_decode();
     test_get();
+    test_repeated();
     return t_done("http_form");
 }
