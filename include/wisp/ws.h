@@ -34,6 +34,9 @@ extern "C" {
 
 typedef struct wisp_ws wisp_ws_t;
 
+/* The rest of this header is absent from a build with -Dwebsocket=false
+ * (wisp/features.h). */
+#if WISP_HAVE_WEBSOCKET
 typedef struct wisp_ws_handlers {
     /* The session is open (after the 101 head was queued). Optional. */
     void (*on_open)(wisp_ws_t *ws, void *arg);
@@ -208,6 +211,8 @@ WISP_API wisp_loop_t *wisp_ws_loop(const wisp_ws_t *ws);
  * every later callback (wisp never frees it). */
 WISP_API void *wisp_ws_arg(const wisp_ws_t *ws);
 WISP_API void wisp_ws_set_arg(wisp_ws_t *ws, void *arg);
+
+#endif /* WISP_HAVE_WEBSOCKET */
 
 #ifdef __cplusplus
 }

@@ -198,8 +198,15 @@ const char *wisp__reason(int status);
 int wisp__res_head(wisp__exchange *ex, int64_t content_length,
                    const char *content_type);
 
-/* http/access_log.c */
+/* http/access_log.c; without it (-Daccess_log=false) alog_on is never
+ * set and these calls compile to nothing. */
+#if WISP_HAVE_ACCESS_LOG
 void wisp__alog_request(wisp__exchange *ex);
+void wisp__alog_flush(wisp__http_loop *w);
+#else
+static inline void wisp__alog_request(wisp__exchange *ex) { (void)ex; }
+static inline void wisp__alog_flush(wisp__http_loop *w) { (void)w; }
+#endif
 
 /* http/date.c: rebuilds the cached Date header (and the 200 head and
  * the access log's time) when the loop's clock has entered a new second. */
@@ -213,9 +220,6 @@ static inline void wisp__date_refresh(wisp__http_loop *w)
         return;
     wisp__date_update(w);
 }
-
-/* http/access_log.c */
-void wisp__alog_flush(wisp__http_loop *w);
 
 /* http/static.c */
 const char *wisp__mime_type(const char *path, size_t len);

@@ -40,6 +40,15 @@ def _cleanup():
 atexit.register(_cleanup)
 
 
+def have(feature):
+    """Whether the library under test was built with an optional feature
+    (meson_options.txt: websocket, pool, static_files, access_log,
+    metrics). test/meson.build passes the list in WISP_FEATURES; run by
+    hand, without it, every feature is assumed."""
+    listed = os.environ.get("WISP_FEATURES")
+    return listed is None or feature in listed.split(",")
+
+
 class Server:
     """A running example server. `port` is the bound port."""
 
