@@ -53,6 +53,11 @@ class Server:
     """A running example server. `port` is the bound port."""
 
     def __init__(self, binary, *args, threads=2, wrapper=None, env=None):
+        # A cross build's programs run under the emulator test/meson.build
+        # names in WISP_EXE_WRAPPER (tab-separated: qemu-aarch64 -L ...).
+        emu = os.environ.get("WISP_EXE_WRAPPER")
+        if emu:
+            wrapper = emu.split("\t") + list(wrapper or [])
         cmd = list(wrapper or []) + [binary, "--host", "127.0.0.1",
                                      "--port", "0", "--threads", str(threads)]
         cmd += [str(a) for a in args]
