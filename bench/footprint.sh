@@ -19,7 +19,8 @@
 #      /proc/PID/status of the server while the clients hold the load.
 #
 # Environment: OUT=DIR keeps the builds (default: a temporary directory),
-# SKIP_LOAD=1 leaves out part 3, LOAD_SECONDS (default 5).
+# SKIP_LOAD=1 leaves out part 3; LOAD_ONLY=1 runs only part 3 (on the
+# binary an earlier run left in OUT); LOAD_SECONDS (default 5).
 # Needs: meson, ninja, gcc, musl-gcc, aarch64-linux-gnu-gcc (optional),
 # wrk (optional: without it the active phase is ws_load only).
 set -u
@@ -66,6 +67,15 @@ prog() {
     $strip -s "$OUT/$name"
 }
 
+# The core HTTP + WebSocket objects of an archive: all but the modules a
+# program links only when it calls them itself (JSON, multipart, forms).
+core_size() { # SIZE-TOOL ARCHIVE
+    local objs
+    objs=$(ar t "$2" | grep -vE 'json_|multipart|_form\.c')
+    (cd "$TMPD" && rm -rf core.x && mkdir core.x && cd core.x && ar x "$2" $objs &&
+        $1 -t $objs | awk '/\(TOTALS\)/ {printf "%.1f | %.1f | %.1f", $1/1024, $2/1024, $3/1024}')
+}
+
 kib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1024}'; }
 
 # Total text/data/bss of an archive, in KiB.
@@ -77,24 +87,41 @@ lib_size() { # SIZE-TOOL ARCHIVE
 # sections of libwisp's objects that were kept, text (.text, .rodata,
 # .eh_frame), data and bss, in KiB.
 map_size() { # MAP
-    awk '
-        /^Linker script and memory map/ { on = 1 }   # after the discarded list
-        !on { next }
-        /^ \.[a-z_.0-9]+ *$/ { sec = $1; next }  # name alone, values below
-        /^ \.[a-z_.0-9]+ +0x/ { sec = $1; addr = $2; sz = $3; obj = $4 }
-        /^  +0x[0-9a-f]+ +0x[0-9a-f]+ / && sec != "" { sz = $2; obj = $3 }
-        {
-            if (obj ~ /libwisp\.a\(/ && sz ~ /^0x/) {
-                n = strtonum(sz)
-                if (sec ~ /^\.(text|rodata|eh_frame)/) t += n
-                else if (sec ~ /^\.(data|init_array|fini_array|data\.rel)/) d += n
-                else if (sec ~ /^\.bss/) b += n
-            }
-            obj = ""; sz = ""
-        }
-        END { printf "%.1f | %.1f | %.1f", t/1024, d/1024, b/1024 }' "$1"
+    python3 - "$1" <<'PY'
+import re, sys
+t = d = b = 0
+on = False
+sec = None
+for line in open(sys.argv[1]):
+    if line.startswith("Linker script and memory map"):
+        on = True  # the discarded sections are listed before this
+        continue
+    if not on:
+        continue
+    m = re.match(r"^ (\.\S+)(?:\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S+))?\s*$", line)
+    if m:
+        sec = m.group(1)
+        if m.group(2) is None:
+            continue  # the values are on the next line
+        size, obj = int(m.group(3), 16), m.group(4)
+    else:
+        m = re.match(r"^\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S+)\s*$", line)
+        if not m or sec is None:
+            continue
+        size, obj = int(m.group(2), 16), m.group(3)
+    if "libwisp.a(" not in obj:
+        continue
+    if re.match(r"\.(text|rodata|eh_frame)", sec):
+        t += size
+    elif re.match(r"\.(data|init_array|fini_array)", sec):
+        d += size
+    elif re.match(r"\.bss", sec):
+        b += size
+print("%.1f | %.1f | %.1f" % (t / 1024, d / 1024, b / 1024))
+PY
 }
 
+if [ -z "${LOAD_ONLY:-}" ]; then
 bench_log "building libwisp in $OUT (this takes a few minutes)"
 echo "## libwisp.a at -Os (x86-64, gcc $(gcc -dumpfullversion)), KiB"
 echo
@@ -108,6 +135,9 @@ for set in FULL HTTPWS; do
     lib "gcc-small-$set" gcc "" "$SMALL_CFLAGS" ${!set}
     echo "| $set, appliance flags | $(lib_size size "$OUT/gcc-small-$set/libwisp.a") |"
 done
+lib "gcc-HTTPWS" gcc "" "" $HTTPWS
+echo "| HTTPWS, core objects only (no JSON, multipart, forms) | $(core_size size "$OUT/gcc-HTTPWS/libwisp.a") |"
+echo "| HTTPWS, core objects only, appliance flags | $(core_size size "$OUT/gcc-small-HTTPWS/libwisp.a") |"
 echo
 
 echo "## What a program links of libwisp (linker map), KiB"
@@ -169,84 +199,98 @@ if command -v aarch64-linux-gnu-gcc >/dev/null; then
 fi
 echo
 
+fi
 [ -n "${SKIP_LOAD:-}" ] && exit 0
 
 # ---------------------------------------------------------------- load
+[ -x "$OUT/appliance-musl" ] || bench_die "no $OUT/appliance-musl: run without LOAD_ONLY first"
 build_tool idle
 build_tool ws_load
 NOFILE=8192
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.2f", k / 1024}'; }  # from kB
 mem_line() { # PID LABEL
-    echo "| $2 | $(kib "$(status_kb "$1" VmRSS)" | awk '{printf "%.2f", $1/1024}') | $(kib "$(status_kb "$1" VmHWM)" | awk '{printf "%.2f", $1/1024}') |"
+    echo "| $2 | $(mib "$(status_kb "$1" VmRSS)") | $(mib "$(status_kb "$1" VmHWM)") |"
 }
 # Threads of the server: the loop, the main thread, pool threads alive.
 threads_of() { ls "/proc/$1/task" | wc -l; }
 
-out=$TMPD/appliance.out
-prlimit --nofile=$NOFILE:$NOFILE "$OUT/appliance-musl" --port 0 >"$out" 2>"$out.err" &
-SRV=$!
-BENCH_PIDS+=("$SRV")
-PORT=
-for _ in $(seq 300); do
-    PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$out")
-    [ -n "$PORT" ] && break
-    kill -0 "$SRV" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$PORT" ] || bench_die "appliance did not start: $(cat "$out.err")"
+# run_load BINARY LABEL: start it, hold and serve the load, print the table
+run_load() {
+    out=$TMPD/appliance.$2.out
+    prlimit --nofile=$NOFILE:$NOFILE "$1" --port 0 >"$out" 2>"$out.err" &
+    SRV=$!
+    BENCH_PIDS+=("$SRV")
+    PORT=
+    for _ in $(seq 300); do
+        PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$out")
+        [ -n "$PORT" ] && break
+        kill -0 "$SRV" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$PORT" ] || bench_die "appliance did not start: $(cat "$out.err")"
 
-echo "## Memory of bench/appliance.c (static musl, x86-64), MiB"
-echo
-echo "| moment | VmRSS | VmHWM |"
-echo "|---|---:|---:|"
-mem_line "$SRV" "started"
-# Touch the pool once so its threads exist (and their stacks count).
-curl -s --max-time 30 "http://127.0.0.1:$PORT/work?ms=1" >/dev/null
-curl -s --max-time 30 "http://127.0.0.1:$PORT/work?ms=1" >/dev/null
+    echo "## Memory of bench/appliance.c ($2, x86-64), MiB"
+    echo
+    echo "| moment | VmRSS | VmHWM |"
+    echo "|---|---:|---:|"
+    mem_line "$SRV" "started"
+    # Touch the pool once so its threads exist (and their stacks count).
+    curl -s --max-time 30 "http://127.0.0.1:$PORT/work?ms=1" >/dev/null
+    curl -s --max-time 30 "http://127.0.0.1:$PORT/work?ms=1" >/dev/null
 
-# Hold the connections: each holder prints "open N" when all are up and
-# keeps them until its stdin gets a line.
-mkfifo "$TMPD/h.in" "$TMPD/w.in"
-prlimit --nofile=$NOFILE:$NOFILE "$TMPD/idle" -p "$PORT" -c 1000 <"$TMPD/h.in" >"$TMPD/h.out" &
-H=$!
-BENCH_PIDS+=("$H")
-exec 5>"$TMPD/h.in"
-prlimit --nofile=$NOFILE:$NOFILE "$TMPD/idle" -p "$PORT" -c 100 -w /ws <"$TMPD/w.in" >"$TMPD/w.out" &
-W=$!
-BENCH_PIDS+=("$W")
-exec 6>"$TMPD/w.in"
-for _ in $(seq 600); do
-    grep -q '^open' "$TMPD/h.out" && grep -q '^open' "$TMPD/w.out" && break
-    kill -0 "$H" 2>/dev/null && kill -0 "$W" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q '^open 1000' "$TMPD/h.out" || bench_die "1000 keep-alive connections not open: $(cat "$TMPD/h.out")"
-grep -q '^open 100' "$TMPD/w.out" || bench_die "100 WebSocket sessions not open: $(cat "$TMPD/w.out")"
-mem_line "$SRV" "holding 1,000 idle keep-alive + 100 idle WebSocket"
+    # Hold the connections: each holder prints "open N" when all are up and
+    # keeps them until its stdin gets a line.
+    rm -f "$TMPD/h.in" "$TMPD/w.in"
+    mkfifo "$TMPD/h.in" "$TMPD/w.in"
+    prlimit --nofile=$NOFILE:$NOFILE "$TMPD/idle" -p "$PORT" -c 1000 <"$TMPD/h.in" >"$TMPD/h.out" &
+    H=$!
+    BENCH_PIDS+=("$H")
+    exec 5>"$TMPD/h.in"
+    prlimit --nofile=$NOFILE:$NOFILE "$TMPD/idle" -p "$PORT" -c 100 -w /ws <"$TMPD/w.in" >"$TMPD/w.out" &
+    W=$!
+    BENCH_PIDS+=("$W")
+    exec 6>"$TMPD/w.in"
+    for _ in $(seq 600); do
+        grep -q '^open' "$TMPD/h.out" && grep -q '^open' "$TMPD/w.out" && break
+        kill -0 "$H" 2>/dev/null && kill -0 "$W" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q '^open 1000' "$TMPD/h.out" || bench_die "1000 keep-alive connections not open: $(cat "$TMPD/h.out")"
+    grep -q '^open 100' "$TMPD/w.out" || bench_die "100 WebSocket sessions not open: $(cat "$TMPD/w.out")"
+    mem_line "$SRV" "holding 1,000 idle keep-alive + 100 idle WebSocket"
 
-# Serve them: 1,000 keep-alive connections making requests and 100
-# WebSocket sessions echoing, at once (the idle ones still held).
-wrk_out=$TMPD/wrk.out
-if command -v wrk >/dev/null; then
-    prlimit --nofile=$NOFILE:$NOFILE wrk -t1 -c1000 -d"${LOAD_SECONDS}s" "http://127.0.0.1:$PORT/" >"$wrk_out" 2>&1 &
-    WRK=$!
-    BENCH_PIDS+=("$WRK")
-fi
-"$TMPD/ws_load" -p "$PORT" -c 100 -s 512 -d 4 -t "$LOAD_SECONDS" -u /ws >"$TMPD/wsl.out" 2>&1 &
-WSL=$!
-BENCH_PIDS+=("$WSL")
-sleep $((LOAD_SECONDS / 2))   # mid-run sample (the figure, not a wait for an event)
-mem_line "$SRV" "+ serving 1,000 wrk connections and 100 ws_load sessions (mid-run)"
-wait "$WSL"
-[ -n "${WRK:-}" ] && wait "$WRK"
-mem_line "$SRV" "after the load (idle ones still held)"
-echo
-echo "threads: $(threads_of "$SRV")"
-echo "wrk: $(grep -E 'Requests/sec|Non-2xx|Socket errors' "$wrk_out" 2>/dev/null | tr -s ' ' | tr '\n' ';')"
-echo "ws_load: $(tr '\n' ';' <"$TMPD/wsl.out")"
-echo "$(cat /dev/null)"
-echo >&5
-echo >&6
-wait "$H"; wait "$W"
-echo "holders: $(grep still-open "$TMPD/h.out") (of 1000), $(grep still-open "$TMPD/w.out") (of 100)"
-stop_pid "$SRV"
+    # Serve them: 1,000 keep-alive connections making requests and 100
+    # WebSocket sessions echoing, at once (the idle ones still held).
+    wrk_out=$TMPD/wrk.out
+    WRK=
+    if command -v wrk >/dev/null; then
+        prlimit --nofile=$NOFILE:$NOFILE wrk -t1 -c1000 -d"${LOAD_SECONDS}s" "http://127.0.0.1:$PORT/" >"$wrk_out" 2>&1 &
+        WRK=$!
+        BENCH_PIDS+=("$WRK")
+    fi
+    "$TMPD/ws_load" -p "$PORT" -c 100 -s 512 -d 4 -t "$LOAD_SECONDS" -u /ws >"$TMPD/wsl.out" 2>&1 &
+    WSL=$!
+    BENCH_PIDS+=("$WSL")
+    sleep $((LOAD_SECONDS / 2))   # mid-run sample (the figure, not a wait for an event)
+    mem_line "$SRV" "+ serving 1,000 wrk connections and 100 ws_load sessions (mid-run)"
+    wait "$WSL"
+    [ -n "${WRK:-}" ] && wait "$WRK"
+    mem_line "$SRV" "after the load (idle ones still held)"
+    echo
+    echo "threads: $(threads_of "$SRV")"
+    echo "wrk: $(grep -E 'Requests/sec|Non-2xx|Socket errors' "$wrk_out" 2>/dev/null | tr -s ' ' | tr '\n' ';')"
+    echo "ws_load: $(tr '\n' ';' <"$TMPD/wsl.out")"
+    echo >&5
+    echo >&6
+    exec 5>&- 6>&-
+    wait "$H"; wait "$W"
+    echo "holders: $(grep still-open "$TMPD/h.out") (of 1000), $(grep still-open "$TMPD/w.out") (of 100)"
+    stop_pid "$SRV"
+    bench_forget "$SRV"; bench_forget "$H"; bench_forget "$W"; bench_forget "$WSL"
+    [ -n "$WRK" ] && bench_forget "$WRK"
+    echo
+}
+
+run_load "$OUT/appliance-musl" "static musl"
+[ -x "$OUT/appliance-glibc" ] && run_load "$OUT/appliance-glibc" "static glibc"
