@@ -56,6 +56,11 @@ wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg)
         errno = EINVAL;
         return NULL;
     }
+    if (!WISP_HAVE_ACCESS_LOG &&
+        cfg->access_log_format != WISP_ACCESS_LOG_NONE) {
+        errno = ENOTSUP;
+        return NULL;
+    }
     wisp_server_t *srv = calloc(1, sizeof *srv);
     if (!srv) {
         errno = ENOMEM;
@@ -170,12 +175,7 @@ int wisp_server_route(wisp_server_t *srv, wisp_method_t method,
     return add_route(srv, method, pattern, handler, arg, opts, NULL);
 }
 
-/* static.c */
-void *wisp__static_create(const char *root, const wisp_static_opts_t *opts,
-                          wisp_pool_t *pool, int *err);
-void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg);
-void wisp__static_destroy(void *ctx);
-
+#if WISP_HAVE_STATIC_FILES
 int wisp_server_static(wisp_server_t *srv, const char *prefix,
                        const char *root, const wisp_static_opts_t *opts)
 {
@@ -224,6 +224,7 @@ int wisp_server_static(wisp_server_t *srv, const char *prefix,
         wisp__static_destroy(ctx);
     return r;
 }
+#endif /* WISP_HAVE_STATIC_FILES */
 
 /* ------------------------------------------------------------ listen */
 
@@ -619,7 +620,7 @@ void wisp_server_destroy(wisp_server_t *srv)
     wisp__server_metrics_detach(srv);
     /* The file pool first: what it settles from now on is posted to
      * loops that still exist (and are no longer run). */
-    wisp_pool_destroy(srv->file_pool);
+    wisp__file_pool_destroy(srv->file_pool);
     srv->file_pool = NULL;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         wisp__worker *w = &srv->workers[i];

@@ -59,6 +59,36 @@ struct wisp_server {
 };
 
 /* server_metrics.c: remove wisp_server_metrics' series (at destroy). */
+#if WISP_HAVE_METRICS
 void wisp__server_metrics_detach(wisp_server_t *srv);
+#else
+static inline void wisp__server_metrics_detach(wisp_server_t *srv)
+{
+    (void)srv;
+}
+#endif
+
+/* http/static.c: a static route's context. In a build without static
+ * files (-Dstatic_files=false) no route owns one and the server never
+ * makes a file pool, so destroying them is nothing. */
+#if WISP_HAVE_STATIC_FILES
+void *wisp__static_create(const char *root, const wisp_static_opts_t *opts,
+                          wisp_pool_t *pool, int *err);
+void wisp__static_handler(wisp_req_t *req, wisp_res_t *res, void *arg);
+void wisp__static_destroy(void *ctx);
+static inline void wisp__file_pool_destroy(wisp_pool_t *pool)
+{
+    wisp_pool_destroy(pool);
+}
+#else
+static inline void wisp__static_destroy(void *ctx)
+{
+    (void)ctx;
+}
+static inline void wisp__file_pool_destroy(wisp_pool_t *pool)
+{
+    (void)pool;
+}
+#endif
 
 #endif

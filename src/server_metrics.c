@@ -139,6 +139,8 @@ void wisp__server_metrics_detach(wisp_server_t *srv)
 
 /* -------------------------------------------------------------- pools */
 
+#if WISP_HAVE_POOL /* a build without the pool has no pool to report */
+
 #define POOL_FN(field, scale)                                              \
     static double p_##field(void *arg)                                     \
     {                                                                      \
@@ -185,6 +187,7 @@ int wisp_metrics_add_pool(wisp_metrics_t *reg, wisp_pool_t *pool,
                                  sizeof pool_fns / sizeof *pool_fns, "pool",
                                  name, pool);
 }
+#endif /* WISP_HAVE_POOL */
 
 /* ------------------------------------------------------------- health */
 

@@ -65,8 +65,12 @@ int main(int argc, char **argv)
     wisp_server_route(srv, WISP_METHOD_GET, "/hello/:name", on_greet, NULL,
                       NULL);
     wisp_server_route(srv, WISP_METHOD_POST, "/echo", on_echo, NULL, &small);
+#if WISP_HAVE_STATIC_FILES /* absent from a -Dstatic_files=false build */
     if (wisp_server_static(srv, "/files", dir, NULL) < 0)
         fprintf(stderr, "hello: %s is not a directory; /files is off\n", dir);
+#else
+    (void)dir;
+#endif
 
     /* listen (bind), start (I/O threads), then wait on this thread. */
     int r = wisp_server_listen(srv);

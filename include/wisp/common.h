@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "wisp/features.h" /* generated: the build's WISP_HAVE_* */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -39,6 +39,9 @@ typedef enum wisp_future_state {
  * the call (the continuation holds a reference). */
 typedef void (*wisp_future_cb)(wisp_future_t *f, void *arg);
 
+/* The rest of this header is absent from a build with -Dpool=false
+ * (wisp/features.h). */
+#if WISP_HAVE_POOL
 /* A pending future owned by `owner`. Returns NULL with errno EINVAL
  * (`owner` NULL) or ENOMEM. Thread: any. */
 WISP_API wisp_future_t *wisp_future_create(wisp_loop_t *owner);
@@ -119,6 +122,8 @@ WISP_API wisp_future_t *wisp_future_all(wisp_loop_t *loop,
  * errors as wisp_future_all. */
 WISP_API wisp_future_t *wisp_future_any(wisp_loop_t *loop,
                                         wisp_future_t *const *fs, size_t n);
+
+#endif /* WISP_HAVE_POOL */
 
 #ifdef __cplusplus
 }

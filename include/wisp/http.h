@@ -276,6 +276,7 @@ WISP_API wisp_req_t *wisp_res_req(wisp_res_t *res);
 WISP_API int wisp_res_upgrade(wisp_res_t *res, const wisp_conn_handlers_t *h,
                               void *arg);
 
+#if WISP_HAVE_POOL /* absent with -Dpool=false (wisp/features.h) */
 /* Finish `res` when `f` settles. `done(res, f, arg)` runs on the
  * response's loop once `f` has settled and must finish the response. If
  * the client goes away first, `f` is cancelled (a late result is
@@ -292,6 +293,7 @@ typedef void (*wisp_res_future_cb)(wisp_res_t *res, wisp_future_t *f,
 WISP_API int wisp_res_await(wisp_res_t *res, wisp_future_t *f,
                             wisp_res_future_cb done, wisp_free_cb cancelled,
                             void *arg);
+#endif
 
 #ifdef __cplusplus
 }

@@ -95,6 +95,9 @@ typedef struct wisp_histogram wisp_histogram_t;
 
 /* ---------------------------------------------------------- the registry */
 
+/* The rest of this header is absent from a build with -Dmetrics=false
+ * (wisp/features.h). */
+#if WISP_HAVE_METRICS
 /* Create an empty registry. Returns NULL with errno ENOMEM.
  * Thread: any. */
 WISP_API wisp_metrics_t *wisp_metrics_create(void);
@@ -279,6 +282,7 @@ WISP_API int wisp_metrics_route(wisp_server_t *srv, const char *path,
  * Thread: the configuring thread. */
 WISP_API int wisp_server_metrics(wisp_server_t *srv, wisp_metrics_t *reg);
 
+#if WISP_HAVE_POOL /* absent with -Dpool=false */
 /* Register a pool's statistics (wisp_pool_stats) under the label
  * pool="name":
  *   wisp_pool_queued, wisp_pool_running, wisp_pool_threads    gauges
@@ -293,6 +297,7 @@ WISP_API int wisp_server_metrics(wisp_server_t *srv, wisp_metrics_t *reg);
  * registered. Thread: any. */
 WISP_API int wisp_metrics_add_pool(wisp_metrics_t *reg, wisp_pool_t *pool,
                                    const char *name);
+#endif
 
 /* ------------------------------------------------------------------ health */
 
@@ -301,6 +306,8 @@ WISP_API int wisp_metrics_add_pool(wisp_metrics_t *reg, wisp_pool_t *pool,
  * (wisp_server_draining), both text/plain and not cached
  * (Cache-Control: no-store). Returns as wisp_server_route. */
 WISP_API int wisp_server_health_route(wisp_server_t *srv, const char *path);
+
+#endif /* WISP_HAVE_METRICS */
 
 #ifdef __cplusplus
 }

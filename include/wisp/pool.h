@@ -20,6 +20,9 @@ extern "C" {
 
 typedef struct wisp_pool wisp_pool_t;
 
+/* The rest of this header is absent from a build with -Dpool=false
+ * (wisp/features.h). */
+#if WISP_HAVE_POOL
 typedef enum wisp_prio {
     WISP_PRIO_URGENT = 0,
     WISP_PRIO_HIGH,
@@ -160,6 +163,8 @@ WISP_API int wisp_pool_shutdown(wisp_pool_t *pool, int drain,
  * destroy waits for it. Returns only when no pool thread runs any more.
  * NULL is a no-op. Thread: any but a pool thread (asserted). */
 WISP_API void wisp_pool_destroy(wisp_pool_t *pool);
+
+#endif /* WISP_HAVE_POOL */
 
 #ifdef __cplusplus
 }

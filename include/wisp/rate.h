@@ -121,6 +121,9 @@ static inline uint32_t wisp_rate_tokens(wisp_rate_t *r, uint64_t now_ms)
     return (uint32_t)(r->nano / 1000000000u);
 }
 
+/* The rest of this header is absent from a build with -Dpool=false
+ * (wisp/features.h). */
+#if WISP_HAVE_POOL
 typedef struct wisp_limiter wisp_limiter_t;
 
 /* A limiter on `loop`: a full bucket of `burst` tokens refilled at
@@ -168,6 +171,8 @@ WISP_API int wisp_limiter_try(wisp_limiter_t *l, uint32_t n);
  * not counted, even before the loop has removed them). */
 WISP_API uint32_t wisp_limiter_tokens(wisp_limiter_t *l);
 WISP_API uint32_t wisp_limiter_waiting(const wisp_limiter_t *l);
+
+#endif /* WISP_HAVE_POOL */
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,9 @@ extern "C" {
 
 typedef struct wisp_sem wisp_sem_t;
 
+/* The rest of this header is absent from a build with -Dpool=false
+ * (wisp/features.h). */
+#if WISP_HAVE_POOL
 /* A semaphore on `loop` with `permits` permits (> 0) and room for at most
  * `max_waiters` waiting acquisitions (0: 65536); waiters that timed out
  * or were cancelled do not count. Returns NULL with errno EINVAL or
@@ -49,6 +52,8 @@ WISP_API wisp_future_t *wisp_sem_acquire(wisp_sem_t *s, uint64_t timeout_ms);
 /* Permits free now, and acquisitions waiting now. */
 WISP_API uint32_t wisp_sem_available(const wisp_sem_t *s);
 WISP_API uint32_t wisp_sem_waiting(const wisp_sem_t *s);
+
+#endif /* WISP_HAVE_POOL */
 
 #ifdef __cplusplus
 }

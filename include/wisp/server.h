@@ -95,7 +95,10 @@ typedef struct wisp_server_config {
 
     /* Access log: to a file (appended, opened at listen time; "-" is
      * the process's standard error, used as it is: not reopened, not
-     * truncated) and/or to a hook. Whole lines are written at once. */
+     * truncated) and/or to a hook. Whole lines are written at once.
+     * In a build without it (WISP_HAVE_ACCESS_LOG 0, -Daccess_log=false)
+     * any format but WISP_ACCESS_LOG_NONE makes wisp_server_create fail
+     * with errno ENOTSUP. */
     wisp_access_log_format_t access_log_format;
     const char *access_log_path;
     wisp_access_log_hook access_log_hook;
@@ -122,7 +125,8 @@ WISP_API void wisp_server_config_init(wisp_server_config_t *cfg);
 /* Create a server. `cfg` is copied (strings too); NULL uses the defaults.
  * Returns NULL with errno EINVAL (max_headers 0, max_header_bytes under
  * 64 or over 16 MiB, max_request_line_bytes under 16, backlog negative,
- * write_high_water 0) or ENOMEM. */
+ * write_high_water 0), ENOTSUP (an access log asked of a build without
+ * one, see access_log_format) or ENOMEM. */
 WISP_API wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg);
 
 typedef struct wisp_route_opts {
@@ -175,6 +179,7 @@ typedef struct wisp_static_opts {
     wisp_pool_t *pool;
 } wisp_static_opts_t;
 
+#if WISP_HAVE_STATIC_FILES /* absent with -Dstatic_files=false (wisp/features.h) */
 /* Serve the files under directory `root` at `prefix` (e.g. "/static"):
  * GET and HEAD, Content-Type from the extension, Last-Modified with
  * If-Modified-Since (304), an ETag from size and modification time with
@@ -188,6 +193,7 @@ typedef struct wisp_static_opts {
 WISP_API int wisp_server_static(wisp_server_t *srv, const char *prefix,
                                 const char *root,
                                 const wisp_static_opts_t *opts);
+#endif
 
 /* Bind the listeners and create the loops. Returns 0, or a negative errno
  * from socket/bind/listen: -EADDRINUSE when anything already listens on

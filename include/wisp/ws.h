@@ -34,6 +34,9 @@ extern "C" {
 
 typedef struct wisp_ws wisp_ws_t;
 
+/* The rest of this header is absent from a build with -Dwebsocket=false
+ * (wisp/features.h). */
+#if WISP_HAVE_WEBSOCKET
 typedef struct wisp_ws_handlers {
     /* The session is open (after the 101 head was queued). Optional. */
     void (*on_open)(wisp_ws_t *ws, void *arg);
@@ -252,6 +255,8 @@ WISP_API int wisp_ws_connect(wisp_loop_t *loop, const struct sockaddr *sa,
                              const char *path, const wisp_ws_handlers_t *h,
                              const wisp_ws_opts_t *opts, void *arg,
                              uint32_t timeout_ms, wisp_ws_connect_cb cb);
+
+#endif /* WISP_HAVE_WEBSOCKET */
 
 #ifdef __cplusplus
 }

@@ -222,10 +222,22 @@ const char *wisp__reason(int status);
 int wisp__res_head(wisp__exchange *ex, int64_t content_length,
                    const char *content_type);
 
-/* http/access_log.c */
+/* http/access_log.c; without it (-Daccess_log=false) alog_on is never
+ * set and these calls compile to nothing. */
+#if WISP_HAVE_ACCESS_LOG
 void wisp__alog_request(wisp__exchange *ex);
 /* The access log's done-hook (the built-in middleware of the server). */
 void wisp__alog_done(wisp_req_t *req, wisp_res_t *res, void *arg);
+void wisp__alog_flush(wisp__http_loop *w);
+#else
+static inline void wisp__alog_request(wisp__exchange *ex) { (void)ex; }
+static inline void wisp__alog_flush(wisp__http_loop *w) { (void)w; }
+static inline void wisp__alog_done(wisp_req_t *req, wisp_res_t *res,
+                                   void *arg)
+{
+    (void)req, (void)res, (void)arg;
+}
+#endif
 
 /* http/middleware.c. wisp__mw_begin computes the chain of `ex` and runs
  * its before-hooks (in_handler raised by the caller): 1 when the
@@ -261,9 +273,6 @@ static inline void wisp__date_refresh(wisp__http_loop *w)
         return;
     wisp__date_update(w);
 }
-
-/* http/access_log.c */
-void wisp__alog_flush(wisp__http_loop *w);
 
 /* http/static.c */
 const char *wisp__mime_type(const char *path, size_t len);

@@ -81,7 +81,9 @@ typedef struct seg {
 static int parse(const char *p, seg *segs)
 {
     size_t len = strlen(p);
-    if (len == 0 || p[0] != '/' || (uint64_t)len > UINT32_MAX)
+    /* Over 32 bits: a shift, as a comparison with UINT32_MAX is always
+     * false (and warned about) where size_t has 32 bits. */
+    if (len == 0 || p[0] != '/' || (uint64_t)len >> 32 != 0)
         return -EINVAL;
     int n = 0, ncap = 0;
     size_t run = 0; /* start of the pending static run */
@@ -464,7 +466,7 @@ int wisp__router_match(const wisp__router *r, int method, const char *path,
     m->route = NULL;
     /* Captured lengths are uint32_t and backtracking subtracts them, so
      * a longer path (far beyond any request limit) matches nothing. */
-    if ((uint64_t)len > UINT32_MAX)
+    if ((uint64_t)len >> 32 != 0) /* see parse() */
         goto miss;
     for (;;) {
         switch (step) {

@@ -40,10 +40,24 @@ def _cleanup():
 atexit.register(_cleanup)
 
 
+def have(feature):
+    """Whether the library under test was built with an optional feature
+    (meson_options.txt: websocket, pool, static_files, access_log,
+    metrics). test/meson.build passes the list in WISP_FEATURES; run by
+    hand, without it, every feature is assumed."""
+    listed = os.environ.get("WISP_FEATURES")
+    return listed is None or feature in listed.split(",")
+
+
 class Server:
     """A running example server. `port` is the bound port."""
 
     def __init__(self, binary, *args, threads=2, wrapper=None, env=None):
+        # A cross build's programs run under the emulator test/meson.build
+        # names in WISP_EXE_WRAPPER (tab-separated: qemu-aarch64 -L ...).
+        emu = os.environ.get("WISP_EXE_WRAPPER")
+        if emu:
+            wrapper = emu.split("\t") + list(wrapper or [])
         cmd = list(wrapper or []) + [binary, "--host", "127.0.0.1",
                                      "--port", "0", "--threads", str(threads)]
         cmd += [str(a) for a in args]

@@ -532,6 +532,9 @@ static void test_thread_exit(void)
 /* ---- the bound under concurrent producers */
 
 #define PRODUCERS 4
+/* The producer's id above this bit of the posted pointer, its sequence
+ * number below (24 bits where pointers have 32). */
+#define ID_BITS_AT (sizeof(uintptr_t) * 8 - 8)
 
 typedef struct producer {
     wisp_loop_t *loop;
@@ -548,8 +551,8 @@ static long received;
 static void consume(void *arg)
 {
     uintptr_t v = (uintptr_t)arg;
-    int id = (int)(v >> 32);
-    long seq = (long)(v & 0xffffffffu);
+    int id = (int)(v >> ID_BITS_AT);
+    long seq = (long)(v & (((uintptr_t)1 << ID_BITS_AT) - 1));
     if (seq <= last_seq[id])
         order_errors++;
     last_seq[id] = seq;
@@ -561,7 +564,7 @@ static void *produce(void *arg)
 {
     producer *p = arg;
     for (long i = 1; i <= p->n; i++) {
-        uintptr_t v = ((uintptr_t)p->id << 32) | (uintptr_t)i;
+        uintptr_t v = ((uintptr_t)p->id << ID_BITS_AT) | (uintptr_t)i;
         while (wisp_loop_post(p->loop, consume, (void *)v) == -EAGAIN) {
             p->rejected++;
             sched_yield();
@@ -667,7 +670,9 @@ static void test_threads(void)
 #define EXT 4
 #define SOURCES (EXT + LOOPS)
 #define ROUNDS 2
-#define SEQ_BITS 40
+/* A sender's number in the top 8 bits of the posted pointer, its sequence
+ * number below (24 bits where pointers have 32: 16 M posts, enough). */
+#define SEQ_BITS (sizeof(uintptr_t) * 8 - 8)
 
 typedef struct sloop {
     wisp_loop_t *loop;

@@ -66,6 +66,12 @@ static int wait_settled(wisp_future_t *f, unsigned ms)
 
 /* Threads of this process now (the kernel's view: a thread that has
  * returned is gone from it even before it is joined). */
+/* Threads of this process, from /proc/self/task. Under qemu-user (a
+ * cross build's tests, WISP_EMULATED set by test/meson.build) that lists
+ * the emulator's own threads too, which come and go: then the counts are
+ * not checked (the pool's own threads statistic still is). */
+static int emulated;
+
 static int count_tasks(void)
 {
     DIR *d = opendir("/proc/self/task");
@@ -565,7 +571,8 @@ static void test_grow_shrink(void)
     CHECK_EQ_INT(s.threads, 1);
     CHECK_EQ_INT(s.peak_threads, 4);
     CHECK_EQ_INT(s.completed, 5);
-    CHECK_EQ_INT(count_tasks(), tasks + 1); /* the others really left */
+    if (!emulated)
+        CHECK_EQ_INT(count_tasks(), tasks + 1); /* the others really left */
 
     /* It grows again after shrinking (exited threads were reaped). */
     gate g2;
@@ -578,7 +585,8 @@ static void test_grow_shrink(void)
     gate_open(&g2);
 
     wisp_pool_destroy(p);
-    CHECK_EQ_INT(count_tasks(), tasks);
+    if (!emulated)
+        CHECK_EQ_INT(count_tasks(), tasks);
     for (int i = 0; i < 5; i++)
         wisp_future_unref(fs[i]);
     for (int i = 0; i < 2; i++)
@@ -629,7 +637,8 @@ static void test_pool_thread(void)
     wisp_loop_t *loop = wisp_loop_create();
     int tasks = count_tasks();
     wisp_pool_t *p = make_pool(3, 4, 8, 1000);
-    CHECK_EQ_INT(count_tasks(), tasks + 3); /* the minimum, started */
+    if (!emulated)
+        CHECK_EQ_INT(count_tasks(), tasks + 3); /* the minimum, started */
     atomic_store(&calls, 0);
     inside in = {.pool = p, .loop = loop};
     wisp_future_t *f = wisp_pool_submit(p, WISP_PRIO_NORMAL, loop,
@@ -654,7 +663,8 @@ static void test_pool_thread(void)
 
     wisp_pool_destroy(p);
     /* destroy returns only once every pool thread is gone. */
-    CHECK_EQ_INT(count_tasks(), tasks);
+    if (!emulated)
+        CHECK_EQ_INT(count_tasks(), tasks);
     wisp_future_unref(f);
     pump(loop);
     wisp_loop_destroy(loop);
@@ -1405,6 +1415,7 @@ static void test_job_arg(void)
 
 int main(void)
 {
+    emulated = getenv("WISP_EMULATED") != NULL;
     test_config();
     test_bad_args();
     test_priorities();

@@ -33,7 +33,7 @@
 #define POSTS 64        /* per job and per loop */
 #define SLOTS 256       /* pool threads over the whole run */
 #define PHASES 3
-#define SEQ_BITS 40
+#define SEQ_BITS (sizeof(uintptr_t) * 8 - 8) /* 24 where pointers have 32 */
 
 typedef struct sloop {
     wisp_loop_t *loop;

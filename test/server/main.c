@@ -23,6 +23,12 @@
  *   GET  /headers/:status  a response whose Content-Type and Server the
  *                       handler sets itself (wisp_res_header) before
  *                       wisp_res_send also names a Content-Type
+ *
+ * Built against a library without some features (wisp/features.h), it
+ * leaves out what needs them: /blocking and the pool's counters (0 in
+ * /stats) without the pool, /static without static files, --metrics
+ * without metrics; --access-log in a build without one fails at start
+ * (wisp_server_create: ENOTSUP).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -180,6 +186,8 @@ static void on_delay(wisp_req_t *req, wisp_res_t *res, void *arg)
 
 static wisp_pool_t *pool;
 
+#if WISP_HAVE_POOL
+
 /* Runs on a pool thread: blocking is allowed here, never on a loop. */
 static int blocking_call(void *arg, void **value, wisp_free_cb *destroy)
 {
@@ -229,22 +237,32 @@ static void on_blocking(wisp_req_t *req, wisp_res_t *res, void *arg)
         wisp_res_send(res, 500, "text/plain", "out of memory\n", 14);
     wisp_future_unref(f); /* wisp_res_await keeps its own reference */
 }
+#endif /* WISP_HAVE_POOL */
 
 static void on_stats(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)req;
     (void)arg;
-    wisp_pool_stats_t st;
-    wisp_pool_stats(pool, &st);
+    struct {
+        unsigned running, queued;
+        unsigned long long submitted, completed, cancelled;
+    } st = {0, 0, 0, 0, 0};
+#if WISP_HAVE_POOL
+    wisp_pool_stats_t ps;
+    wisp_pool_stats(pool, &ps);
+    st.running = ps.running;
+    st.queued = ps.queued;
+    st.submitted = ps.submitted;
+    st.completed = ps.completed;
+    st.cancelled = ps.cancelled;
+#endif
     char out[256];
     int l = snprintf(out, sizeof out,
                      "running=%u queued=%u submitted=%llu completed=%llu "
                      "cancelled=%llu delays=%ld delays_started=%ld "
                      "upload_bytes=%llu\n",
                      st.running, st.queued,
-                     (unsigned long long)st.submitted,
-                     (unsigned long long)st.completed,
-                     (unsigned long long)st.cancelled,
+                     st.submitted, st.completed, st.cancelled,
                      atomic_load(&delays_waiting),
                      atomic_load(&delays_started),
                      atomic_load(&upload_bytes));
@@ -278,6 +296,23 @@ static void on_headers(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_res_header(res, "Server", "testserver/1");
     wisp_res_header(res, "X-Extra", "1");
     wisp_res_send(res, status, "text/plain", "{}", 2);
+}
+
+static void pool_free(void)
+{
+#if WISP_HAVE_POOL
+    wisp_pool_destroy(pool);
+#endif
+    pool = NULL;
+}
+
+static void metrics_free(wisp_metrics_t *metrics)
+{
+#if WISP_HAVE_METRICS
+    wisp_metrics_destroy(metrics);
+#else
+    (void)metrics;
+#endif
 }
 
 static void usage(FILE *f)
@@ -346,9 +381,11 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
+#if WISP_HAVE_POOL
     wisp_pool_config_t pcfg;
     wisp_pool_config_init(&pcfg);
     pcfg.max_threads = 64;
+#endif
     wisp_metrics_t *metrics = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -374,13 +411,17 @@ int main(int argc, char **argv)
             cfg.access_log_format = WISP_ACCESS_LOG_COMBINED;
             cfg.access_log_path = optarg; /* "-" is stderr (server.h) */
             break;
+#if WISP_HAVE_POOL
         case O_PT: pcfg.max_threads = (unsigned)v; break;
         case O_PQ: pcfg.queue_limit = (uint32_t)v; break;
         case O_PN: pcfg.nice = v > 19 ? 20 : (int)v; break; /* 20: refused */
+#endif
+#if WISP_HAVE_METRICS
         case O_METRICS:
             if (!metrics && !(metrics = wisp_metrics_create()))
                 return 1;
             break;
+#endif
         case O_HELP:
         case 'h':
             usage(stdout);
@@ -396,16 +437,19 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < BIG_SIZE; i++)
         big_body[i] = (char)('a' + i % 26);
 
+#if WISP_HAVE_POOL
     pool = wisp_pool_create(&pcfg);
     if (!pool) {
         fprintf(stderr, "wisp-testserver: bad pool configuration\n");
         free(big_body);
         return 2;
     }
+#endif
     wisp_server_t *srv = wisp_server_create(&cfg);
     if (!srv) {
-        fprintf(stderr, "wisp-testserver: bad configuration\n");
-        wisp_pool_destroy(pool);
+        fprintf(stderr, "wisp-testserver: bad configuration (%s)\n",
+                strerror(errno));
+        pool_free();
         free(big_body);
         return 2;
     }
@@ -423,32 +467,45 @@ int main(int argc, char **argv)
                       NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/params/:a/*rest", on_params,
                       NULL, NULL);
+#if WISP_HAVE_POOL
     wisp_server_route(srv, WISP_METHOD_GET, "/blocking", on_blocking, NULL,
                       NULL);
+#endif
     wisp_server_route(srv, WISP_METHOD_GET, "/headers/:status", on_headers,
                       NULL, NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/stats", on_stats, NULL, NULL);
+#if WISP_HAVE_METRICS
     if (metrics) {
         wisp_metrics_route(srv, "/metrics", metrics);
         wisp_server_health_route(srv, "/health");
     }
-    int r = wisp_server_static(srv, "/static", static_dir, NULL);
+#endif
+    int r = 0;
+#if WISP_HAVE_STATIC_FILES
+    r = wisp_server_static(srv, "/static", static_dir, NULL);
     if (r < 0)
         fprintf(stderr, "wisp-testserver: static dir %s: %s (route disabled)\n",
                 static_dir, wisp_strerror(r));
+#else
+    (void)static_dir;
+#endif
 
     r = wisp_server_listen(srv);
+#if WISP_HAVE_METRICS
     if (r == 0 && metrics)
         r = wisp_server_metrics(srv, metrics);
+#if WISP_HAVE_POOL
     if (r == 0 && metrics)
         r = wisp_metrics_add_pool(metrics, pool, "hello");
+#endif
+#endif
     if (r == 0)
         r = wisp_server_start(srv);
     if (r < 0) {
         fprintf(stderr, "wisp-testserver: %s\n", wisp_strerror(r));
         wisp_server_destroy(srv);
-        wisp_pool_destroy(pool);
-        wisp_metrics_destroy(metrics);
+        pool_free();
+        metrics_free(metrics);
         free(big_body);
         return 1;
     }
@@ -459,12 +516,16 @@ int main(int argc, char **argv)
      * future): queued work is skipped, a call still running finishes and
      * its result is destroyed. The pool goes before the loops its futures
      * belong to. */
+#if WISP_HAVE_POOL
     wisp_pool_shutdown(pool, 0, 2000);
+#if WISP_HAVE_METRICS
     if (metrics)
         wisp_metrics_remove_fn(metrics, pool);
-    wisp_pool_destroy(pool);
+#endif
+#endif
+    pool_free();
     wisp_server_destroy(srv);
-    wisp_metrics_destroy(metrics);
+    metrics_free(metrics);
     free(big_body);
     return 0;
 }
