@@ -484,15 +484,42 @@ static int valid_ip_literal(const char *p, const char *e)
 
 /* Host = uri-host [ ":" port ] (RFC 9110 §7.2), uri-host = IP-literal /
  * IPv4address / reg-name (RFC 3986 §3.2.2; an IPv4address is also a
- * reg-name), port = *DIGIT (§3.2.3). An empty value is valid (§7.2). */
-static int valid_host(const char *p, size_t n, const char *lim)
+ * reg-name), port = *DIGIT (§3.2.3). An empty value is valid (§7.2).
+ * The exact check, out of line; valid_host tries a shortcut first. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int valid_host_exact(const char *p, size_t n)
 {
     const char *e = p + n, *h;
+    if (n && *p == '[') {
+        const char *close = find_byte(p, e, ']');
+        if (!close || !valid_ip_literal(p + 1, close))
+            return 0;
+        h = close + 1;
+    } else {
+        /* ':' is no reg-name byte: the reg-name ends at the port. */
+        h = skip_pct(p, e, WISP__HC_REG);
+    }
+    if (h == e)
+        return 1;
+    if (*h++ != ':')
+        return 0;
+    for (; h < e; h++)
+        if (!is_digit((unsigned char)*h))
+            return 0;
+    return 1;
+}
+
+/* valid_host_exact's answer for p[0..n); `lim` ends the readable bytes
+ * (at least p + n). */
+static inline int valid_host(const char *p, size_t n, const char *lim)
+{
 #ifdef SSE2
     /* The usual Host, a name or IPv4 address of letters, digits, '.'
      * and '-' with an optional port, in one vector step when the 16
-     * bytes from p are readable (`lim` ends what is): accepted here
-     * only when it is valid, left to the exact loops below otherwise. */
+     * bytes from p are readable: accepted here only when it is valid,
+     * left to the exact loops otherwise. */
     if (n <= 16 && lim - p >= 16) {
         __m128i x = load128(p);
         unsigned digit = mask16(in_range(x, '0', '9'));
@@ -511,23 +538,7 @@ static int valid_host(const char *p, size_t n, const char *lim)
 #else
     (void)lim;
 #endif
-    if (n && *p == '[') {
-        const char *close = find_byte(p, e, ']');
-        if (!close || !valid_ip_literal(p + 1, close))
-            return 0;
-        h = close + 1;
-    } else {
-        /* ':' is no reg-name byte: the reg-name ends at the port. */
-        h = skip_pct(p, e, WISP__HC_REG);
-    }
-    if (h == e)
-        return 1;
-    if (*h++ != ':')
-        return 0;
-    for (; h < e; h++)
-        if (!is_digit((unsigned char)*h))
-            return 0;
-    return 1;
+    return valid_host_exact(p, n);
 }
 
 /* Split p[0..n) at its first '?' into path and query, and note in
