@@ -54,7 +54,7 @@ typedef struct wisp__http_loop {
 
     /* Cached Date header and access-log time, refreshed once a second. */
     time_t date_sec;
-    uint64_t date_mono_s; /* loop second of the last check */
+    uint64_t date_next_ms; /* loop time of the next second's check */
     char date_hdr[48];   /* "Date: ...\r\n" */
     uint32_t date_len;
     uint32_t head200_len;
@@ -209,7 +209,7 @@ void wisp__date_update(wisp__http_loop *w);
  * compare here and no call. */
 static inline void wisp__date_refresh(wisp__http_loop *w)
 {
-    if (w->loop->now_ms / 1000 == w->date_mono_s && w->date_len)
+    if (w->loop->now_ms < w->date_next_ms)
         return;
     wisp__date_update(w);
 }
