@@ -43,6 +43,7 @@ void wisp__date_update(wisp__http_loop *w)
     l += srv->server_hdr_len;
     memcpy(w->head200 + l, w->date_hdr, w->date_len);
     w->head200_len = (uint32_t)(l + w->date_len);
+    w->ct_head_len = 0; /* rebuilt from head200 on its next use */
     snprintf(w->log_time, sizeof w->log_time,
              "[%02d/%s/%04d:%02d:%02d:%02d +0000]", tm.tm_mday,
              months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,

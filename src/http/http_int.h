@@ -59,6 +59,13 @@ typedef struct wisp__http_loop {
     uint32_t date_len;
     uint32_t head200_len;
     char head200[160];   /* "HTTP/1.1 200 OK\r\n" Server Date, prebuilt */
+    /* head200, "Content-Type: " ct_type "\r\nContent-Length: ", for the
+     * last type of a plain 200 (response.c); ct_head_len 0: none yet, or
+     * the Date changed. */
+    uint32_t ct_head_len;
+    uint32_t ct_type_len;
+    char ct_type[64];
+    char ct_head[256];
     char log_time[40];   /* "[24/Nov/2026:08:16:43 +0000]" */
 
     /* Access-log lines waiting for one write per iteration. */
