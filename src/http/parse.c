@@ -145,13 +145,13 @@ static inline unsigned mask16(__m128i m)
 
 /* Skip token bytes; stops at the first other byte or at `end`. Names
  * and methods are short and the token set has no word-wise test, so
- * this is a table loop, unrolled to check the bound once per 4 bytes
+ * this is a table loop, unrolled to check the bound once per 8 bytes
  * (measured: a vector step over letters, digits and '-' costs more
  * instructions than it saves on names of typical length). */
 static inline const char *skip_token(const char *p, const char *end)
 {
 #define T(i) wisp__is_tchar((unsigned char)p[i])
-    for (; end - p >= 4; p += 4) {
+    for (; end - p >= 8; p += 8) {
         if (!T(0))
             return p;
         if (!T(1))
@@ -160,6 +160,14 @@ static inline const char *skip_token(const char *p, const char *end)
             return p + 2;
         if (!T(3))
             return p + 3;
+        if (!T(4))
+            return p + 4;
+        if (!T(5))
+            return p + 5;
+        if (!T(6))
+            return p + 6;
+        if (!T(7))
+            return p + 7;
     }
     while (p < end && T(0))
         p++;
