@@ -228,7 +228,8 @@ static void idle_deadline(wisp_conn_t *c)
 
 /* The response of `ex` is complete and the request is over. Returns 0 to
  * go on with pipelined requests, -1 when the connection closes. */
-static int complete(wisp_conn_t *c, wisp__exchange *ex)
+__attribute__((always_inline)) /* into process: no call per request */
+static inline int complete(wisp_conn_t *c, wisp__exchange *ex)
 {
     wisp__http_loop *w = wisp__hl(c);
     int keep = ex->keep_alive && !(ex->res.flags & WISP__RS_UNTIL_CLOSE) &&
@@ -481,7 +482,8 @@ static void upgraded_rest(wisp_conn_t *c, char *buf, char *p, char *end);
 /* Call the route's handler. Returns 0 when the connection is still in
  * HTTP hands, -1 when it closed or was taken over during the call (then
  * the exchange has been dealt with). */
-static int run_handler(wisp_conn_t *c, wisp__exchange *ex)
+__attribute__((always_inline)) /* into process: no call per request */
+static inline int run_handler(wisp_conn_t *c, wisp__exchange *ex)
 {
     ex->in_handler = 1;
     ex->called = 1;
