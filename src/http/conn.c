@@ -71,16 +71,20 @@ static wisp__exchange *ex_get(wisp__http_loop *w)
                     w->conf->limits.max_headers * sizeof(wisp__header));
         if (!ex)
             return NULL;
+        /* What stays true while the exchange is recycled on this loop
+         * (wisp__ex_free puts the added-field buffer back inline). */
+        ex->w = w;
+        ex->req.rh.headers = ex->headers;
+        ex->req.rh.max_headers = w->conf->limits.max_headers;
+        ex->res.hdrs = ex->res.hdrs_inline;
+        ex->res.hdrs_cap = sizeof ex->res.hdrs_inline;
     }
-    ex->w = w;
     ex->route = NULL;
     ex->state = WISP__X_ACTIVE;
     ex->in_handler = 0;
     ex->called = 0;
     ex->body_state = WISP__B_NONE;
     ex->own = NULL;
-    ex->req.rh.headers = ex->headers;
-    ex->req.rh.max_headers = w->conf->limits.max_headers;
     ex->req.match.nparams = 0;
     ex->req.body = NULL;
     ex->req.body_len = 0;
@@ -90,9 +94,7 @@ static wisp__exchange *ex_get(wisp__http_loop *w)
     ex->res.status = 200;
     ex->res.flags = 0;
     ex->res.body_bytes = 0;
-    ex->res.hdrs = ex->res.hdrs_inline;
     ex->res.hdrs_len = 0;
-    ex->res.hdrs_cap = sizeof ex->res.hdrs_inline;
     ex->res.on_abort = NULL;
     ex->res.on_drain = NULL;
     ex->in_call = 0;
@@ -102,8 +104,11 @@ static wisp__exchange *ex_get(wisp__http_loop *w)
 
 void wisp__ex_free(wisp__http_loop *w, wisp__exchange *ex)
 {
-    if (ex->res.hdrs != ex->res.hdrs_inline)
+    if (ex->res.hdrs != ex->res.hdrs_inline) {
         free(ex->res.hdrs);
+        ex->res.hdrs = ex->res.hdrs_inline;
+        ex->res.hdrs_cap = sizeof ex->res.hdrs_inline;
+    }
     if (ex->own) {
         free(ex->own);
         ex->own = NULL;
