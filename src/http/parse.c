@@ -790,16 +790,20 @@ static uint32_t connection_flags(const char *v, size_t n)
     }
 }
 
-/* Facts gathered over the fields that are only judged at the end. */
-typedef struct fields {
-    int host;       /* Host fields seen */
-    int cl;         /* Content-Length fields seen */
-    int te;         /* Transfer-Encoding fields seen */
-    int bad_expect; /* an Expect other than 100-continue */
-    int chunked;    /* "chunked" codings in the Transfer-Encoding list */
-    int last;       /* the last coding listed: 0 none, 1 chunked, 2 other */
-    int unknown;    /* a coding other than chunked (501) */
-} fields;
+/* Facts gathered over the fields that are only judged at the end, as
+ * bits of one word (one register, one test at the end when there is
+ * nothing to judge). */
+typedef uint32_t fields;
+enum {
+    FS_HOST = 1u << 0,       /* a Host field seen */
+    FS_CL = 1u << 1,         /* a Content-Length field seen */
+    FS_TE = 1u << 2,         /* a Transfer-Encoding field seen */
+    FS_BAD_EXPECT = 1u << 3, /* an Expect other than 100-continue */
+    FS_CHUNKED = 1u << 4,    /* "chunked" listed in Transfer-Encoding */
+    FS_CHUNKED2 = 1u << 5,   /* ... more than once */
+    FS_LAST_CHUNKED = 1u << 6, /* the last coding listed is chunked */
+    FS_UNKNOWN = 1u << 7,    /* a coding other than chunked (501) */
+};
 
 /* Transfer-Encoding = #transfer-coding, transfer-coding = token *( OWS
  * ";" OWS transfer-parameter ) (RFC 9112 §6.1, §7; RFC 9110 §10.1.4).
@@ -830,11 +834,10 @@ static int transfer_codings(fields *f, const char *v, size_t n)
             if (k - s == 7 && ci_eq(s, "chunked", 7)) {
                 if (r < t)
                     return WISP_EPARSE;
-                f->chunked++;
-                f->last = 1;
+                *f |= (*f & FS_CHUNKED ? FS_CHUNKED2 : 0) | FS_CHUNKED |
+                      FS_LAST_CHUNKED;
             } else {
-                f->unknown = 1;
-                f->last = 2;
+                *f = (*f | FS_UNKNOWN) & ~(fields)FS_LAST_CHUNKED;
             }
         }
         if (!c)
@@ -858,8 +861,9 @@ static inline int apply_field(wisp__req_head *rh, fields *f,
         /* RFC 9112 §3.2: more than one Host, or one whose value is not
          * uri-host [ ":" port ], is a 400, with absolute-form too; then
          * the target's authority wins (§3.2.2). */
-        if (f->host++ || !valid_host(v, vn, lim))
+        if ((*f & FS_HOST) || !valid_host(v, vn, lim))
             return WISP_EPARSE;
+        *f |= FS_HOST;
         if (!(rh->flags & WISP__RH_ABSOLUTE)) {
             rh->host = v;
             rh->host_len = (uint32_t)vn;
@@ -874,7 +878,7 @@ static inline int apply_field(wisp__req_head *rh, fields *f,
         if (vn == 12 && ci_eq(v, "100-continue", 12))
             rh->flags |= WISP__RH_CONTINUE;
         else
-            f->bad_expect = 1;
+            *f |= FS_BAD_EXPECT;
         break;
     case 10:
         if (ci_eq(name, "connection", 10))
@@ -886,13 +890,14 @@ static inline int apply_field(wisp__req_head *rh, fields *f,
         /* RFC 9112 §6.3 allows merging equal repeated values; we reject
          * every repetition and list, the safe reading against request
          * smuggling. */
-        if (f->cl++)
+        if (*f & FS_CL)
             return WISP_EPARSE;
+        *f |= FS_CL;
         return parse_content_length(v, vn, &rh->content_length);
     case 17:
         if (!ci_eq(name, "transfer-encoding", 17))
             break;
-        f->te++;
+        *f |= FS_TE;
         return transfer_codings(f, v, vn);
     }
     return 0;
@@ -908,7 +913,7 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
     const char *p = buf, *end = buf + len, *rl;
     uint32_t cap = lim->max_headers < rh->max_headers ? lim->max_headers
                                                       : rh->max_headers;
-    fields f = {0, 0, 0, 0, 0, 0, 0};
+    fields f = 0;
     int err;
 
     rh->flags = 0;
@@ -974,13 +979,14 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
     }
     rh->num_headers = nh;
 
-    if (f.te) {
+    if (f & FS_TE) {
         /* RFC 9112 §6.1: a request with both Content-Length and
          * Transfer-Encoding is a smuggling attempt or broken; we do not
          * try to pick one. In HTTP/1.0 the framing is faulty (§6.1).
          * Unless chunked is the final coding, applied once (§7.1), the
          * length cannot be known: 400 (§6.3). */
-        if (f.cl || rh->minor == 0 || f.last != 1 || f.chunked != 1)
+        if ((f & FS_CL) || rh->minor == 0 || !(f & FS_LAST_CHUNKED) ||
+            (f & FS_CHUNKED2))
             return WISP_EPARSE;
         rh->flags |= WISP__RH_CHUNKED;
     }
@@ -990,9 +996,9 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
         return WISP_EPARSE;
     /* RFC 9112 §6.1: another coding before the final chunked is one we
      * do not understand: 501. */
-    if (f.unknown)
+    if (f & FS_UNKNOWN)
         return WISP_ECODING;
-    if (f.bad_expect)
+    if (f & FS_BAD_EXPECT)
         return WISP_EEXPECT;
     return p + 2 - buf;
 fail:
