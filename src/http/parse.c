@@ -40,6 +40,13 @@ static inline uint64_t load64(const char *p)
     return v;
 }
 
+static inline uint16_t load16(const char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
 static inline uint32_t load32(const char *p)
 {
     uint32_t v;
@@ -943,7 +950,7 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
             err = -EAGAIN;
             goto fail;
         }
-        if (p[0] == '\r' && p[1] == '\n')
+        if (load16(p) == load16("\r\n"))
             break;
         if (nh == cap) {
             err = WISP_ETOOMANY_HEADERS;
@@ -956,17 +963,18 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
             goto fail;
         }
         size_t nn = (size_t)(p - name);
-        p++;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        const char *v = p;
+        /* The value with its OWS: every byte of v..p is a value byte
+         * (VCHAR, obs-text, SP, HTAB), so one compare tells OWS. */
+        const char *v = ++p;
         p = skip_value(p, end);
-        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') {
+        if (end - p < 2 || load16(p) != load16("\r\n")) {
             err = WISP_EPARSE;
             goto fail;
         }
         const char *e = p;
-        while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        while (v < e && (unsigned char)*v <= ' ')
+            v++;
+        while (e > v && (unsigned char)e[-1] <= ' ')
             e--;
         p += 2;
         wisp__header *h = &hdrs[nh++];
