@@ -70,16 +70,20 @@ static wisp__exchange *ex_get(wisp__http_loop *w)
                     w->conf->limits.max_headers * sizeof(wisp__header));
         if (!ex)
             return NULL;
+        /* What stays true while the exchange is recycled on this loop
+         * (wisp__ex_free puts the added-field buffer back inline). */
+        ex->w = w;
+        ex->req.rh.headers = ex->headers;
+        ex->req.rh.max_headers = w->conf->limits.max_headers;
+        ex->res.hdrs = ex->res.hdrs_inline;
+        ex->res.hdrs_cap = sizeof ex->res.hdrs_inline;
     }
-    ex->w = w;
     ex->route = NULL;
     ex->state = WISP__X_ACTIVE;
     ex->in_handler = 0;
     ex->called = 0;
     ex->body_state = WISP__B_NONE;
     ex->own = NULL;
-    ex->req.rh.headers = ex->headers;
-    ex->req.rh.max_headers = w->conf->limits.max_headers;
     ex->req.match.nparams = 0;
     ex->req.body = NULL;
     ex->req.body_len = 0;
@@ -89,9 +93,7 @@ static wisp__exchange *ex_get(wisp__http_loop *w)
     ex->res.status = 200;
     ex->res.flags = 0;
     ex->res.body_bytes = 0;
-    ex->res.hdrs = ex->res.hdrs_inline;
     ex->res.hdrs_len = 0;
-    ex->res.hdrs_cap = sizeof ex->res.hdrs_inline;
     ex->res.on_abort = NULL;
     ex->res.on_drain = NULL;
     ex->in_call = 0;
@@ -101,8 +103,11 @@ static wisp__exchange *ex_get(wisp__http_loop *w)
 
 void wisp__ex_free(wisp__http_loop *w, wisp__exchange *ex)
 {
-    if (ex->res.hdrs != ex->res.hdrs_inline)
+    if (ex->res.hdrs != ex->res.hdrs_inline) {
         free(ex->res.hdrs);
+        ex->res.hdrs = ex->res.hdrs_inline;
+        ex->res.hdrs_cap = sizeof ex->res.hdrs_inline;
+    }
     if (ex->own) {
         free(ex->own);
         ex->own = NULL;
@@ -241,7 +246,8 @@ static void idle_deadline(wisp_conn_t *c)
 
 /* The response of `ex` is complete and the request is over. Returns 0 to
  * go on with pipelined requests, -1 when the connection closes. */
-static int complete(wisp_conn_t *c, wisp__exchange *ex)
+__attribute__((always_inline)) /* into process: no call per request */
+static inline int complete(wisp_conn_t *c, wisp__exchange *ex)
 {
     wisp__http_loop *w = wisp__hl(c);
     int keep = ex->keep_alive && !(ex->res.flags & WISP__RS_UNTIL_CLOSE) &&
@@ -497,7 +503,8 @@ static void upgraded_rest(wisp_conn_t *c, char *buf, char *p, char *end);
 /* Call the route's handler. Returns 0 when the connection is still in
  * HTTP hands, -1 when it closed or was taken over during the call (then
  * the exchange has been dealt with). */
-static int run_handler(wisp_conn_t *c, wisp__exchange *ex)
+__attribute__((always_inline)) /* into process: no call per request */
+static inline int run_handler(wisp_conn_t *c, wisp__exchange *ex)
 {
     ex->in_handler = 1;
     ex->called = 1;

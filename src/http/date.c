@@ -17,9 +17,9 @@ void wisp__date_update(wisp__http_loop *w)
      * header may lag the wall clock by under a second, and a request
      * costs no clock read at all. */
     uint64_t mono_s = w->loop->now_ms / 1000;
-    if (mono_s == w->date_mono_s && w->date_len)
+    if (w->loop->now_ms < w->date_next_ms)
         return;
-    w->date_mono_s = mono_s;
+    w->date_next_ms = (mono_s + 1) * 1000;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     if (ts.tv_sec == w->date_sec && w->date_len)
@@ -32,6 +32,8 @@ void wisp__date_update(wisp__http_loop *w)
                      days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
                      tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     w->date_len = n > 0 ? (uint32_t)n : 0;
+    if (!w->date_len)
+        w->date_next_ms = 0; /* try again on the next response */
     /* The most common head prefix, ready to copy in one piece. */
     const wisp__http_conf *srv = w->conf;
     static const char ok[] = "HTTP/1.1 200 OK\r\n";
@@ -41,6 +43,7 @@ void wisp__date_update(wisp__http_loop *w)
     l += srv->server_hdr_len;
     memcpy(w->head200 + l, w->date_hdr, w->date_len);
     w->head200_len = (uint32_t)(l + w->date_len);
+    w->ct_head_len = 0; /* rebuilt from head200 on its next use */
     snprintf(w->log_time, sizeof w->log_time,
              "[%02d/%s/%04d:%02d:%02d:%02d +0000]", tm.tm_mday,
              months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,

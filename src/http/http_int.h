@@ -62,11 +62,18 @@ typedef struct wisp__http_loop {
 
     /* Cached Date header and access-log time, refreshed once a second. */
     time_t date_sec;
-    uint64_t date_mono_s; /* loop second of the last check */
+    uint64_t date_next_ms; /* loop time of the next second's check */
     char date_hdr[48];   /* "Date: ...\r\n" */
     uint32_t date_len;
     uint32_t head200_len;
     char head200[160];   /* "HTTP/1.1 200 OK\r\n" Server Date, prebuilt */
+    /* head200, "Content-Type: " ct_type "\r\nContent-Length: ", for the
+     * last type of a plain 200 (response.c); ct_head_len 0: none yet, or
+     * the Date changed. */
+    uint32_t ct_head_len;
+    uint32_t ct_type_len;
+    char ct_type[64];
+    char ct_head[256];
     char log_time[40];   /* "[24/Nov/2026:08:16:43 +0000]" */
 
     /* Access-log lines waiting for one write per iteration. */
@@ -269,7 +276,7 @@ void wisp__date_update(wisp__http_loop *w);
  * compare here and no call. */
 static inline void wisp__date_refresh(wisp__http_loop *w)
 {
-    if (w->loop->now_ms / 1000 == w->date_mono_s && w->date_len)
+    if (w->loop->now_ms < w->date_next_ms)
         return;
     wisp__date_update(w);
 }

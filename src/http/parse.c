@@ -40,6 +40,13 @@ static inline uint64_t load64(const char *p)
     return v;
 }
 
+static inline uint16_t load16(const char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
 static inline uint32_t load32(const char *p)
 {
     uint32_t v;
@@ -102,13 +109,56 @@ static inline size_t first_flag(uint64_t m)
 }
 #endif
 
+/* SSE2 scanning, 16 bytes per step (x86-64 always has it; builds with
+ * -DWISP_NO_SIMD, and other targets, use the SWAR or byte loops, which
+ * keep the same contract). Each helper answers exactly for every one of
+ * the 16 bytes, so the first flag is the first byte of interest. */
+#if !defined(WISP_NO_SIMD) && defined(__SSE2__)
+#include <emmintrin.h>
+#define SSE2 1
+
+static inline __m128i load128(const char *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+
+static inline __m128i splat(unsigned char c)
+{
+    return _mm_set1_epi8((char)c);
+}
+
+/* 0xff in the bytes of x in [lo, hi] (unsigned; hi - lo < 127): the
+ * shift by 0x80 - lo moves [lo, hi] to the bottom of the signed range
+ * and everything else above it. */
+static inline __m128i in_range(__m128i x, unsigned char lo, unsigned char hi)
+{
+    return _mm_cmplt_epi8(_mm_add_epi8(x, splat((unsigned char)(0x80 - lo))),
+                          splat((unsigned char)(0x80 + (hi - lo) + 1)));
+}
+
+/* 0xff in the bytes of x that are ALPHA (either case; x | 0x20 maps
+ * exactly the two cases of a letter onto the lowercase range). */
+static inline __m128i is_alpha16(__m128i x)
+{
+    return in_range(_mm_or_si128(x, splat(0x20)), 'a', 'z');
+}
+
+static inline unsigned mask16(__m128i m)
+{
+    return (unsigned)_mm_movemask_epi8(m);
+}
+
+#endif
+
 /* Skip token bytes; stops at the first other byte or at `end`. Names
  * and methods are short and the token set has no word-wise test, so
- * this is a table loop, unrolled to check the bound once per 4 bytes. */
+ * this is a table loop, unrolled to check the bound once per 8 bytes
+ * (measured: a vector step over letters, digits and '-' costs more
+ * instructions than it saves on names of typical length). */
 static inline const char *skip_token(const char *p, const char *end)
 {
 #define T(i) wisp__is_tchar((unsigned char)p[i])
-    for (; end - p >= 4; p += 4) {
+    for (; end - p >= 8; p += 8) {
         if (!T(0))
             return p;
         if (!T(1))
@@ -117,6 +167,14 @@ static inline const char *skip_token(const char *p, const char *end)
             return p + 2;
         if (!T(3))
             return p + 3;
+        if (!T(4))
+            return p + 4;
+        if (!T(5))
+            return p + 5;
+        if (!T(6))
+            return p + 6;
+        if (!T(7))
+            return p + 7;
     }
     while (p < end && T(0))
         p++;
@@ -128,6 +186,24 @@ static inline const char *skip_token(const char *p, const char *end)
  * other byte (the line's CR in a valid line) or at `end`. */
 static inline const char *skip_value(const char *p, const char *end)
 {
+#ifdef SSE2
+    while (end - p >= 16) {
+        __m128i x = load128(p);
+        /* CTLs (x <= 0x1f, unsigned: min(x, 0x1f) == x) and DEL */
+        __m128i bad = _mm_or_si128(
+            _mm_cmpeq_epi8(_mm_min_epu8(x, splat(0x1f)), x),
+            _mm_cmpeq_epi8(x, splat(0x7f)));
+        unsigned m = mask16(bad);
+        if (!m) {
+            p += 16;
+            continue;
+        }
+        p += __builtin_ctz(m);
+        if (*p != '\t')
+            return p;
+        p++;
+    }
+#endif
 #ifdef SWAR
     while (end - p >= 8) {
         uint64_t x = load64(p);
@@ -423,8 +499,12 @@ static int valid_ip_literal(const char *p, const char *e)
 
 /* Host = uri-host [ ":" port ] (RFC 9110 §7.2), uri-host = IP-literal /
  * IPv4address / reg-name (RFC 3986 §3.2.2; an IPv4address is also a
- * reg-name), port = *DIGIT (§3.2.3). An empty value is valid (§7.2). */
-static int valid_host(const char *p, size_t n)
+ * reg-name), port = *DIGIT (§3.2.3). An empty value is valid (§7.2).
+ * The exact check, out of line; valid_host tries a shortcut first. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int valid_host_exact(const char *p, size_t n)
 {
     const char *e = p + n, *h;
     if (n && *p == '[') {
@@ -444,6 +524,36 @@ static int valid_host(const char *p, size_t n)
         if (!is_digit((unsigned char)*h))
             return 0;
     return 1;
+}
+
+/* valid_host_exact's answer for p[0..n); `lim` ends the readable bytes
+ * (at least p + n). */
+static inline int valid_host(const char *p, size_t n, const char *lim)
+{
+#ifdef SSE2
+    /* The usual Host, a name or IPv4 address of letters, digits, '.'
+     * and '-' with an optional port, in one vector step when the 16
+     * bytes from p are readable: accepted here only when it is valid,
+     * left to the exact loops otherwise. */
+    if (n <= 16 && lim - p >= 16) {
+        __m128i x = load128(p);
+        unsigned digit = mask16(in_range(x, '0', '9'));
+        unsigned reg = digit | mask16(_mm_or_si128(
+                                   is_alpha16(x),
+                                   _mm_or_si128(_mm_cmpeq_epi8(x, splat('.')),
+                                                _mm_cmpeq_epi8(x, splat('-')))));
+        unsigned in = (1u << n) - 1;
+        unsigned other = in & ~reg;
+        if (!other)
+            return 1;
+        unsigned k = (unsigned)__builtin_ctz(other);
+        if (p[k] == ':' && !(in & ~digit & ~((2u << k) - 1)))
+            return 1;
+    }
+#else
+    (void)lim;
+#endif
+    return valid_host_exact(p, n);
 }
 
 /* Split p[0..n) at its first '?' into path and query, and note in
@@ -501,7 +611,7 @@ static int parse_absolute(wisp__req_head *rh, const char *t, size_t n)
     const char *a = t + s, *e = t + n, *q = a;
     while (q < e && *q != '/' && *q != '?')
         q++;
-    if (q == a || *a == ':' || !valid_host(a, (size_t)(q - a)) ||
+    if (q == a || *a == ':' || !valid_host(a, (size_t)(q - a), e) ||
         !valid_uri_bytes(q, (size_t)(e - q), WISP__HC_URI))
         return WISP_EPARSE;
     rh->host = a;
@@ -522,17 +632,41 @@ static int parse_absolute(wisp__req_head *rh, const char *t, size_t n)
     return 0;
 }
 
+/* Skip path bytes of an origin-form target (WISP__HC_PATH) and
+ * pct-encoded triplets, noting in WISP__RH_PCT that there was one (so
+ * the exchange decodes only such paths, without searching them again);
+ * stops at the first other byte ('?' ends the path) or at `end`. */
+static inline const char *skip_path(wisp__req_head *rh, const char *p,
+                                    const char *end)
+{
+    for (;;) {
+        p = skip_class(p, end, WISP__HC_PATH);
+        if (end - p < 3 || *p != '%' || !is_hex((unsigned char)p[1]) ||
+            !is_hex((unsigned char)p[2]))
+            return p;
+        rh->flags |= WISP__RH_PCT;
+        p += 3;
+    }
+}
+
 /* request-target (RFC 9112 §3.2): origin-form, absolute-form, or "*"
  * with OPTIONS; authority-form belongs to CONNECT, rejected earlier.
- * origin-form = absolute-path [ "?" query ] has been checked while
- * parse_request_line scanned it: a byte RFC 3986 does not allow there
- * makes the request-line invalid, which §3 answers with a 400. */
-static int parse_target(wisp__req_head *rh, const char *t, size_t n)
+ * origin-form = absolute-path [ "?" query ] has been checked and split
+ * at `q` (its first '?', or its end) while parse_request_line scanned
+ * it: a byte RFC 3986 does not allow there makes the request-line
+ * invalid, which §3 answers with a 400. */
+static int parse_target(wisp__req_head *rh, const char *t, size_t n,
+                        const char *q)
 {
     rh->target = t;
     rh->target_len = (uint32_t)n;
     if (t[0] == '/') {
-        split_query(rh, t, n);
+        rh->path = t;
+        rh->path_len = (uint32_t)(q - t);
+        if (q < t + n) {
+            rh->query = q + 1;
+            rh->query_len = (uint32_t)(n - rh->path_len - 1);
+        }
         return 0;
     }
     if (n == 1 && t[0] == '*') {
@@ -554,20 +688,33 @@ static int parse_target(wisp__req_head *rh, const char *t, size_t n)
 static int parse_request_line(wisp__req_head *rh, const char **pp,
                               const char *end)
 {
-    const char *p = *pp, *m = p;
-    p = skip_token(p, end);
-    if (p == m || p == end || *p != ' ')
-        return WISP_EPARSE;
+    const char *p = *pp, *m = p, *q = NULL;
+    int method = -1;
+
+    /* GET, the usual method, in one word compare; the others through
+     * the token scan and method_lookup. */
+    if (end - p >= 4 && load32(p) == load32("GET ")) {
+        method = WISP_METHOD_GET;
+        p += 3;
+    } else {
+        p = skip_token(p, end);
+        if (p == m || p == end || *p != ' ')
+            return WISP_EPARSE;
+    }
     size_t mlen = (size_t)(p - m);
 
     /* origin-form, the usual one, is checked while it is scanned: pchar,
-     * '/', '?' and pct-encoded triplets only (RFC 3986 §3.3, §3.4);
-     * other forms are scanned to the SP and checked by parse_target. */
+     * '/', '?' and pct-encoded triplets only (RFC 3986 §3.3, §3.4),
+     * split at its first '?'; other forms are scanned to the SP and
+     * checked by parse_target. */
     const char *t = ++p;
-    if (p < end && *p == '/')
-        p = skip_pct(p, end, WISP__HC_URI);
-    else
+    if (p < end && *p == '/') {
+        p = q = skip_path(rh, p, end);
+        if (p < end && *p == '?')
+            p = skip_pct(p + 1, end, WISP__HC_URI);
+    } else {
         p = skip_target(p, end);
+    }
     if (p == t || p == end || *p != ' ')
         return WISP_EPARSE;
     size_t tlen = (size_t)(p - t);
@@ -595,10 +742,10 @@ static int parse_request_line(wisp__req_head *rh, const char **pp,
     *pp = p + 10;
 
     /* We do not proxy, so CONNECT is not implemented (RFC 9110 §9.3.6). */
-    rh->method = method_lookup(m, mlen);
+    rh->method = method < 0 ? method_lookup(m, mlen) : method;
     if (rh->method < 0 || rh->method == WISP_METHOD_CONNECT)
         return WISP_EMETHOD;
-    return parse_target(rh, t, tlen);
+    return parse_target(rh, t, tlen, q);
 }
 
 /* Content-Length = 1*DIGIT (RFC 9110 §8.6), at most INT64_MAX. */
@@ -650,16 +797,20 @@ static uint32_t connection_flags(const char *v, size_t n)
     }
 }
 
-/* Facts gathered over the fields that are only judged at the end. */
-typedef struct fields {
-    int host;       /* Host fields seen */
-    int cl;         /* Content-Length fields seen */
-    int te;         /* Transfer-Encoding fields seen */
-    int bad_expect; /* an Expect other than 100-continue */
-    int chunked;    /* "chunked" codings in the Transfer-Encoding list */
-    int last;       /* the last coding listed: 0 none, 1 chunked, 2 other */
-    int unknown;    /* a coding other than chunked (501) */
-} fields;
+/* Facts gathered over the fields that are only judged at the end, as
+ * bits of one word (one register, one test at the end when there is
+ * nothing to judge). */
+typedef uint32_t fields;
+enum {
+    FS_HOST = 1u << 0,       /* a Host field seen */
+    FS_CL = 1u << 1,         /* a Content-Length field seen */
+    FS_TE = 1u << 2,         /* a Transfer-Encoding field seen */
+    FS_BAD_EXPECT = 1u << 3, /* an Expect other than 100-continue */
+    FS_CHUNKED = 1u << 4,    /* "chunked" listed in Transfer-Encoding */
+    FS_CHUNKED2 = 1u << 5,   /* ... more than once */
+    FS_LAST_CHUNKED = 1u << 6, /* the last coding listed is chunked */
+    FS_UNKNOWN = 1u << 7,    /* a coding other than chunked (501) */
+};
 
 /* Transfer-Encoding = #transfer-coding, transfer-coding = token *( OWS
  * ";" OWS transfer-parameter ) (RFC 9112 §6.1, §7; RFC 9110 §10.1.4).
@@ -690,11 +841,10 @@ static int transfer_codings(fields *f, const char *v, size_t n)
             if (k - s == 7 && ci_eq(s, "chunked", 7)) {
                 if (r < t)
                     return WISP_EPARSE;
-                f->chunked++;
-                f->last = 1;
+                *f |= (*f & FS_CHUNKED ? FS_CHUNKED2 : 0) | FS_CHUNKED |
+                      FS_LAST_CHUNKED;
             } else {
-                f->unknown = 1;
-                f->last = 2;
+                *f = (*f | FS_UNKNOWN) & ~(fields)FS_LAST_CHUNKED;
             }
         }
         if (!c)
@@ -703,22 +853,24 @@ static int transfer_codings(fields *f, const char *v, size_t n)
     }
 }
 
-/* Act on one field whose name and value are syntactically valid. The
- * switch on the name's length keeps the common case (a field we do not
+/* Act on one field whose name and value are syntactically valid (`lim`
+ * ends the readable buffer, for valid_host's vector step). The switch
+ * on the name's length keeps the common case (a field we do not
  * interpret) to one jump and at most one word compare. */
-static int apply_field(wisp__req_head *rh, fields *f, const wisp__header *h)
+static inline int apply_field(wisp__req_head *rh, fields *f,
+                              const char *name, size_t nn,
+                              const char *v, size_t vn, const char *lim)
 {
-    const char *v = h->value;
-    size_t vn = h->value_len;
-    switch (h->name_len) {
+    switch (nn) {
     case 4:
-        if (!ci_eq(h->name, "host", 4))
+        if (!ci_eq(name, "host", 4))
             break;
         /* RFC 9112 §3.2: more than one Host, or one whose value is not
          * uri-host [ ":" port ], is a 400, with absolute-form too; then
          * the target's authority wins (§3.2.2). */
-        if (f->host++ || !valid_host(v, vn))
+        if ((*f & FS_HOST) || !valid_host(v, vn, lim))
             return WISP_EPARSE;
+        *f |= FS_HOST;
         if (!(rh->flags & WISP__RH_ABSOLUTE)) {
             rh->host = v;
             rh->host_len = (uint32_t)vn;
@@ -726,63 +878,35 @@ static int apply_field(wisp__req_head *rh, fields *f, const wisp__header *h)
         }
         break;
     case 6:
-        if (!ci_eq(h->name, "expect", 6))
+        if (!ci_eq(name, "expect", 6))
             break;
         /* RFC 9110 §10.1.1: 100-continue is the only expectation; any
          * other is a 417, reported once the rest of the head is valid. */
         if (vn == 12 && ci_eq(v, "100-continue", 12))
             rh->flags |= WISP__RH_CONTINUE;
         else
-            f->bad_expect = 1;
+            *f |= FS_BAD_EXPECT;
         break;
     case 10:
-        if (ci_eq(h->name, "connection", 10))
+        if (ci_eq(name, "connection", 10))
             rh->flags |= connection_flags(v, vn);
         break;
     case 14:
-        if (!ci_eq(h->name, "content-length", 14))
+        if (!ci_eq(name, "content-length", 14))
             break;
         /* RFC 9112 §6.3 allows merging equal repeated values; we reject
          * every repetition and list, the safe reading against request
          * smuggling. */
-        if (f->cl++)
+        if (*f & FS_CL)
             return WISP_EPARSE;
+        *f |= FS_CL;
         return parse_content_length(v, vn, &rh->content_length);
     case 17:
-        if (!ci_eq(h->name, "transfer-encoding", 17))
+        if (!ci_eq(name, "transfer-encoding", 17))
             break;
-        f->te++;
+        *f |= FS_TE;
         return transfer_codings(f, v, vn);
     }
-    return 0;
-}
-
-/* field-line = field-name ":" OWS field-value OWS CRLF (RFC 9112 §5).
- * No whitespace between name and colon (§5.1), no obs-fold (§5.2: a
- * line starting with SP or HTAB has an empty name here), no CTL but
- * HTAB in the value (RFC 9110 §5.5). On success *pp points past the
- * CRLF. */
-static int parse_field(wisp__header *h, const char **pp, const char *end)
-{
-    const char *p = *pp, *name = p;
-    p = skip_token(p, end);
-    if (p == name || p == end || *p != ':')
-        return WISP_EPARSE;
-    h->name = name;
-    h->name_len = (uint32_t)(p - name);
-    p++;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    const char *v = p;
-    p = skip_value(p, end);
-    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
-        return WISP_EPARSE;
-    const char *e = p;
-    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-        e--;
-    h->value = v;
-    h->value_len = (uint32_t)(e - v);
-    *pp = p + 2;
     return 0;
 }
 
@@ -796,7 +920,7 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
     const char *p = buf, *end = buf + len, *rl;
     uint32_t cap = lim->max_headers < rh->max_headers ? lim->max_headers
                                                       : rh->max_headers;
-    fields f = {0, 0, 0, 0, 0, 0, 0};
+    fields f = 0;
     int err;
 
     rh->flags = 0;
@@ -815,27 +939,62 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
     if ((size_t)(p - rl) - 2 > max_line)
         return WISP_ETOOLONG_LINE;
 
+    /* field-line = field-name ":" OWS field-value OWS CRLF (RFC 9112
+     * §5). No whitespace between name and colon (§5.1), no obs-fold
+     * (§5.2: a line starting with SP or HTAB has an empty name here), no
+     * CTL but HTAB in the value (RFC 9110 §5.5). */
+    wisp__header *hdrs = rh->headers;
+    uint32_t nh = 0;
     for (;;) {
-        if (end - p < 2)
-            return -EAGAIN;
-        if (p[0] == '\r' && p[1] == '\n')
+        if (end - p < 2) {
+            err = -EAGAIN;
+            goto fail;
+        }
+        if (load16(p) == load16("\r\n"))
             break;
-        if (rh->num_headers == cap)
-            return WISP_ETOOMANY_HEADERS;
-        wisp__header *h = &rh->headers[rh->num_headers++];
-        if ((err = parse_field(h, &p, end)) != 0)
-            return err;
-        if ((err = apply_field(rh, &f, h)) != 0)
-            return err;
+        if (nh == cap) {
+            err = WISP_ETOOMANY_HEADERS;
+            goto fail;
+        }
+        const char *name = p;
+        p = skip_token(p, end);
+        if (p == name || p == end || *p != ':') {
+            err = WISP_EPARSE;
+            goto fail;
+        }
+        size_t nn = (size_t)(p - name);
+        /* The value with its OWS: every byte of v..p is a value byte
+         * (VCHAR, obs-text, SP, HTAB), so one compare tells OWS. */
+        const char *v = ++p;
+        p = skip_value(p, end);
+        if (end - p < 2 || load16(p) != load16("\r\n")) {
+            err = WISP_EPARSE;
+            goto fail;
+        }
+        const char *e = p;
+        while (v < e && (unsigned char)*v <= ' ')
+            v++;
+        while (e > v && (unsigned char)e[-1] <= ' ')
+            e--;
+        p += 2;
+        wisp__header *h = &hdrs[nh++];
+        h->name = name;
+        h->name_len = (uint32_t)nn;
+        h->value = v;
+        h->value_len = (uint32_t)(e - v);
+        if ((err = apply_field(rh, &f, name, nn, v, (size_t)(e - v), end)) != 0)
+            goto fail;
     }
+    rh->num_headers = nh;
 
-    if (f.te) {
+    if (f & FS_TE) {
         /* RFC 9112 §6.1: a request with both Content-Length and
          * Transfer-Encoding is a smuggling attempt or broken; we do not
          * try to pick one. In HTTP/1.0 the framing is faulty (§6.1).
          * Unless chunked is the final coding, applied once (§7.1), the
          * length cannot be known: 400 (§6.3). */
-        if (f.cl || rh->minor == 0 || f.last != 1 || f.chunked != 1)
+        if ((f & FS_CL) || rh->minor == 0 || !(f & FS_LAST_CHUNKED) ||
+            (f & FS_CHUNKED2))
             return WISP_EPARSE;
         rh->flags |= WISP__RH_CHUNKED;
     }
@@ -845,11 +1004,14 @@ static ssize_t parse_head(const char *buf, size_t len, wisp__req_head *rh,
         return WISP_EPARSE;
     /* RFC 9112 §6.1: another coding before the final chunked is one we
      * do not understand: 501. */
-    if (f.unknown)
+    if (f & FS_UNKNOWN)
         return WISP_ECODING;
-    if (f.bad_expect)
+    if (f & FS_BAD_EXPECT)
         return WISP_EEXPECT;
     return p + 2 - buf;
+fail:
+    rh->num_headers = nh;
+    return err;
 }
 
 ssize_t wisp__parse_request(const char *buf, size_t len, size_t *scan,

@@ -28,6 +28,10 @@ enum {
     /* a byte of a reg-name (RFC 3986 §3.2.2): unreserved / sub-delims,
      * not '%' (as above) */
     WISP__HC_REG = 32,
+    /* a byte of the path of an origin-form target: WISP__HC_URI without
+     * '?', which ends the path (RFC 3986 §3.3), so that one scan splits
+     * path and query */
+    WISP__HC_PATH = 64,
 };
 
 extern const uint8_t wisp__http_chars[256];

@@ -796,7 +796,8 @@ static void list_resume(wisp_conn_t *c)
  * data, and an edge-triggered socket signals it only once, so read on
  * until recv says EAGAIN, EOF or error (a session whose last packets and
  * RST arrived together was otherwise never seen closing). */
-static void on_readable(wisp_conn_t *c, int hup)
+__attribute__((always_inline)) /* into conn_io_cb: no call per event */
+static inline void on_readable(wisp_conn_t *c, int hup)
 {
     for (size_t got = 0; got < READ_BUDGET;) {
         int full = 0;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -209,6 +210,105 @@ static size_t get(uint16_t port, const char *path, char *buf, size_t cap)
     return n;
 }
 
+/* The head of a plain 200 is cached per loop for the last Content-Type
+ * (response.c): types that differ in content but not length, one too
+ * long to cache, a HEAD, a close and an added field in between must
+ * each get their own head, byte for byte what the general path writes. */
+static const char long_type[] =
+    "application/vnd.example.a-rather-long-type-name+json; charset=utf-8";
+
+static void on_ctype(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    wisp_str_t q = wisp_req_query(req);
+    char k = q.len ? q.ptr[0] : 'a';
+    const char *t = k == 'a' ? "text/plain" : k == 'b' ? "text/html!"
+                  : k == 'c' ? long_type : "text/plain";
+    if (k == 'h')
+        wisp_res_header(res, "X-Extra", "1");
+    wisp_res_send(res, 200, t, "body\n", 5);
+}
+
+/* Read one response to a request on fd: its head and a body of the
+ * Content-Length it declares (none for HEAD). Returns the head length
+ * (0 on failure); buf holds head and body, NUL-terminated. */
+static size_t read_one(int fd, char *buf, size_t cap, int head_only)
+{
+    size_t n = 0, hl = 0, want = 0;
+    for (;;) {
+        if (!hl) {
+            buf[n] = 0;
+            char *e = strstr(buf, "\r\n\r\n");
+            if (e) {
+                hl = (size_t)(e + 4 - buf);
+                const char *c = strstr(buf, "Content-Length: ");
+                want = hl + (c && !head_only ? strtoul(c + 16, NULL, 10) : 0);
+            }
+        }
+        if (hl && n >= want)
+            break;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (n + 1 >= cap || poll(&p, 1, 30000) <= 0)
+            return 0;
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            return 0;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    return hl;
+}
+
+static void test_cached_heads(uint16_t port)
+{
+    static const struct {
+        const char *req;
+        const char *type;     /* Content-Type expected */
+        int head, close, extra;
+    } steps[] = {
+        {"GET /ctype?a HTTP/1.1\r\nHost: x\r\n\r\n", "text/plain", 0, 0, 0},
+        {"GET /ctype?a HTTP/1.1\r\nHost: x\r\n\r\n", "text/plain", 0, 0, 0},
+        {"GET /ctype?b HTTP/1.1\r\nHost: x\r\n\r\n", "text/html!", 0, 0, 0},
+        {"GET /ctype?c HTTP/1.1\r\nHost: x\r\n\r\n", long_type, 0, 0, 0},
+        {"GET /ctype?a HTTP/1.1\r\nHost: x\r\n\r\n", "text/plain", 0, 0, 0},
+        {"HEAD /ctype?a HTTP/1.1\r\nHost: x\r\n\r\n", "text/plain", 1, 0, 0},
+        {"GET /ctype?h HTTP/1.1\r\nHost: x\r\n\r\n", "text/plain", 0, 0, 1},
+        {"GET /ctype?b HTTP/1.1\r\nHost: x\r\n\r\n", "text/html!", 0, 0, 0},
+        {"GET /ctype?a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+         "text/plain", 0, 1, 0},
+    };
+    int fd = dial(port);
+    CHECK(fd >= 0);
+    char buf[4096], want[512];
+    for (size_t i = 0; fd >= 0 && i < sizeof steps / sizeof steps[0]; i++) {
+        size_t l = strlen(steps[i].req);
+        CHECK(write(fd, steps[i].req, l) == (ssize_t)l);
+        size_t hl = read_one(fd, buf, sizeof buf, steps[i].head);
+        CHECK_MSG(hl > 0, "step %zu: no answer", i);
+        if (!hl)
+            break;
+        /* Status line, Server (if any), Date (any second), then the
+         * rest exactly. */
+        CHECK_MSG(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0 &&
+                      strstr(buf, "\r\nDate: ") != NULL,
+                  "step %zu: %s", i, buf);
+        const char *rest = strstr(buf, " GMT\r\n");
+        CHECK_MSG(rest != NULL, "step %zu: %s", i, buf);
+        if (!rest)
+            break;
+        rest += 6;
+        snprintf(want, sizeof want,
+                 "Content-Type: %s\r\nContent-Length: 5\r\n%s%s\r\n%s",
+                 steps[i].type, steps[i].close ? "Connection: close\r\n" : "",
+                 steps[i].extra ? "X-Extra: 1\r\n" : "",
+                 steps[i].head ? "" : "body\n");
+        CHECK_MSG(strcmp(rest, want) == 0, "step %zu: got\n%s\nwant\n%s", i,
+                  rest, want);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
 /* Constructors fail with NULL and errno (common.h). */
 static void test_constructor_errno(void)
 {
@@ -250,10 +350,14 @@ int main(void)
     wisp_server_route(srv, WISP_METHOD_GET, "/broken", on_broken, NULL,
                       NULL);
     wisp_server_route(srv, WISP_METHOD_GET, "/wsbad", on_ws_bad, NULL, NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/ctype", on_ctype, NULL, NULL);
+    wisp_server_route(srv, WISP_METHOD_HEAD, "/ctype", on_ctype, NULL, NULL);
     CHECK_EQ_INT(wisp_server_listen(srv), 0);
     uint16_t port = wisp_server_port(srv);
     CHECK_EQ_INT(wisp_server_start(srv), 0);
     char buf[4096];
+
+    test_cached_heads(port);
 
     /* wisp_res_status: 200..999; 1xx (101 included) refused. */
     get(port, "/status", buf, sizeof buf);

@@ -17,6 +17,7 @@
  *                    pchar = unreserved / pct-encoded / sub-delims
  *                          / ":" / "@"
  *                    path and query bytes: pchar / "/" / "?"
+ *                    (the path of an origin-form target ends at '?')
  *                    (the table's URI and reg-name classes leave out the
  *                    '%' of pct-encoded: the parser reads the triplet)
  *                    reg-name = *( unreserved / pct-encoded / sub-delims )
@@ -91,8 +92,11 @@ int main(void)
         CHECK_MSG(!(v & WISP__HC_URI) == !abnf_uri(c), "URI byte 0x%02x", c);
         CHECK_MSG(!(v & WISP__HC_REG) == !abnf_reg_name(c),
                   "reg-name byte 0x%02x", c);
+        CHECK_MSG(!(v & WISP__HC_PATH) == !(abnf_uri(c) && c != '?'),
+                  "path byte 0x%02x", c);
         CHECK_MSG(!(v & ~(WISP__HC_TCHAR | WISP__HC_VALUE | WISP__HC_TARGET |
-                          WISP__HC_HEX | WISP__HC_URI | WISP__HC_REG)),
+                          WISP__HC_HEX | WISP__HC_URI | WISP__HC_REG |
+                          WISP__HC_PATH)),
                   "unknown bit at 0x%02x", c);
         tchars += abnf_tchar(c);
     }
