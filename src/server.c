@@ -219,7 +219,7 @@ int wisp_server_listen(wisp_server_t *srv)
         srv->workers[i].lsn_unix.io.fd = -1;
     }
     int r = 0;
-    srv->main_loop = wisp_loop_create();
+    srv->main_loop = wisp_loop_create_backend(srv->cfg.backend);
     if (!srv->main_loop)
         return -errno;
     uint16_t port = srv->cfg.port;
@@ -242,7 +242,7 @@ int wisp_server_listen(wisp_server_t *srv)
         wisp__worker *w = &srv->workers[i];
         w->srv = srv;
         w->index = i;
-        w->loop = wisp_loop_create();
+        w->loop = wisp_loop_create_backend(srv->cfg.backend);
         if (!w->loop) {
             r = -errno;
             break;

@@ -97,6 +97,12 @@ typedef struct wisp_server_config {
 
     /* Value of the Server header; NULL: "wisp"; "" leaves it out. */
     const char *server_name;
+
+    /* Kernel backend of the server's loops (wisp_loop_backend_t in
+     * loop.h). Default (0): the environment's WISP_BACKEND, else epoll.
+     * io_uring falls back to epoll, with one warning, where the kernel
+     * refuses it. */
+    wisp_loop_backend_t backend;
 } wisp_server_config_t;
 
 /* Fill `cfg` with the defaults documented above. */
