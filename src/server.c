@@ -263,7 +263,8 @@ int wisp_server_listen(wisp_server_t *srv)
         return -EINVAL; /* one loop, stepped by the application's */
     }
     /* Embedded, the one loop is also the main loop (stop, deadline). */
-    srv->main_loop = srv->cfg.embedded ? NULL : wisp_loop_create();
+    srv->main_loop = srv->cfg.embedded
+                         ? NULL : wisp_loop_create_backend(srv->cfg.backend);
     if (!srv->main_loop && !srv->cfg.embedded)
         return -errno;
     uint16_t port = srv->cfg.port;
@@ -286,7 +287,10 @@ int wisp_server_listen(wisp_server_t *srv)
         wisp__worker *w = &srv->workers[i];
         w->srv = srv;
         w->index = i;
-        w->loop = wisp_loop_create();
+        /* An embedded loop is polled by the host: epoll (see
+         * wisp_loop_fd). */
+        w->loop = wisp_loop_create_backend(
+            srv->cfg.embedded ? WISP_LOOP_BACKEND_EPOLL : srv->cfg.backend);
         if (!w->loop) {
             r = -errno;
             break;

@@ -36,6 +36,30 @@ struct wisp_timer {
  * Returns the loop, or NULL with errno set (ENOMEM, EMFILE, ...). */
 WISP_API wisp_loop_t *wisp_loop_create(void);
 
+/* The kernel interface a loop uses for its I/O. Both behave the same for
+ * everything built on the loop; io_uring makes fewer system calls. */
+typedef enum {
+    /* The environment's WISP_BACKEND ("epoll" or "io_uring"), else
+     * epoll. */
+    WISP_LOOP_BACKEND_DEFAULT = 0,
+    WISP_LOOP_BACKEND_EPOLL = 1,
+    /* io_uring (Linux 6.0 or later). When the build left it out
+     * (-Dio_uring=disabled) or the kernel refuses it (too old,
+     * kernel.io_uring_disabled, seccomp, out of locked memory), the loop
+     * uses epoll instead and one warning is logged per process: never an
+     * error. wisp_loop_backend() says which one a loop got. */
+    WISP_LOOP_BACKEND_IO_URING = 2,
+} wisp_loop_backend_t;
+
+/* As wisp_loop_create(), on the backend asked for (see above).
+ * Returns the loop, or NULL with errno set (EINVAL: not a
+ * wisp_loop_backend_t; ENOMEM, EMFILE, ...). */
+WISP_API wisp_loop_t *wisp_loop_create_backend(wisp_loop_backend_t backend);
+
+/* The backend `loop` runs on: "epoll" or "io_uring" (a static string).
+ * Thread: any. */
+WISP_API const char *wisp_loop_backend(const wisp_loop_t *loop);
+
 /* Free a loop that is not running. Tasks still queued are dropped without
  * being run; posted tasks too. Timers still armed are disarmed: their
  * memory belongs to their owners. NULL is a no-op. */
@@ -71,7 +95,10 @@ WISP_API void wisp_loop_break(wisp_loop_t *loop);
  * host loop's. A loop is either run or stepped, never both at once. */
 
 /* A descriptor to watch for readability. It stays the same for the
- * loop's life; do not read, write or close it. Thread: any. */
+ * loop's life; do not read, write or close it. Embedding needs the epoll
+ * backend: a loop on io_uring returns -EOPNOTSUPP here and from
+ * wisp_loop_step (an embedded server's loop is always epoll).
+ * Thread: any. */
 WISP_API int wisp_loop_fd(const wisp_loop_t *loop);
 
 /* One non-blocking iteration: completed I/O, posted tasks, due timers,

@@ -107,6 +107,12 @@ typedef struct wisp_server_config {
     /* Value of the Server header; NULL: "wisp"; "" leaves it out. */
     const char *server_name;
 
+    /* Kernel backend of the server's loops (wisp_loop_backend_t in
+     * loop.h). Default (0): the environment's WISP_BACKEND, else epoll.
+     * io_uring falls back to epoll, with one warning, where the kernel
+     * refuses it. */
+    wisp_loop_backend_t backend;
+
     /* 1: run inside the application's own event loop (GLib, libuv, its
      * own poll/epoll loop) instead of threads of wisp's: `threads` must
      * be 1 (wisp_server_listen fails with -EINVAL otherwise),
@@ -115,7 +121,8 @@ typedef struct wisp_server_config {
      * wisp_server_timeout (below) from one thread, which is then the
      * loop's owner: route handlers run there, inside wisp_server_step.
      * `handle_signals` is ignored: the application's signals are its
-     * own (call wisp_server_stop from its handler). Default 0. */
+     * own (call wisp_server_stop from its handler). The loop is on
+     * epoll whatever `backend` says. Default 0. */
     int embedded;
 } wisp_server_config_t;
 

@@ -46,7 +46,7 @@ static uint32_t to_epoll(const wisp__io *io)
     return ev;
 }
 
-int wisp__be_init(wisp_loop_t *loop)
+int wisp__ep_init(wisp_loop_t *loop)
 {
     loop->backend_fd = epoll_create1(EPOLL_CLOEXEC);
     if (loop->backend_fd < 0)
@@ -61,7 +61,7 @@ int wisp__be_init(wisp_loop_t *loop)
     return 0;
 }
 
-void wisp__be_fini(wisp_loop_t *loop)
+void wisp__ep_fini(wisp_loop_t *loop)
 {
     if (loop->backend_fd >= 0)
         close(loop->backend_fd);
@@ -75,11 +75,15 @@ void wisp__be_fini(wisp_loop_t *loop)
 int wisp__be_fd(const wisp_loop_t *loop)
 {
     /* An epoll descriptor is itself pollable: readable while its ready
-     * list is not empty (the wake eventfd is in it). */
+     * list is not empty (the wake eventfd is in it). The io_uring
+     * backend prepares submissions after its wait, which a host loop
+     * polling the ring would never send: embedding is epoll's. */
+    if (loop->backend != WISP__BE_EPOLL)
+        return -EOPNOTSUPP;
     return loop->backend_fd;
 }
 
-int wisp__be_add(wisp_loop_t *loop, wisp__io *io)
+int wisp__ep_add(wisp_loop_t *loop, wisp__io *io)
 {
     struct epoll_event ev = {.events = to_epoll(io), .data.ptr = io};
     if (epoll_ctl(loop->backend_fd, EPOLL_CTL_ADD, io->fd, &ev) < 0)
@@ -89,7 +93,7 @@ int wisp__be_add(wisp_loop_t *loop, wisp__io *io)
     return 0;
 }
 
-int wisp__be_update(wisp_loop_t *loop, wisp__io *io)
+int wisp__ep_update(wisp_loop_t *loop, wisp__io *io)
 {
     if (!io->added || io->armed == io->want)
         return 0;
@@ -100,7 +104,7 @@ int wisp__be_update(wisp_loop_t *loop, wisp__io *io)
     return 0;
 }
 
-void wisp__be_del(wisp_loop_t *loop, wisp__io *io)
+void wisp__ep_del(wisp_loop_t *loop, wisp__io *io)
 {
     if (!io->added)
         return;
@@ -111,7 +115,7 @@ void wisp__be_del(wisp_loop_t *loop, wisp__io *io)
     io->armed = 0;
 }
 
-int wisp__be_wait(wisp_loop_t *loop, int timeout_ms)
+int wisp__ep_wait(wisp_loop_t *loop, int timeout_ms)
 {
     struct epoll_event *evs = loop->events;
     int n = (int)sys_epoll_wait(loop->backend_fd, evs, loop->max_events,
@@ -158,7 +162,7 @@ void wisp__be_wake_ack(wisp_loop_t *loop)
     (void)r;
 }
 
-ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data)
+ssize_t wisp__ep_recv(wisp_loop_t *loop, wisp__io *io, char **data)
 {
     ssize_t n = syscall(SYS_recvfrom, (long)io->fd, loop->rbuf,
                         (long)loop->rbuf_cap, 0L, NULL, NULL);
@@ -168,7 +172,7 @@ ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data)
     return n;
 }
 
-ssize_t wisp__be_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
+ssize_t wisp__ep_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
                            size_t cap)
 {
     (void)loop;
@@ -259,11 +263,11 @@ int wisp__be_shutdown(wisp_loop_t *loop, wisp__io *io)
     return shutdown(io->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
-void wisp__be_close(wisp_loop_t *loop, wisp__io *io)
+void wisp__ep_close(wisp_loop_t *loop, wisp__io *io)
 {
     if (io->fd < 0)
         return;
-    wisp__be_del(loop, io);
+    wisp__ep_del(loop, io);
     close(io->fd);
     io->fd = -1;
 }

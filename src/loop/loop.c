@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "loop/loop_int.h"
+#include "wisp/log.h"
 
 static __thread wisp_loop_t *tls_loop;
 
@@ -43,8 +44,63 @@ static void on_wake(wisp__io *io, unsigned events)
     wisp__inbox_drain(loop);
 }
 
+/* The backend a loop asked for with WISP_LOOP_BACKEND_DEFAULT: the
+ * environment's WISP_BACKEND ("epoll", "io_uring"), else epoll. */
+static wisp_loop_backend_t default_backend(void)
+{
+    const char *e = getenv("WISP_BACKEND");
+    if (e && (strcmp(e, "io_uring") == 0 || strcmp(e, "uring") == 0))
+        return WISP_LOOP_BACKEND_IO_URING;
+    return WISP_LOOP_BACKEND_EPOLL;
+}
+
+/* The fallback is said once per process, not once per loop. */
+static atomic_int fallback_logged;
+
+static int backend_init(wisp_loop_t *loop, wisp_loop_backend_t want)
+{
+    if (want == WISP_LOOP_BACKEND_DEFAULT)
+        want = default_backend();
+    if (want == WISP_LOOP_BACKEND_IO_URING) {
+#ifdef WISP_HAVE_URING
+        loop->backend = WISP__BE_URING;
+        int err = wisp__ur_init(loop);
+        if (err == 0)
+            return 0;
+        wisp__ur_fini(loop);
+        if (!atomic_exchange(&fallback_logged, 1))
+            wisp_log(WISP_LOG_WARN, "io_uring unavailable (%s); using epoll",
+                     strerror(-err));
+#else
+        if (!atomic_exchange(&fallback_logged, 1))
+            wisp_log(WISP_LOG_WARN,
+                     "io_uring not built in (-Dio_uring); using epoll");
+#endif
+    }
+    loop->backend = WISP__BE_EPOLL;
+    loop->backend_fd = -1;
+    loop->wake_fd = -1;
+    return wisp__ep_init(loop);
+}
+
+const char *wisp_loop_backend(const wisp_loop_t *loop)
+{
+    return loop->backend == WISP__BE_URING ? "io_uring" : "epoll";
+}
+
 wisp_loop_t *wisp_loop_create(void)
 {
+    return wisp_loop_create_backend(WISP_LOOP_BACKEND_DEFAULT);
+}
+
+wisp_loop_t *wisp_loop_create_backend(wisp_loop_backend_t backend)
+{
+    if (backend != WISP_LOOP_BACKEND_DEFAULT &&
+        backend != WISP_LOOP_BACKEND_EPOLL &&
+        backend != WISP_LOOP_BACKEND_IO_URING) {
+        errno = EINVAL;
+        return NULL;
+    }
     /* Aligned, so the inbox's groups really sit on separate lines. */
     wisp_loop_t *loop = aligned_alloc(_Alignof(wisp_loop_t), sizeof *loop);
     if (!loop) {
@@ -59,7 +115,7 @@ wisp_loop_t *wisp_loop_create(void)
     loop->now_ms = wisp__clock_ms();
     loop->rbuf_cap = WISP__RBUF_SIZE;
     loop->rbuf = malloc(loop->rbuf_cap + 16);
-    int err = loop->rbuf ? wisp__be_init(loop) : -ENOMEM;
+    int err = loop->rbuf ? backend_init(loop, backend) : -ENOMEM;
     if (err < 0) {
         wisp__be_fini(loop);
         free(loop->rbuf);
@@ -320,6 +376,9 @@ int wisp_loop_step(wisp_loop_t *loop)
 {
     if (loop->running)
         return -EBUSY; /* inside wisp_loop_run, or inside this step */
+    int fd = wisp__be_fd(loop);
+    if (fd < 0)
+        return fd; /* not a backend a host can poll */
     if (loop->stepped)
         WISP__ASSERT_OWNER(loop);
     wisp_loop_t *prev = tls_loop;

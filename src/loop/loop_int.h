@@ -59,10 +59,14 @@ typedef void (*wisp__io_cb)(wisp__io *io, unsigned events);
 
 struct wisp__io {
     int fd;
-    uint8_t want;   /* WISP__IO_* the owner wants */
-    uint8_t armed;  /* what the kernel has (epoll) */
-    uint8_t added;  /* registered with the backend */
-    uint8_t edge;   /* edge-triggered: the owner reads until a short read */
+    /* One word of flags, so an io stays 16 bytes. */
+    uint32_t want : 3;   /* WISP__IO_* the owner wants */
+    uint32_t armed : 3;  /* what the kernel has (epoll) */
+    uint32_t added : 1;  /* registered with the backend */
+    uint32_t edge : 1;   /* edge-triggered: the owner reads until a short
+                            read; for io_uring: a stream socket, received
+                            with a multishot recv */
+    uint32_t slot : 24;  /* io_uring: its entry in the backend's table */
     wisp__io_cb cb;
 };
 
@@ -168,6 +172,10 @@ struct wisp_loop {
     uint32_t inbox_excess_len;
     uint8_t inbox_trim;  /* spare nodes to free when idle */
 
+    /* Backend: WISP__BE_EPOLL or WISP__BE_URING, and the io_uring
+     * backend's state (uring.c). */
+    uint8_t backend;
+    struct wisp__uring *ur;
     /* Backend scratch. */
     void *events;
     int max_events;
@@ -275,26 +283,92 @@ bool wisp__inbox_idle(wisp_loop_t *loop);
  * free the spare nodes. */
 void wisp__inbox_discard(wisp_loop_t *loop);
 
-/* Backend. */
-int wisp__be_init(wisp_loop_t *loop);
-void wisp__be_fini(wisp_loop_t *loop);
-int wisp__be_add(wisp_loop_t *loop, wisp__io *io);
-int wisp__be_update(wisp_loop_t *loop, wisp__io *io);
-void wisp__be_del(wisp_loop_t *loop, wisp__io *io);
-int wisp__be_wait(wisp_loop_t *loop, int timeout_ms);
+/* Backend. wisp__be_* dispatch on loop->backend to the epoll
+ * implementation (wisp__ep_*, epoll.c) or the io_uring one (wisp__ur_*,
+ * uring.c). The fd-level calls whose result the caller needs at once
+ * (send, sendfile, accept, shutdown, connect) are the same plain
+ * non-blocking syscalls on both. */
+#define WISP__BE_EPOLL 0
+#define WISP__BE_URING 1
+
+int wisp__ep_init(wisp_loop_t *loop);
+void wisp__ep_fini(wisp_loop_t *loop);
+int wisp__ep_add(wisp_loop_t *loop, wisp__io *io);
+int wisp__ep_update(wisp_loop_t *loop, wisp__io *io);
+void wisp__ep_del(wisp_loop_t *loop, wisp__io *io);
+int wisp__ep_wait(wisp_loop_t *loop, int timeout_ms);
+ssize_t wisp__ep_recv(wisp_loop_t *loop, wisp__io *io, char **data);
+ssize_t wisp__ep_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
+                           size_t cap);
+void wisp__ep_close(wisp_loop_t *loop, wisp__io *io);
+
+#ifdef WISP_HAVE_URING
+/* Set up the io_uring backend. Returns 0, or a negative errno when the
+ * kernel refuses or lacks what it needs (the caller falls back to
+ * epoll after wisp__ur_fini). */
+int wisp__ur_init(wisp_loop_t *loop);
+void wisp__ur_fini(wisp_loop_t *loop);
+int wisp__ur_add(wisp_loop_t *loop, wisp__io *io);
+int wisp__ur_update(wisp_loop_t *loop, wisp__io *io);
+void wisp__ur_del(wisp_loop_t *loop, wisp__io *io);
+int wisp__ur_wait(wisp_loop_t *loop, int timeout_ms);
+ssize_t wisp__ur_recv(wisp_loop_t *loop, wisp__io *io, char **data);
+ssize_t wisp__ur_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
+                           size_t cap);
+void wisp__ur_close(wisp_loop_t *loop, wisp__io *io);
+#define WISP__BE(loop, name, ...)                                           \
+    ((loop)->backend == WISP__BE_URING ? wisp__ur_##name(__VA_ARGS__)       \
+                                       : wisp__ep_##name(__VA_ARGS__))
+#else
+#define WISP__BE(loop, name, ...) wisp__ep_##name(__VA_ARGS__)
+#endif
+
+static inline void wisp__be_fini(wisp_loop_t *loop)
+{
+    WISP__BE(loop, fini, loop);
+}
+/* Register the io for io->want (io->fd, io->cb, io->edge set). Returns 0
+ * or a negative errno. */
+static inline int wisp__be_add(wisp_loop_t *loop, wisp__io *io)
+{
+    return WISP__BE(loop, add, loop, io);
+}
+static inline int wisp__be_update(wisp_loop_t *loop, wisp__io *io)
+{
+    return WISP__BE(loop, update, loop, io);
+}
+static inline void wisp__be_del(wisp_loop_t *loop, wisp__io *io)
+{
+    WISP__BE(loop, del, loop, io);
+}
+/* Wait up to timeout_ms (-1: no bound, 0: poll) and run the callbacks of
+ * what completed. Returns 0 or a negative errno (the loop fails). */
+static inline int wisp__be_wait(wisp_loop_t *loop, int timeout_ms)
+{
+    return WISP__BE(loop, wait, loop, timeout_ms);
+}
+/* Wake the loop. Thread: any. */
 void wisp__be_wake(wisp_loop_t *loop);
 /* A descriptor that polls readable (POLLIN) whenever a wisp__be_wait(0)
  * would find work: I/O completions or a wake-up. For a host loop that
  * embeds this one (wisp_loop_fd). */
 int wisp__be_fd(const wisp_loop_t *loop);
 void wisp__be_wake_ack(wisp_loop_t *loop);
-/* Receive into the backend's buffer. Returns > 0 bytes with *data set,
- * 0 at end of stream, -EAGAIN when nothing is there, or a negative errno. */
-ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io, char **data);
+/* Receive into the backend's buffer. Returns > 0 bytes with *data set
+ * (valid until the next receive on this loop), 0 at end of stream,
+ * -EAGAIN when nothing is there, or a negative errno. */
+static inline ssize_t wisp__be_recv(wisp_loop_t *loop, wisp__io *io,
+                                    char **data)
+{
+    return WISP__BE(loop, recv, loop, io, data);
+}
 /* Receive into the caller's buffer (an owner waiting for the rest of a
  * large message); same returns. */
-ssize_t wisp__be_recv_into(wisp_loop_t *loop, wisp__io *io, char *buf,
-                           size_t cap);
+static inline ssize_t wisp__be_recv_into(wisp_loop_t *loop, wisp__io *io,
+                                         char *buf, size_t cap)
+{
+    return WISP__BE(loop, recv_into, loop, io, buf, cap);
+}
 /* Send an iovec. Returns bytes written (maybe short), -EAGAIN, or a
  * negative errno. Never raises SIGPIPE. */
 ssize_t wisp__be_send(wisp_loop_t *loop, wisp__io *io,
@@ -326,8 +400,13 @@ ssize_t wisp__be_sendfile(wisp_loop_t *loop, wisp__io *io, int file_fd,
 /* Shut the write side (SHUT_WR) of the io's socket. Returns 0 or a
  * negative errno. */
 int wisp__be_shutdown(wisp_loop_t *loop, wisp__io *io);
-/* Forget the io (wisp__be_del) and close its fd; io->fd becomes -1. */
-void wisp__be_close(wisp_loop_t *loop, wisp__io *io);
+/* Forget the io (wisp__be_del: the backend cancels what it has in the
+ * kernel for it, and never calls io->cb again) and close its fd; io->fd
+ * becomes -1. */
+static inline void wisp__be_close(wisp_loop_t *loop, wisp__io *io)
+{
+    WISP__BE(loop, close, loop, io);
+}
 /* Open a non-blocking, close-on-exec stream socket for `sa` into io->fd
  * (TCP_NODELAY set unless AF_UNIX) and start connecting. Returns 0 (connected), -EINPROGRESS (register
  * the io for WISP__IO_SEND: the send event completes it; then
