@@ -1144,6 +1144,32 @@ static int parse_status_line(wisp__resp_head *rh, const char **pp,
     return 0;
 }
 
+/* One field line of a response head (the request side has its own,
+ * faster loop in parse_head): name, value without its OWS, CRLF. */
+static int parse_field(wisp__header *h, const char **pp, const char *end)
+{
+    const char *p = *pp, *name = p;
+    p = skip_token(p, end);
+    if (p == name || p == end || *p != ':')
+        return WISP_EPARSE;
+    h->name = name;
+    h->name_len = (uint32_t)(p - name);
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    const char *v = p;
+    p = skip_value(p, end);
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+        return WISP_EPARSE;
+    const char *e = p;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    h->value = v;
+    h->value_len = (uint32_t)(e - v);
+    *pp = p + 2;
+    return 0;
+}
+
 static int apply_resp_field(wisp__resp_head *rh, fields *f,
                             const wisp__header *h)
 {
@@ -1160,13 +1186,14 @@ static int apply_resp_field(wisp__resp_head *rh, fields *f,
         /* Repeated Content-Length, equal or not, is refused as on the
          * request side: a response we would frame differently from a
          * proxy in front of us is a smuggling risk (RFC 9112 §6.3). */
-        if (f->cl++)
+        if (*f & FS_CL)
             return WISP_EPARSE;
+        *f |= FS_CL;
         return parse_content_length(v, vn, &rh->content_length);
     case 17:
         if (!ci_eq(h->name, "transfer-encoding", 17))
             break;
-        f->te++;
+        *f |= FS_TE;
         return transfer_codings(f, v, vn);
     }
     return 0;
@@ -1179,7 +1206,7 @@ static ssize_t parse_resp_head(const char *buf, size_t len,
     const char *p = buf, *end = buf + len;
     uint32_t cap = lim->max_headers < rh->max_headers ? lim->max_headers
                                                       : rh->max_headers;
-    fields f = {0, 0, 0, 0, 0, 0, 0};
+    fields f = 0;
     int err;
 
     rh->flags = 0;
@@ -1202,16 +1229,17 @@ static ssize_t parse_resp_head(const char *buf, size_t len,
         if ((err = apply_resp_field(rh, &f, h)) != 0)
             return err;
     }
-    if (f.te) {
+    if (f & FS_TE) {
         /* Both framings, chunked not final or twice, or chunked in
          * HTTP/1.0: refused (RFC 9112 §6.1, §6.3 would read some of these
          * as close-delimited; a strict client does not guess). Another
          * coding (gzip) is one we do not decode. */
-        if (f.cl || rh->minor == 0)
+        if ((f & FS_CL) || rh->minor == 0)
             return WISP_EPARSE;
-        if (f.unknown)
+        if (f & FS_UNKNOWN)
             return WISP_ECODING;
-        if (f.last != 1 || f.chunked != 1)
+        if ((f & (FS_LAST_CHUNKED | FS_CHUNKED | FS_CHUNKED2)) !=
+            (FS_LAST_CHUNKED | FS_CHUNKED))
             return WISP_EPARSE;
         rh->flags |= WISP__RH_CHUNKED;
     }

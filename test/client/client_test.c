@@ -798,7 +798,7 @@ int main(void)
     cfg.handle_signals = 0;
     cfg.unix_path = sock;
     srv = wisp_server_create(&cfg);
-    wisp_route_opts_t big_body = {8u << 20, 0};
+    wisp_route_opts_t big_body = {.max_body_bytes = 8u << 20};
     CHECK(wisp_server_route(srv, WISP_METHOD_GET, "/hi", r_hi, NULL,
                             NULL) == 0);
     CHECK(wisp_server_route(srv, WISP_METHOD_GET, "/big", r_big, NULL,

@@ -289,7 +289,7 @@ int main(void)
     cfg.threads = 1;
     cfg.handle_signals = 0;
     wisp_server_t *srv = wisp_server_create(&cfg);
-    wisp_route_opts_t bb = {16u << 20, 0};
+    wisp_route_opts_t bb = {.max_body_bytes = 16u << 20};
     CHECK(wisp_server_route(srv, WISP_METHOD_GET, "/hi", r_hi, NULL,
                             NULL) == 0);
     CHECK(wisp_server_route(srv, WISP_METHOD_GET, "/stream", r_stream, NULL,
