@@ -96,9 +96,25 @@ void wisp__pipe_drop_queue(wisp__pipe *s);
  * child (blocking), settle their futures, close their pipes; handles
  * not released yet lose their loop. Also done by the loop key's
  * destructor at wisp_loop_destroy for loops that were never stopped. */
+#if WISP_HAVE_POOL
 void wisp__proc_stop(wisp_loop_t *loop, void (*idle)(void *), void *arg);
 void wisp__proc_force(wisp_loop_t *loop);
 uint32_t wisp__proc_live(wisp_loop_t *loop);
 void wisp__proc_fini(wisp_loop_t *loop);
+#else
+/* Without the pool there are no child processes (-Dpool=false). */
+static inline void wisp__proc_stop(wisp_loop_t *loop, void (*idle)(void *),
+                                   void *arg)
+{
+    (void)loop, (void)idle, (void)arg;
+}
+static inline void wisp__proc_force(wisp_loop_t *loop) { (void)loop; }
+static inline uint32_t wisp__proc_live(wisp_loop_t *loop)
+{
+    (void)loop;
+    return 0;
+}
+static inline void wisp__proc_fini(wisp_loop_t *loop) { (void)loop; }
+#endif
 
 #endif
