@@ -257,6 +257,27 @@ static void test_stderr_apart(void)
     out_free(&o);
 }
 
+/* A paused stream is not read: the child's exit comes, its output and
+ * end wait for the resume. */
+static void test_paused_until_exit(void)
+{
+    out o = {0};
+    wisp_process_t *p;
+    CHECK_EQ_INT(spawn_sh("echo hi", &o, WISP_STDIO_NULL, &p), 0);
+    CHECK_EQ_INT(wisp_process_pause(p, 1), 0);
+    CHECK_EQ_INT(wisp_process_pause(p, 1), 0); /* twice: no change */
+    RUN_UNTIL(exited(p) && o.ended[2]);
+    spin();
+    CHECK_EQ_INT(o.len[1], 0);
+    CHECK_EQ_INT(o.ended[1], 0);
+    CHECK_EQ_INT(wisp_process_resume(p, 1), 0);
+    RUN_UNTIL(o.ended[1]);
+    CHECK_STRN(o.buf[1], o.len[1], "hi\n");
+    CHECK_EQ_INT(wisp_process_resume(p, 1), WISP_ECLOSED);
+    wisp_process_release(p);
+    out_free(&o);
+}
+
 static void test_env_cwd(void)
 {
     setenv("WISP_T_PARENT", "parent", 1);
@@ -843,6 +864,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s done\n", "test_exit_codes");
     test_stderr_apart();
     fprintf(stderr, "%s done\n", "test_stderr_apart");
+    test_paused_until_exit();
+    fprintf(stderr, "%s done\n", "test_paused_until_exit");
     test_env_cwd();
     fprintf(stderr, "%s done\n", "test_env_cwd");
     test_no_fd_leak();
