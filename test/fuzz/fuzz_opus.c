@@ -348,7 +348,7 @@ static int wput(void *arg, const uint8_t *page, size_t len)
 
 static void roundtrip(const uint8_t *d, size_t n, size_t page_bytes)
 {
-    enum { MAXP = 24 };
+    enum { MAXP = 8 };
     size_t lens[MAXP], np = 0;
     for (size_t i = 0; i + 1 < n && np < MAXP; i += 2)
         lens[np++] = ((size_t)d[i] * 300 + d[i + 1]) % 70001;

@@ -228,6 +228,10 @@ def opus_seeds():
             seeds.append(bytes([flags, 7, 3]) + st)
     for pk in vbr + audio[:1] + [b'\x0b\x41\xff\x00' + bytes(260)]:
         seeds.append(b'\0\0\0' + pk)
+    # Flag 8: packet lengths for the writer/reader round trip; the second
+    # is what found the BOS packet ending on a later page (ogg_test.c).
+    seeds.append(b'\x08\x05\x03\x00\x10\x01\x00\xff\xff\x00\x00\x00\x01')
+    seeds.append(b'\xdb\xf9\xdb\xdb\xdb\x02\x00\x00\x00\x1b\x02')
     return seeds
 
 def sse_seeds():
