@@ -117,8 +117,16 @@ static void start(void *arg)
                                     a_done, a, &pending);
     if (a->call_ret == 0) {
         CHECK(pending != NULL);
+        /* Still connecting (or already failed, when the kernel said so
+         * at once): no other protocol can be installed. */
+        int sr = wisp_conn_set_handlers(pending, &handlers, a);
+        CHECK_MSG(sr == WISP_ESTATE || sr == WISP_ECLOSED, "got %d", sr);
+        CHECK_EQ_INT(wisp_conn_set_handlers(pending, NULL, a), -EINVAL);
         if (a->abort_pending) {
-            wisp_conn_abort(pending);
+            if (a->abort_pending == 2)
+                wisp_conn_close(pending); /* same as an abort here */
+            else
+                wisp_conn_abort(pending);
             /* Never inside the call. */
             CHECK(atomic_load(&a->done) == 0);
         }
@@ -255,6 +263,12 @@ static void test_timeout_and_cancel(wisp_loop_t *loop)
     CHECK_EQ_INT(a->call_ret, 0);
     CHECK_EQ_INT(atomic_load(&a->err), -ECANCELED);
     CHECK(!atomic_load(&a->got_conn));
+    free(a);
+    a = calloc(1, sizeof *a);
+    set_tcp(a, port);
+    a->abort_pending = 2;
+    run_on(loop, a);
+    CHECK_EQ_INT(atomic_load(&a->err), -ECANCELED);
     free(a);
 
     for (int i = 0; i < 3; i++)
