@@ -21,12 +21,9 @@
 #include "wisp/cors.h"
 #include "wisp/ogg.h"
 #include "wisp/opus.h"
-
 #include "wisp/process.h"
-
 #include "wisp/sse.h"
 #include "wisp/client.h"
-
 #include "wisp/middleware.h"
 #include "wisp/cookie.h"
 #include "wisp/negotiate.h"
