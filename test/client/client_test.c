@@ -605,13 +605,19 @@ static void test_timeouts_and_cancel(void)
     free(r);
 
     /* Refused port. */
-    uint16_t dead;
-    int fd = listen_local(&dead, 1);
-    close(fd);
+    /* A port bound but never listening, held until the request is over
+     * (closed first, it could go to another test's listener). */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in dsin = {.sin_family = AF_INET};
+    dsin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t dl = sizeof dsin;
+    CHECK(bind(fd, (struct sockaddr *)&dsin, dl) == 0 &&
+          getsockname(fd, (struct sockaddr *)&dsin, &dl) == 0);
     char u[64];
-    snprintf(u, sizeof u, "http://127.0.0.1:%u/", dead);
+    snprintf(u, sizeof u, "http://127.0.0.1:%u/", ntohs(dsin.sin_port));
     r = go(u);
     run(r);
+    close(fd);
     CHECK_EQ_INT(r->err, -ECONNREFUSED);
     free(r);
 

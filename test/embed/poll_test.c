@@ -49,7 +49,16 @@ static int poll_step(wisp_loop_t *l)
 
 static void bare_loop(void)
 {
-    bare = wisp_loop_create();
+    /* Embedding is epoll's: a loop on io_uring says so. */
+    wisp_loop_t *ur = wisp_loop_create_backend(WISP_LOOP_BACKEND_IO_URING);
+    CHECK(ur != NULL);
+    if (strcmp(wisp_loop_backend(ur), "io_uring") == 0) {
+        CHECK_EQ_INT(wisp_loop_fd(ur), -EOPNOTSUPP);
+        CHECK_EQ_INT(wisp_loop_step(ur), -EOPNOTSUPP);
+    }
+    wisp_loop_destroy(ur);
+
+    bare = wisp_loop_create_backend(WISP_LOOP_BACKEND_EPOLL);
     CHECK(bare != NULL);
     CHECK(wisp_loop_fd(bare) >= 0);
     CHECK_EQ_INT(wisp_loop_step(bare), 0);

@@ -7,4 +7,5 @@
 #define wisp__pct_decode_path wisp__pct_decode_path_ref
 #define wisp__pct_decode_query wisp__pct_decode_query_ref
 #define wisp__method_lookup wisp__method_lookup_ref
+#define wisp__parse_response wisp__parse_response_ref
 #include "../../src/http/parse.c"

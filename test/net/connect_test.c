@@ -204,11 +204,13 @@ static void test_refused(wisp_loop_t *loop)
     socklen_t l = sizeof sin;
     CHECK(bind(fd, (struct sockaddr *)&sin, l) == 0);
     CHECK(getsockname(fd, (struct sockaddr *)&sin, &l) == 0);
-    close(fd); /* nobody listens there now */
+    /* Bound, never listening, and held until the connect is over (closed
+     * first, the port could go to another test's listener). */
     attempt *a = calloc(1, sizeof *a);
     set_tcp(a, ntohs(sin.sin_port));
     a->timeout_ms = 10000;
     run_on(loop, a);
+    close(fd);
     CHECK_EQ_INT(a->call_ret, 0);
     CHECK_EQ_INT(atomic_load(&a->err), -ECONNREFUSED);
     CHECK(!atomic_load(&a->got_conn));

@@ -356,9 +356,17 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(wisp_server_wait(srv), 0);
     wisp_server_destroy(srv);
 
-    /* Nothing listens there now: the connect is refused. */
-    go(&r, port, "/echo", 0, NULL);
+    /* A port held by a socket that never listens: the connect is
+     * refused (the stopped server's port could be taken by another test
+     * in the meantime). */
+    int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in h = addr_of(0);
+    socklen_t hl = sizeof h;
+    CHECK(bind(hold, (struct sockaddr *)&h, sizeof h) == 0 &&
+          getsockname(hold, (struct sockaddr *)&h, &hl) == 0);
+    go(&r, ntohs(h.sin_port), "/echo", 0, NULL);
     CHECK_EQ_INT(r.conn_err, -ECONNREFUSED);
+    close(hold);
 
     wisp_loop_destroy(loop);
     return t_done("ws_client");
