@@ -21,6 +21,8 @@ SPEECH60 = load_opk("speech_16k_60ms.opk")
 TTS24 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                      "data", "xiaozhi", "tts_24k_60ms.opk")
 SECRET = "limits-test-secret"
+# the scripted reply of one sentence plays this whole file
+REPLY_PACKETS = len(load_opk("tts_24k_60ms.opk"))
 
 
 async def ask(d, text):
@@ -187,24 +189,15 @@ async def test_aec_auto_no_barge_in():
     """§10.2: aec:true with mode auto — speech over the reply does not
     interrupt it: the whole reply plays and no new turn starts from it."""
     s = XServer(BIN, "pipeline.mode=scripted", "scripted.tts_file=" + TTS24,
-                "scripted.llm_text=One sentence here. And a second one.")
+                "scripted.llm_text=One sentence here.")
     try:
         d, i = await aec_session(s, "auto")
         stop = await d.wait_tts("stop", 30, i)
         full = audio_between(d, i, stop)
-        ref = Device(s.host, s.port)        # the same reply, undisturbed
-        await ref.connect()
-        await ref.hello()
-        await ref.listen("start", mode="auto")
-        await ref.listen("detect", text="talk to me")
-        rstop = await ref.wait_reply_done(30)
-        rstart = [m for m in ref.msgs if m.type() == "tts" and
-                  m.state() == "start"][0]
-        want = audio_between(ref, ref.msgs.index(rstart), rstop)
+        want = REPLY_PACKETS
         assert full == want, "auto+aec reply cut: %d of %d packets" % (
             full, want)
         assert not [m for m in d.of_type("stt", i)], d.of_type("stt", i)
-        await ref.close()
         await d.close()
     finally:
         s.stop()
@@ -216,25 +209,16 @@ async def test_aec_realtime_barge_in():
     it (tts stop before the reply's end) and the speech becomes the next
     turn (an stt follows)."""
     s = XServer(BIN, "pipeline.mode=scripted", "scripted.tts_file=" + TTS24,
-                "scripted.llm_text=One sentence here. And a second one.")
+                "scripted.llm_text=One sentence here.")
     try:
         d, i = await aec_session(s, "realtime")
         stop = await d.wait_tts("stop", 30, i)
         cut = audio_between(d, i, stop)
-        ref = Device(s.host, s.port)
-        await ref.connect()
-        await ref.hello()
-        await ref.listen("start", mode="auto")
-        await ref.listen("detect", text="talk to me")
-        rstop = await ref.wait_reply_done(30)
-        rstart = [m for m in ref.msgs if m.type() == "tts" and
-                  m.state() == "start"][0]
-        want = audio_between(ref, ref.msgs.index(rstart), rstop)
+        want = REPLY_PACKETS
         assert cut < want, "realtime reply not interrupted (%d/%d)" % (
             cut, want)
         await d.wait_for(lambda m: m.type() == "stt", 30,
                          d.msgs.index(stop), "stt of the barge-in speech")
-        await ref.close()
         await d.close()
     finally:
         s.stop()
