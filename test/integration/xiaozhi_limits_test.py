@@ -224,5 +224,51 @@ async def test_aec_realtime_barge_in():
         s.stop()
 
 
+@check
+async def test_activation_table_full():
+    """The activation table (activation.max_devices, 4,096 by default;
+    4 here): one more unknown device gets 503 with Retry-After and no
+    config (never an answer without `activation`, which a device takes
+    for "activated"); the devices already waiting keep their codes, a
+    bound one is served, and OTA without activation is unaffected."""
+    s = XServer(BIN, "activation.enabled=true", "activation.max_devices=4")
+    try:
+        devs = [Device(s.host, s.port) for _ in range(4)]
+        codes = []
+        for d in devs:
+            r = await d.ota("full")
+            assert r.status == 200, r
+            codes.append(r.json()["activation"]["code"])
+        extra = Device(s.host, s.port)
+        for _ in range(2):
+            r = await extra.ota("full")
+            assert r.status == 503, r
+            assert r.header("retry-after") == "60", r.headers
+            assert "activation" in r.json().get("error", ""), r
+        for d, code in zip(devs, codes):        # known devices still served
+            r = await d.ota("full")
+            assert r.status == 200 and \
+                r.json()["activation"]["code"] == code, r
+        r = await http(s.host, s.port, "POST",
+                       "/xiaozhi/ota/bind?code=" + codes[0])
+        assert r.status == 200, r
+        r = await devs[0].ota("full")
+        assert r.status == 200 and "activation" not in r.json(), r
+        assert r.json()["websocket"]["url"], r
+        # the bound device keeps its place: the table is still full
+        r = await extra.ota("full")
+        assert r.status == 503, r
+        assert s.alive()
+    finally:
+        s.stop()
+    s = XServer(BIN, "activation.max_devices=1")   # activation off
+    try:
+        for _ in range(3):
+            r = await Device(s.host, s.port).ota("full")
+            assert r.status == 200 and "activation" not in r.json(), r
+    finally:
+        s.stop()
+
+
 if __name__ == "__main__":
     check.run()
