@@ -78,6 +78,9 @@ static void test_cap_queue_cancel(void)
 
     /* a finishes: its value reaches the caller and c gets the permit */
     int *v = malloc(sizeof *v);
+    CHECK(v != NULL);
+    if (!v)
+        exit(1);
     *v = 42;
     CHECK(wisp_future_resolve(prov[0], v, free) == 0);
     steps(loop);
