@@ -43,6 +43,7 @@ static const key_def keys[] = {
     S("ota.firmware_dir", firmware_dir),
     B("activation.enabled", activation_enabled),
     U("activation.code_ttl_s", activation_code_ttl_s, 10, 86400 * 30),
+    U("activation.max_devices", activation_max_devices, 1, 65536),
     B("auth.enabled", auth_enabled),
     S("auth.secret", auth_secret),
     S("auth.allowed_devices", auth_allowed_devices),
@@ -86,6 +87,7 @@ void xz_config_defaults(xz_config_t *c, const char *www)
     c->max_sessions = 10000;
     c->websocket_version = 1;
     c->activation_code_ttl_s = 600;
+    c->activation_max_devices = 4096;
     c->auth_expire_seconds = 2592000;
     c->hello_timeout_ms = 10000;
     c->no_voice_close_s = 120;

@@ -32,6 +32,7 @@ typedef struct xz_config {
     /* [activation] */
     int activation_enabled;
     uint32_t activation_code_ttl_s;
+    uint32_t activation_max_devices; /* unbound devices tracked at once */
     /* [auth] */
     int auth_enabled;
     char auth_secret[XZ_STR_SHORT];

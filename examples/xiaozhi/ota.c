@@ -126,7 +126,6 @@ typedef struct act_entry {
     int bound;
 } act_entry;
 
-#define ACT_MAX 4096
 static pthread_mutex_t act_lock = PTHREAD_MUTEX_INITIALIZER;
 static act_entry *acts;
 static size_t nacts;
@@ -147,9 +146,10 @@ static int act_lookup(const char *device, char code[8])
         for (size_t i = 0; i < nacts && !e; i++)
             if (!acts[i].bound && acts[i].expires < now)
                 e = &acts[i];   /* reuse an expired slot */
-        if (!e && nacts < ACT_MAX) {
+        size_t cap = xz_app->cfg.activation_max_devices;
+        if (!e && nacts < cap) {
             if (!acts)
-                acts = calloc(ACT_MAX, sizeof *acts);
+                acts = calloc(cap, sizeof *acts);
             if (acts)
                 e = &acts[nacts++];
         }
@@ -295,6 +295,19 @@ static void http_base(wisp_req_t *req, const xz_ota_site_t *site, char *out,
 static void ota_answer(wisp_res_t *res, const ota_ctx *o, const char *fw)
 {
     const xz_config_t *c = &xz_app->cfg;
+    char code[8] = "";
+    if (c->activation_enabled && act_lookup(o->device, code) < 0) {
+        /* The table of waiting devices is full: no activation member
+         * (the device would take itself for activated), a clear refusal
+         * it retries later instead. Devices already known still get
+         * their answer. */
+        xz_log(WISP_LOG_WARN, o->device, "-",
+               "event=activation_table_full max=%u",
+               c->activation_max_devices);
+        wisp_res_header(res, "Retry-After", "60");
+        json_error(res, 503, "activation table full, retry later");
+        return;
+    }
     wisp_json_writer_t w;
     wisp_json_writer_init_dyn(&w);
     wisp_json_obj_begin(&w);
@@ -317,8 +330,7 @@ static void ota_answer(wisp_res_t *res, const ota_ctx *o, const char *fw)
     }
     wisp_json_obj_end(&w);
     if (c->activation_enabled) {
-        char code[8];
-        if (act_lookup(o->device, code) == 0 && code[0]) {
+        if (code[0]) {
             char msg[600];
             snprintf(msg, sizeof msg, "%s\n%s", o->http_base, code);
             wisp_json_key(&w, "activation");

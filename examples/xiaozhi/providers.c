@@ -291,6 +291,7 @@ void xz_gates_destroy(void)
     gate_loop *g = gates;
     gates = NULL;
     pthread_mutex_unlock(&gates_lock);
+    tls_gate = NULL; /* the caller's cache must not outlive its gate */
     while (g) {
         gate_loop *next = g->next;
         for (int k = 0; k < XZ_PROV_COUNT; k++)
