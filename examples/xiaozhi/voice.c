@@ -13,10 +13,16 @@
  * Every outside argument (text, voice, program names) reaches the shell
  * as a positional parameter, never spliced into the script. Failures
  * (program missing, non-zero exit, timeout, no audio) fail the future:
- * the session then speaks its error sentence and sends tts stop. */
+ * the session then speaks its error sentence and sends tts stop.
+ *
+ * The shell runs under setsid(1): spawned by the server, it is not a
+ * group leader, so setsid does not fork and the shell (wisp's child)
+ * leads a new process group. A timeout or a cancel signals the whole
+ * group, so no synthesizer or recognizer outlives its call. */
 #include "voice.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +37,7 @@ typedef struct job {
     wisp_future_t *exit;    /* the process's exit future (a reference) */
     wisp_process_t *p;
     int refs;               /* the continuations on f and on exit */
-    int exited, out_done, status, timed_out;
+    int exited, out_done, status;
     int err;                /* first error while reading the output */
     /* TTS */
     wisp_opus_demux_t *dm;
@@ -80,10 +86,6 @@ static void maybe_finish(job *j)
     if (!j->exited || !j->out_done ||
         wisp_future_state(j->f) != WISP_FUTURE_PENDING)
         return;
-    if (j->timed_out) {
-        wisp_future_fail(j->f, -ETIMEDOUT);
-        return;
-    }
     if (j->status != 0) {
         /* 127: the shell did not find a program. */
         wisp_future_fail(j->f, j->status == 127 ? -ENOENT : -EIO);
@@ -104,11 +106,15 @@ static void maybe_finish(job *j)
         wisp_future_resolve(j->f, t, free);
         return;
     }
+    if (j->olen == 0) {
+        wisp_future_fail(j->f, -ENODATA);   /* the encoder wrote nothing */
+        return;
+    }
     int r = wisp_opus_repack_flush(j->rp);
     if (r == 0)
         r = wisp_opus_demux_finish(j->dm);
     if (r == 0 && j->pk->n == 0)
-        r = -ENODATA;   /* the encoder wrote no audio */
+        r = -ENODATA;   /* headers but no audio */
     if (r < 0) {
         wisp_future_fail(j->f, r);
         return;
@@ -162,6 +168,7 @@ static void on_output(wisp_process_t *p, int fd, const char *data,
         return;
     }
     if (!j->asr) {
+        j->olen += len;
         tts_bytes(j, data, len);
         return;
     }
@@ -185,19 +192,25 @@ static void job_exited(wisp_future_t *f, void *arg)
     job *j = arg;
     j->exited = 1;
     j->status = wisp_process_status(f);
-    j->timed_out = j->p ? wisp_process_timed_out(j->p) : 0;
     maybe_finish(j);
     job_unref(j);
 }
 
 /* The result settled: resolved by maybe_finish, or failed by a cancel or
- * the job's timeout. A child still running is stopped. */
+ * the timeout. A child still running is stopped with its whole process
+ * group (the shell's pipeline: `setsid` made the shell a group leader),
+ * SIGKILL for the shell after the grace period. */
 static void on_settled(wisp_future_t *f, void *arg)
 {
     (void)f;
     job *j = arg;
-    if (!j->exited && j->p)
+    if (!j->exited && j->p) {
+        /* Not reaped yet: the pid is still the shell's. */
+        pid_t pid = wisp_process_pid(j->p);
+        if (pid > 0)
+            kill(-pid, SIGTERM);
         wisp_process_terminate(j->p);
+    }
     wisp_process_release(j->p);
     j->p = NULL;
     job_unref(j);
@@ -220,7 +233,6 @@ static wisp_future_t *job_start(job *j, wisp_loop_t *loop,
                   WISP_STDIO_PIPE, WISP_STDIO_NULL},
         .on_output = on_output,
         .arg = j,
-        .timeout_ms = timeout_ms,
         .kill_grace_ms = 500,
     };
     wisp_future_t *res = j->f;
@@ -243,9 +255,7 @@ static wisp_future_t *job_start(job *j, wisp_loop_t *loop,
         wisp_process_kill(j->p, 9);
         wisp_future_fail(res, -ENOMEM);
     }
-    /* Processes whose pipe a grandchild keeps open after a timeout:
-     * the result still settles. */
-    wisp_future_set_timeout(res, (uint64_t)timeout_ms + 1000);
+    wisp_future_set_timeout(res, timeout_ms);
     j->refs--;                      /* the creation reference */
     if (j->refs == 0) {
         j->refs = 1;
@@ -281,7 +291,7 @@ wisp_future_t *xz_cmd_tts(wisp_loop_t *loop, const xz_config_t *cfg,
     char rate[16], fms[16];
     snprintf(rate, sizeof rate, "%u", (unsigned)cfg->tts_rate);
     snprintf(fms, sizeof fms, "%u", (unsigned)enc_ms);
-    const char *argv[] = {"sh", "-c", tts_script, "xz-tts",
+    const char *argv[] = {"setsid", "sh", "-c", tts_script, "xz-tts",
                           cfg->tts_command, cfg->tts_voice, rate, text,
                           cfg->tts_encoder, fms, NULL};
     return job_start(j, loop, argv, cfg->tts_timeout_ms, 0);
@@ -293,6 +303,7 @@ wisp_future_t *xz_cmd_tts(wisp_loop_t *loop, const xz_config_t *cfg,
 static const char asr_script[] =
     "d=$(mktemp -d) || exit 1\n"
     "trap 'rm -rf \"$d\"' EXIT\n"
+    "trap 'exit 143' TERM\n"
     "\"$1\" --quiet --rate 16000 - \"$d/in.wav\" || exit 1\n"
     "c=$2\n"
     "set -- \"$d/in.wav\"\n"
@@ -361,7 +372,7 @@ wisp_future_t *xz_cmd_asr(wisp_loop_t *loop, const xz_config_t *cfg,
             wisp_future_fail(f, r);
         return f;
     }
-    const char *argv[] = {"sh", "-c", asr_script, "xz-asr",
+    const char *argv[] = {"setsid", "sh", "-c", asr_script, "xz-asr",
                           cfg->asr_decoder, cfg->asr_command, NULL};
     wisp_future_t *f = job_start(j, loop, argv, cfg->asr_timeout_ms, 1);
     if (f && j->p && wisp_future_state(f) == WISP_FUTURE_PENDING) {
