@@ -46,6 +46,21 @@ static int wait_settled(wisp_future_t *f)
     return wisp_future_error(f);
 }
 
+/* Alive and not a zombie (an orphan may wait for a reaper). */
+static int sleeper_alive(int pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *e = strrchr(buf, ')');
+    return e && e[1] == ' ' && e[2] != 'Z' && e[2] != 'X';
+}
+
 static int have(const char *prog)
 {
     char cmd[256];
@@ -116,21 +131,31 @@ static void test_asr(xz_config_t *c)
     CHECK_EQ_INT(wait_settled(f), -EMSGSIZE);
     wisp_future_unref(f);
 
-    /* Timeout: the recognizer's whole process group is stopped (the
-     * marker file the pipeline would write after the sleep never
-     * appears, and no sleeper is left). */
-    char mark[64];
-    snprintf(mark, sizeof mark, "/tmp/xz_voice_test_%d", (int)getpid());
-    unlink(mark);
+    /* Timeout: the recognizer's whole process group is stopped: the
+     * sleeper it started (its pid written to a file) goes too. */
+    char pidf[64];
+    snprintf(pidf, sizeof pidf, "/tmp/xz_voice_test_%d", (int)getpid());
+    unlink(pidf);
     c->asr_timeout_ms = 300;
     snprintf(c->asr_command, sizeof c->asr_command,
-             "sleep 3 | cat; touch %s", mark);
+             "sleep 30 & echo $! > %s; wait", pidf);
     f = xz_cmd_asr(loop, c, u);
     CHECK_EQ_INT(wait_settled(f), -ETIMEDOUT);
     wisp_future_unref(f);
-    sleep(4);   /* past the sleeper's end: it must not have run on */
-    CHECK_MSG(access(mark, F_OK) != 0, "the pipeline outlived its timeout");
-    unlink(mark);
+    int sleeper = 0;
+    FILE *pf = fopen(pidf, "r");
+    CHECK(pf && fscanf(pf, "%d", &sleeper) == 1 && sleeper > 0);
+    if (pf)
+        fclose(pf);
+    unlink(pidf);
+    int gone = 0;
+    for (int i = 0; i < 1000 && sleeper > 0 && !gone; i++) {
+        gone = !sleeper_alive(sleeper);
+        if (!gone)
+            usleep(10000);  /* poll: the bound is 10 s */
+    }
+    CHECK_MSG(gone, "the recognizer's child %d outlived the timeout",
+              sleeper);
     c->asr_timeout_ms = 30000;
 
     /* Cancel: settles at once with -ECANCELED. */
