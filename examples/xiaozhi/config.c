@@ -60,7 +60,7 @@ static const key_def keys[] = {
     U("vad.silence_ms", vad_silence_ms, 100, 10000),
     U("vad.min_speech_ms", vad_min_speech_ms, 0, 10000),
     {"pipeline.mode", K_PIPE, offsetof(xz_config_t, pipeline_mode),
-     sizeof(int), 0, 1},
+     sizeof(int), 0, 2},
     U("pipeline.max_concurrent", max_concurrent, 1, 100000),
     U("pipeline.max_queue", max_queue, 0, 1000000),
     S("scripted.stt_text", stt_text),
@@ -70,6 +70,15 @@ static const key_def keys[] = {
     S("scripted.emotion", emotion),
     S("scripted.tool_call", tool_call),
     S("scripted.tool_args", tool_args),
+    S("tts.command", tts_command),
+    S("tts.voice", tts_voice),
+    U("tts.rate", tts_rate, 80, 450),
+    S("tts.encoder", tts_encoder),
+    U("tts.timeout_ms", tts_timeout_ms, 100, 600000),
+    S("asr.decoder", asr_decoder),
+    S("asr.command", asr_command),
+    U("asr.timeout_ms", asr_timeout_ms, 100, 600000),
+    S("voice.reply", voice_reply),
     S("save.dir", save_dir),
     U("vision.max_image_bytes", max_image_bytes, 1, 64u << 20),
     U("mcp.call_timeout_ms", call_timeout_ms, 100, 600000),
@@ -107,6 +116,15 @@ void xz_config_defaults(xz_config_t *c, const char *www)
     snprintf(c->llm_text, sizeof c->llm_text, "Hi there. How can I help?");
     snprintf(c->emotion, sizeof c->emotion, "happy");
     snprintf(c->tool_args, sizeof c->tool_args, "{}");
+    snprintf(c->tts_command, sizeof c->tts_command, "espeak-ng");
+    snprintf(c->tts_voice, sizeof c->tts_voice, "en-us");
+    c->tts_rate = 150;
+    snprintf(c->tts_encoder, sizeof c->tts_encoder, "opusenc");
+    c->tts_timeout_ms = 20000;
+    snprintf(c->asr_decoder, sizeof c->asr_decoder, "opusdec");
+    snprintf(c->asr_command, sizeof c->asr_command,
+             "pocketsphinx_continuous -infile \"$1\" -logfn /dev/null");
+    c->asr_timeout_ms = 30000;
     c->max_image_bytes = 5242880;
     c->call_timeout_ms = 30000;
     c->log_level = WISP_LOG_INFO;
@@ -242,8 +260,11 @@ int xz_config_set(xz_config_t *c, const char *key, const char *value,
             m = XZ_PIPE_ECHO;
         else if (!strcmp(value, "scripted"))
             m = XZ_PIPE_SCRIPTED;
+        else if (!strcmp(value, "voice"))
+            m = XZ_PIPE_VOICE;
         else {
-            seterr(err, errlen, "%s: '%s' is not echo or scripted", key,
+            seterr(err, errlen, "%s: '%s' is not echo, scripted or voice",
+                   key,
                    value);
             return -1;
         }
@@ -300,6 +321,7 @@ static int parse_line(xz_config_t *c, char *line, char *section,
         }
         static const char *sections[] = {"server", "ota", "activation",
             "auth", "session", "audio", "vad", "pipeline", "scripted",
+            "tts", "asr", "voice",
             "save", "vision", "mcp", "log"};
         int known = 0;
         for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)

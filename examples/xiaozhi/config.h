@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { XZ_PIPE_ECHO = 0, XZ_PIPE_SCRIPTED = 1 };
+enum { XZ_PIPE_ECHO = 0, XZ_PIPE_SCRIPTED = 1, XZ_PIPE_VOICE = 2 };
 
 #define XZ_STR_SHORT 128
 #define XZ_STR_LONG 512
@@ -65,6 +65,18 @@ typedef struct xz_config {
     char tool_call[XZ_STR_SHORT];   /* device tool called each turn */
     char tool_args[XZ_STR_LONG];    /* its arguments (a JSON object) */
     /* [save] */
+    /* [tts] the command provider (pipeline.mode = voice) */
+    char tts_command[XZ_STR_LONG];  /* the synthesizer (espeak-ng) */
+    char tts_voice[XZ_STR_SHORT];
+    uint32_t tts_rate;              /* words per minute */
+    char tts_encoder[XZ_STR_LONG];  /* opusenc */
+    uint32_t tts_timeout_ms;
+    /* [asr] the command provider */
+    char asr_decoder[XZ_STR_LONG];  /* opusdec */
+    char asr_command[XZ_STR_LONG];  /* sh command, $1 = the raw file */
+    uint32_t asr_timeout_ms;
+    /* [voice] */
+    char voice_reply[XZ_STR_LONG * 4]; /* fixed reply; "" = the transcript */
     char save_dir[XZ_STR_LONG];
     /* [vision] */
     uint32_t max_image_bytes;

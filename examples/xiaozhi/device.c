@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "framing.h"
 #include "save.h"
+#include "voice.h"
 
 wisp_ws_opts_t xz_ws_opts;
 
@@ -512,8 +513,11 @@ static xz_call_ctx_t call_ctx(xz_dev_t *d)
 
 static const xz_pipeline_t *pipe_of(void)
 {
-    return xz_app->cfg.pipeline_mode == XZ_PIPE_SCRIPTED
-               ? xz_pipeline_scripted() : xz_pipeline_echo();
+    switch (xz_app->cfg.pipeline_mode) {
+    case XZ_PIPE_SCRIPTED: return xz_pipeline_scripted();
+    case XZ_PIPE_VOICE: return xz_pipeline_voice();
+    default: return xz_pipeline_echo();
+    }
 }
 
 /* Split the reply into sentences at . ! ? and CJK 。！？ (the mark stays

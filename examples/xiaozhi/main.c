@@ -375,7 +375,8 @@ int main(int argc, char **argv)
                (unsigned)wisp_server_port(srv2));
     fflush(stdout);
     xz_log(WISP_LOG_INFO, "-", "-", "event=start pipeline=%s loops=%u "
-           "auth=%d ws_url=%s", c->pipeline_mode ? "scripted" : "echo",
+           "auth=%d ws_url=%s", c->pipeline_mode == XZ_PIPE_VOICE ? "voice"
+           : c->pipeline_mode ? "scripted" : "echo",
            app.nloops, c->auth_enabled,
            c->public_ws_url[0] ? c->public_ws_url : "(from Host)");
 
