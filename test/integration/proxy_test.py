@@ -20,6 +20,12 @@ GET = b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n"
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
+def stopped(srv):
+    # A clean exit: no sanitizer report, no crash at stop.
+    rc, err = srv.stop()
+    assert rc == 0, (rc, err[-2000:])
+
+
 def whoami(server, prefix, src=None, extra=b""):
     s = socket.create_connection(server.addr, timeout=30,
                                  source_address=(src, 0) if src else None)
@@ -88,7 +94,7 @@ def raw_tests():
         st, body = whoami(srv, b"PROXY TCP4 192.0.2.9 127.0.0.1 5 80\r\n")
         assert st == 200 and "192.0.2.9" in body, "others still served"
     finally:
-        srv.stop()
+        stopped(srv)
 
     # A source outside the trusted list is closed at accept (required)...
     srv = wt.Server(BIN, "--proxy-protocol", "required", "--proxy-trusted",
@@ -97,7 +103,7 @@ def raw_tests():
         assert refused(srv, b"PROXY TCP4 192.0.2.7 127.0.0.1 5 80\r\n" + GET)
         assert refused(srv, GET)
     finally:
-        srv.stop()
+        stopped(srv)
     # ...and in optional mode served as itself, unless it sends a header.
     srv = wt.Server(BIN, "--proxy-protocol", "optional", "--proxy-trusted",
                     "127.0.0.2")
@@ -112,7 +118,7 @@ def raw_tests():
         assert body.startswith("peer=127.0.0.2 "), body
         assert wt.hello_ok(srv)
     finally:
-        srv.stop()
+        stopped(srv)
 
 
 def xff_tests():
@@ -122,7 +128,7 @@ def xff_tests():
         st, body = whoami(srv, b"", extra=b"X-Forwarded-For: 203.0.113.1")
         assert body == "peer=127.0.0.1 client=127.0.0.1", body
     finally:
-        srv.stop()
+        stopped(srv)
     srv = wt.Server(BIN, "--trusted-proxies", "127.0.0.1, 10.0.0.0/8")
     try:
         cases = [
@@ -149,7 +155,7 @@ def xff_tests():
                           extra=b"X-Forwarded-For: 203.0.113.1")
         assert body == "peer=127.0.0.3 client=127.0.0.3", body
     finally:
-        srv.stop()
+        stopped(srv)
 
 
 def free_port():
@@ -228,7 +234,7 @@ backend b2
         h.terminate()
         h.wait()
         shutil.rmtree(d)
-        srv.stop()
+        stopped(srv)
     return True
 
 
