@@ -75,6 +75,8 @@ wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg)
     srv->cfg.host = srv->host;
     srv->cfg.unix_path = srv->unix_path;
     srv->cfg.access_log_path = srv->access_log_path;
+    srv->cfg.proxy_trusted = NULL;   /* parsed below, not kept */
+    srv->cfg.trusted_proxies = NULL;
     srv->cfg.server_name = srv->server_name;
     srv->http.router = wisp__router_create();
     srv->http.access_fd = -1;
@@ -102,6 +104,22 @@ wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg)
             errno = ENOMEM;
             return NULL;
         }
+    }
+    srv->proxy.mode = cfg->proxy_protocol;
+    srv->proxy.timeout_ms = cfg->proxy_timeout_ms ? cfg->proxy_timeout_ms
+                                                  : 5000;
+    int pr = wisp__cidrs_parse(cfg->proxy_trusted, &srv->proxy.trusted);
+    if (pr == 0)
+        pr = wisp__cidrs_parse(cfg->trusted_proxies,
+                               &srv->http.trusted_proxies);
+    if (pr == 0 && (cfg->proxy_protocol < WISP_PROXY_OFF ||
+                    cfg->proxy_protocol > WISP_PROXY_OPTIONAL ||
+                    (cfg->proxy_protocol && srv->proxy.trusted.n == 0)))
+        pr = -EINVAL;
+    if (pr < 0) {
+        wisp_server_destroy(srv);
+        errno = -pr;
+        return NULL;
     }
     srv->http.limits.max_request_line = cfg->max_request_line_bytes;
     srv->http.limits.max_head = cfg->max_header_bytes;
@@ -309,6 +327,8 @@ int wisp_server_listen(wisp_server_t *srv)
             r = wisp__listen_tcp(srv->host, srv->cfg.backlog, &fd, &port);
         void *hl = wisp_loop_get_data(w->loop, wisp__http_key);
         wisp__listener_init(&w->lsn_tcp, &w->net, fd, http, hl, 1, first);
+        if (srv->proxy.mode != WISP_PROXY_OFF)
+            w->lsn_tcp.proxy = &srv->proxy;
         fd = -1;
         if (r == 0 && i == 0 && srv->unix_path)
             r = wisp__listen_unix(srv->unix_path, srv->cfg.backlog, &fd);
@@ -668,6 +688,8 @@ void wisp_server_destroy(wisp_server_t *srv)
     }
     if (srv->http.access_fd >= 0)
         close(srv->http.access_fd);
+    wisp__cidrs_free(&srv->proxy.trusted);
+    wisp__cidrs_free(&srv->http.trusted_proxies);
     free(srv->host);
     free(srv->unix_path);
     free(srv->access_log_path);

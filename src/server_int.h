@@ -10,6 +10,7 @@
 #include "loop/loop_int.h"
 #include "net/conn.h"
 #include "net/listen.h"
+#include "net/proxy.h"
 #include "proc/proc_int.h"
 #include "wisp/server.h"
 
@@ -41,6 +42,7 @@ struct wisp_server {
     wisp__route *routes;
     wisp_pool_t *file_pool;       /* the static routes' own pool */
     wisp__http_conf http;         /* router, limits, timeouts, log */
+    wisp__proxy_conf proxy;       /* PROXY protocol on the TCP listener */
     int state;
     uint16_t port;
     unsigned nworkers;

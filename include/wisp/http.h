@@ -143,6 +143,16 @@ WISP_API int wisp_req_on_body(wisp_req_t *req, wisp_body_data_cb on_data,
  * client has gone), in a per-thread buffer valid until the next call on
  * the same thread. */
 WISP_API const char *wisp_req_peer(const wisp_req_t *req);
+/* The client's address as text: wisp_req_peer, unless the server has
+ * trusted_proxies (wisp_server_config_t) and the peer is one of them;
+ * then the right-most entry of the Forwarded (RFC 7239 for=) or, when
+ * there is no Forwarded field, X-Forwarded-For list that is not a
+ * trusted proxy (all fields of that name, in order, as one list; every
+ * entry trusted: the left-most). An entry that is no IP address
+ * ("unknown", an obfuscated "_name", garbage) reached in that walk
+ * gives "unknown"; no such field at all gives wisp_req_peer. Ports and
+ * IPv6 brackets are dropped. Same buffer rules as wisp_req_peer. */
+WISP_API const char *wisp_req_client_addr(const wisp_req_t *req);
 /* Nonzero when the connection will be kept open after this response. */
 WISP_API int wisp_req_keep_alive(const wisp_req_t *req);
 /* The loop that owns the request (the one running the handler). */

@@ -124,7 +124,36 @@ typedef struct wisp_server_config {
      * own (call wisp_server_stop from its handler). The loop is on
      * epoll whatever `backend` says. Default 0. */
     int embedded;
+
+    /* PROXY protocol (haproxy's, versions 1 and 2, both recognised) on
+     * the TCP listener, for a server behind a load balancer; the Unix
+     * listener never reads one. WISP_PROXY_OFF (default): not read, and
+     * a header is an ordinary (malformed) request. WISP_PROXY_REQUIRED:
+     * connections from sources outside `proxy_trusted` are closed at
+     * accept; the others must start with a header. WISP_PROXY_OPTIONAL:
+     * a trusted source may send a header; any other connection that
+     * starts with one is closed, without one it is served as itself.
+     * The address in the header becomes the connection's peer
+     * (wisp_req_peer, the access log, anything keyed on the peer); v1
+     * UNKNOWN and v2 LOCAL keep the real one. A malformed, truncated or
+     * over-long header (version 2 with its TLVs over 4096 bytes) or one
+     * not complete within `proxy_timeout_ms` closes the connection with
+     * no answer. */
+    int proxy_protocol;
+    /* Sources allowed to send a header: IPv4/IPv6 addresses and CIDR
+     * networks separated by commas or blanks ("10.0.0.0/8, ::1").
+     * Required (non-empty) when proxy_protocol is on; copied. */
+    const char *proxy_trusted;
+    uint32_t proxy_timeout_ms;        /* default 5000; 0: 5000 */
+
+    /* Proxies trusted to report the client in X-Forwarded-For and
+     * Forwarded (RFC 7239), same syntax as proxy_trusted. NULL (default):
+     * those headers are never believed. See wisp_req_client_addr. */
+    const char *trusted_proxies;
 } wisp_server_config_t;
+
+enum { WISP_PROXY_OFF = 0, WISP_PROXY_REQUIRED = 1,
+       WISP_PROXY_OPTIONAL = 2 };
 
 /* Fill `cfg` with the defaults documented above. */
 WISP_API void wisp_server_config_init(wisp_server_config_t *cfg);
@@ -132,7 +161,9 @@ WISP_API void wisp_server_config_init(wisp_server_config_t *cfg);
 /* Create a server. `cfg` is copied (strings too); NULL uses the defaults.
  * Returns NULL with errno EINVAL (max_headers 0, max_header_bytes under
  * 64 or over 16 MiB, max_request_line_bytes under 16, backlog negative,
- * write_high_water 0), ENOTSUP (an access log asked of a build without
+ * write_high_water 0, proxy_protocol unknown or on without a
+ * proxy_trusted list, a malformed proxy_trusted or trusted_proxies
+ * entry), ENOTSUP (an access log asked of a build without
  * one, see access_log_format) or ENOMEM. */
 WISP_API wisp_server_t *wisp_server_create(const wisp_server_config_t *cfg);
 

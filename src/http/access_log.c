@@ -34,7 +34,7 @@ void wisp__alog_request(wisp__exchange *ex)
     char line[4096];
     size_t n = 0, room = sizeof line - 64;
     wisp__date_refresh(w);
-    const char *peer = wisp_req_peer(&ex->req);
+    const char *peer = wisp_req_client_addr(&ex->req);
     const char *m = wisp_method_name((wisp_method_t)rh->method);
     n += (size_t)snprintf(line, room, "%s - - %s \"%s ", peer, w->log_time,
                           m ? m : "-");

@@ -5,6 +5,7 @@
 
 #include <time.h>
 
+#include "net/cidr.h"
 #include "http/chunked.h"
 #include "http/parse.h"
 #include "http/router.h"
@@ -45,6 +46,7 @@ typedef struct wisp__http_conf {
     /* http/middleware.c: NULL when no middleware, CORS or access log is
      * registered (the one test the plain path pays). */
     struct wisp__mw_set *mw;
+    wisp__cidrs trusted_proxies; /* X-Forwarded-For / Forwarded senders */
     wisp_error_cb on_error;      /* wisp_server_on_error; NULL: plain */
     void *on_error_arg;
 } wisp__http_conf;

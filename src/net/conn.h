@@ -178,6 +178,8 @@ typedef struct wisp__listener {
     uint8_t nodelay;             /* TCP_NODELAY on accepted sockets */
     uint32_t first_timeout_ms;   /* a new connection must speak by then */
     wisp_timer_t pause_timer;    /* out of descriptors: retry later */
+    /* PROXY protocol settings (net/proxy.h); NULL: off, nothing paid. */
+    const struct wisp__proxy_conf *proxy;
 } wisp__listener;
 
 /* Take over a listening socket (fd -1: none). */

@@ -13,6 +13,7 @@
 
 #include "net/conn.h"
 #include "net/listen.h"
+#include "net/proxy.h"
 #include "wisp/log.h"
 
 #define ACCEPT_BATCH 64
@@ -244,8 +245,11 @@ static int accept_some(wisp__listener *l, int max)
             memcpy(c->peer_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr,
                    16);
         }
-        wisp__conn_start(c, l->h, l->harg, l->proto_int,
-                         l->first_timeout_ms);
+        if (l->proxy)
+            wisp__proxy_start(c, l);
+        else
+            wisp__conn_start(c, l->h, l->harg, l->proto_int,
+                             l->first_timeout_ms);
     }
     return n;
 }

@@ -54,6 +54,18 @@ static void on_hello(wisp_req_t *req, wisp_res_t *res, void *arg)
     wisp_res_send(res, 200, "text/plain", "Hello, World!", 13);
 }
 
+/* The address the server sees and the client it believes in. */
+static void on_whoami(wisp_req_t *req, wisp_res_t *res, void *arg)
+{
+    (void)arg;
+    char buf[160];
+    char peer[64];
+    snprintf(peer, sizeof peer, "%s", wisp_req_peer(req));
+    int n = snprintf(buf, sizeof buf, "peer=%s client=%s", peer,
+                     wisp_req_client_addr(req));
+    wisp_res_send(res, 200, "text/plain", buf, (size_t)n);
+}
+
 static void on_echo(wisp_req_t *req, wisp_res_t *res, void *arg)
 {
     (void)arg;
@@ -342,6 +354,10 @@ static void usage(FILE *f)
         "  --pool-nice N            worker-pool threads' nice, 0..19 above\n"
         "                           the server's (default 10)\n"
         "  --metrics                /metrics (Prometheus) and /health\n"
+        "  --proxy-protocol MODE    required or optional (default off)\n"
+        "  --proxy-trusted LIST     sources allowed to send PROXY headers\n"
+        "  --proxy-timeout-ms N     PROXY header deadline (default 5000)\n"
+        "  --trusted-proxies LIST   X-Forwarded-For/Forwarded senders\n"
         "  --help                   this text\n");
 }
 
@@ -355,7 +371,8 @@ int main(int argc, char **argv)
     uint64_t max_body = 1024 * 1024;
     enum { O_HOST = 256, O_PORT, O_THREADS, O_UNIX, O_STATIC, O_MAXBODY,
            O_MAXCONNS, O_HT, O_BT, O_IT, O_WT, O_ST, O_HW, O_ALOG, O_MHB,
-           O_MLB, O_PT, O_PQ, O_PN, O_METRICS, O_SHARED, O_HELP };
+           O_MLB, O_PT, O_PQ, O_PN, O_METRICS, O_SHARED, O_PP, O_PPT, O_PPTO,
+           O_TP, O_HELP };
     static const struct option opts[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -378,6 +395,10 @@ int main(int argc, char **argv)
         {"pool-queue", required_argument, 0, O_PQ},
         {"pool-nice", required_argument, 0, O_PN},
         {"metrics", no_argument, 0, O_METRICS},
+        {"proxy-protocol", required_argument, 0, O_PP},
+        {"proxy-trusted", required_argument, 0, O_PPT},
+        {"proxy-timeout-ms", required_argument, 0, O_PPTO},
+        {"trusted-proxies", required_argument, 0, O_TP},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -422,6 +443,15 @@ int main(int argc, char **argv)
                 return 1;
             break;
 #endif
+        case O_PP:
+            cfg.proxy_protocol = strcmp(optarg, "required") == 0
+                                     ? WISP_PROXY_REQUIRED
+                                 : strcmp(optarg, "optional") == 0
+                                     ? WISP_PROXY_OPTIONAL : -1;
+            break;
+        case O_PPT: cfg.proxy_trusted = optarg; break;
+        case O_PPTO: cfg.proxy_timeout_ms = (uint32_t)v; break;
+        case O_TP: cfg.trusted_proxies = optarg; break;
         case O_HELP:
         case 'h':
             usage(stdout);
@@ -457,6 +487,8 @@ int main(int argc, char **argv)
     wisp_route_opts_t upload_opts = {.max_body_bytes = 1ull << 40,
                                      .stream_body = 1};
     wisp_server_route(srv, WISP_METHOD_GET, "/", on_hello, NULL, NULL);
+    wisp_server_route(srv, WISP_METHOD_GET, "/whoami", on_whoami, NULL,
+                      NULL);
     wisp_server_route(srv, WISP_METHOD_POST, "/echo", on_echo, NULL,
                       &echo_opts);
     wisp_server_route(srv, WISP_METHOD_GET, "/big", on_big, NULL, NULL);
